@@ -1,0 +1,3 @@
+"""edumon: monitoring for education metropolitan-area networks."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,5 @@
+"""`python -m edumon` runs the command line."""
+
+from edumon.cli import main
+
+main()

@@ -1,0 +1,130 @@
+"""The `edumon` command: run, demo, check-config."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+import tempfile
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import click
+
+from edumon import __version__
+from edumon.config import load_config
+from edumon.errors import EdumonError
+from edumon.runtime import Runtime
+
+log = logging.getLogger("edumon")
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level.upper()),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def _run_until_signal(main: Callable[[asyncio.Event], Awaitable[None]]) -> None:
+    async def wrapper() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await main(stop)
+
+    try:
+        asyncio.run(wrapper())
+    except EdumonError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+def _print_urls(runtime: Runtime, url: str) -> None:
+    config = runtime.config
+    click.echo(
+        f"edumon {__version__}: {config.district.name} — {len(config.schools)} schools, "
+        f"{len(config.switches)} switches, target profile {config.targets.profile}"
+    )
+    click.echo(f"  API       {url}/api/v1/summary")
+    click.echo(f"  schools   {url}/api/v1/schools")
+    click.echo(f"  events    {url}/api/v1/events")
+    click.echo(f"  metrics   {url}/metrics")
+    click.echo(f"  OpenAPI   {url}/docs")
+    click.echo("Press Ctrl+C to stop.", err=False)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="edumon")
+@click.option("--log-level", default="info", show_default=True,
+              type=click.Choice(["debug", "info", "warning", "error"]))
+def main(log_level: str) -> None:
+    """edumon: school network monitoring — links, targets, metrics and status API."""
+    _setup_logging(log_level)
+
+
+@main.command("check-config")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+def check_config(file: Path) -> None:
+    """Validate a configuration FILE without starting anything."""
+    try:
+        config = load_config(file)
+    except EdumonError as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(2)
+    rooms = sum(len(s.classrooms) for s in config.schools.values())
+    t = config.targets
+    click.echo(
+        f"{file}: OK — district {config.district.code} ({config.district.name}), "
+        f"{len(config.schools)} schools, {rooms} classrooms, {len(config.switches)} switches; "
+        f"targets {t.profile}: uplink {t.uplink_mbps or '-'} Mbit/s, "
+        f"classroom {t.classroom_mbps or '-'} Mbit/s"
+    )
+
+
+@main.command("run")
+@click.option("-c", "--config", "config_file", required=True,
+              type=click.Path(dir_okay=False, path_type=Path), help="The TOML configuration.")
+def run_cmd(config_file: Path) -> None:
+    """Poll the configured switches and serve the API and /metrics."""
+    from edumon import app
+
+    try:
+        config = load_config(config_file)
+    except EdumonError as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(2)
+
+    async def main_(stop: asyncio.Event) -> None:
+        await app.run(config, stop=stop, on_ready=_print_urls)
+
+    _run_until_signal(main_)
+
+
+@main.command("demo")
+@click.option("--listen", default="127.0.0.1:9310", show_default=True,
+              help="API address; a free port is taken if this one is busy.")
+@click.option("--interval", default=5.0, show_default=True, type=float,
+              help="Seconds between polls of each simulated switch.")
+@click.option("--db", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="SQLite file for the demo (default: a new temporary directory).")
+def demo_cmd(listen: str, interval: float, db: Path | None) -> None:
+    """Simulate a district (real SNMP agents on loopback) and monitor it."""
+    from edumon import app
+    from edumon.demo.district import SimulatedDistrict
+
+    if db is None:
+        db = Path(tempfile.mkdtemp(prefix="edumon-demo-")) / "edumon.db"
+    sock = app.bind_listener(listen, fallback_to_free_port=True)
+
+    async def main_(stop: asyncio.Event) -> None:
+        async with SimulatedDistrict(
+            storage_url=f"sqlite:///{db}", listen=listen, interval_seconds=interval
+        ) as district:
+            click.echo(f"Simulated district: {len(district.config.switches)} SNMP agents on "
+                       f"127.0.0.1, database {db}")
+            await app.run(district.config, stop=stop, sock=sock, on_ready=_print_urls)
+
+    _run_until_signal(main_)

@@ -1,0 +1,216 @@
+"""The collector: one bounded queue from the sources into state, events and batched store writes."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from edumon.domain.models import DeviceSample, Event, InterfaceSample, Observation
+from edumon.domain.state import NetworkState
+from edumon.errors import StoreError
+from edumon.store import StoreProtocol
+
+log = logging.getLogger(__name__)
+
+# Observations waiting for the collector. A poll cycle of a county is a few hundred; a
+# city's collector has one per switch per minute — the bound is for a database that
+# is down, not for normal load.
+DEFAULT_QUEUE_SIZE = 10_000
+# Rows kept in memory while the database is unreachable, before the oldest samples go
+# (events are never dropped to make room: they are the record of what happened).
+DEFAULT_MAX_PENDING_ROWS = 2_000_000
+_RETRY_MIN_SECONDS = 1.0
+_RETRY_MAX_SECONDS = 30.0
+
+
+@dataclass(slots=True)
+class CollectorStats:
+    """The collector's own health, read by the metrics exporter at scrape time."""
+
+    observations_total: int = 0
+    dropped_total: dict[str, int] = field(default_factory=lambda: collections.Counter())
+    events_total: dict[str, int] = field(default_factory=lambda: collections.Counter())
+    rows_written_total: int = 0
+    write_failures_total: int = 0
+    write_seconds_sum: float = 0.0
+    write_seconds_count: int = 0
+    last_write_ok_at: float | None = None
+    pending_rows: int = 0
+    pruned_rows_total: int = 0
+
+
+class _Pending:
+    """Rows accepted but not yet stored: kept across database failures."""
+
+    def __init__(self) -> None:
+        self.interface_samples: list[InterfaceSample] = []
+        self.device_samples: list[DeviceSample] = []
+        self.events: list[Event] = []
+
+    def __len__(self) -> int:
+        return len(self.interface_samples) + len(self.device_samples) + len(self.events)
+
+    def take(self) -> tuple[list[InterfaceSample], list[DeviceSample], list[Event]]:
+        out = (self.interface_samples, self.device_samples, self.events)
+        self.interface_samples, self.device_samples, self.events = [], [], []
+        return out
+
+    def put_back(
+        self, ifs: list[InterfaceSample], devs: list[DeviceSample], events: list[Event]
+    ) -> None:
+        self.interface_samples[:0] = ifs
+        self.device_samples[:0] = devs
+        self.events[:0] = events
+
+
+class Collector:
+    """Consumes observations, updates the state, and writes samples and events in batches.
+
+    Sources call :meth:`submit`; :meth:`run` is the one consumer. A database that is down
+    makes rows wait in memory (up to ``max_pending_rows``) and be retried with backoff;
+    nothing accepted is dropped silently: every drop is logged and counted by reason.
+    """
+
+    def __init__(
+        self,
+        state: NetworkState,
+        store: StoreProtocol,
+        *,
+        batch_size: int = 500,
+        flush_seconds: float = 2.0,
+        retention_seconds: float = 30 * 86400,
+        queue_size: int = DEFAULT_QUEUE_SIZE,
+        max_pending_rows: int = DEFAULT_MAX_PENDING_ROWS,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.state = state
+        self.store = store
+        self.stats = CollectorStats()
+        self._queue: asyncio.Queue[Observation] = asyncio.Queue(queue_size)
+        self._pending = _Pending()
+        self._batch_size = batch_size
+        self._flush_seconds = flush_seconds
+        self._retention_seconds = retention_seconds
+        self._max_pending = max_pending_rows
+        self._clock = clock
+
+    @property
+    def queue_depth(self) -> int:
+        return self._queue.qsize()
+
+    @property
+    def queue_capacity(self) -> int:
+        return self._queue.maxsize
+
+    async def submit(self, obs: Observation) -> None:
+        """Hand an observation to the collector without blocking the source.
+
+        When the queue is full the observation is dropped, logged and counted: a poll
+        result is superseded by the next cycle, and blocking would stall every poller.
+        """
+        try:
+            self._queue.put_nowait(obs)
+        except asyncio.QueueFull:
+            self.stats.dropped_total["queue_full"] += 1
+            log.warning(
+                "collector queue full (%d); dropped a poll of %s",
+                self._queue.maxsize,
+                obs.device_id,
+            )
+
+    def _accept(self, obs: Observation) -> None:
+        applied = self.state.apply(obs)
+        self.stats.observations_total += 1
+        self._pending.interface_samples.extend(applied.interface_samples)
+        self._pending.device_samples.append(applied.device_sample)
+        self._pending.events.extend(applied.events)
+        for event in applied.events:
+            self.stats.events_total[event.kind.value] += 1
+            log.info("event %s: %s", event.kind.value, event.message)
+        self._shed()
+
+    def _shed(self) -> None:
+        over = len(self._pending) - self._max_pending
+        if over <= 0:
+            return
+        for rows, reason in (
+            (self._pending.interface_samples, "pending_interface_samples"),
+            (self._pending.device_samples, "pending_device_samples"),
+        ):
+            cut = min(over, len(rows))
+            if cut:
+                del rows[:cut]
+                over -= cut
+                self.stats.dropped_total[reason] += cut
+                log.error(
+                    "database unavailable for too long: dropped the %d oldest %s",
+                    cut,
+                    reason.removeprefix("pending_").replace("_", " "),
+                )
+
+    async def flush(self) -> bool:
+        """Write everything pending in one transaction; False (rows kept) if the store fails."""
+        self.stats.pending_rows = len(self._pending)
+        if not len(self._pending):
+            return True
+        ifs, devs, events = self._pending.take()
+        started = time.perf_counter()
+        try:
+            await self.store.write(ifs, devs, events)
+        except StoreError as exc:
+            self._pending.put_back(ifs, devs, events)
+            self.stats.write_failures_total += 1
+            self.stats.pending_rows = len(self._pending)
+            log.warning("store write failed, %d rows kept for retry: %s", len(self._pending), exc)
+            return False
+        elapsed = time.perf_counter() - started
+        self.stats.write_seconds_sum += elapsed
+        self.stats.write_seconds_count += 1
+        self.stats.rows_written_total += len(ifs) + len(devs) + len(events)
+        self.stats.last_write_ok_at = self._clock()
+        self.stats.pending_rows = len(self._pending)
+        return True
+
+    async def run(self) -> None:
+        """Consume the queue forever: apply each observation, flush in batches, retry on failure."""
+        retry = _RETRY_MIN_SECONDS
+        deadline = time.monotonic() + self._flush_seconds
+        retry_at = 0.0  # after a failed write, no new attempt before this time
+        while True:
+            timeout = max(0.0, deadline - time.monotonic())
+            try:
+                async with asyncio.timeout(timeout):
+                    obs = await self._queue.get()
+                self._accept(obs)
+                while not self._queue.empty() and len(self._pending) < self._batch_size:
+                    self._accept(self._queue.get_nowait())
+            except TimeoutError:
+                pass
+            now = time.monotonic()
+            due = len(self._pending) >= self._batch_size or now >= deadline
+            if due and now >= retry_at:
+                ok = await self.flush()
+                retry = _RETRY_MIN_SECONDS if ok else min(retry * 2, _RETRY_MAX_SECONDS)
+                retry_at = 0.0 if ok else time.monotonic() + retry
+                deadline = time.monotonic() + (self._flush_seconds if ok else retry)
+
+    async def drain(self) -> None:
+        """Apply what is queued and write it out (on shutdown)."""
+        while not self._queue.empty():
+            self._accept(self._queue.get_nowait())
+        await self.flush()
+
+    async def prune_forever(self, every_seconds: float = 3600.0) -> None:
+        """Delete samples older than the retention period, hourly."""
+        while True:
+            try:
+                removed = await self.store.prune(self._clock(), self._retention_seconds)
+            except StoreError as exc:
+                log.warning("pruning old samples failed, will retry: %s", exc)
+            else:
+                self.stats.pruned_rows_total += removed
+            await asyncio.sleep(every_seconds)

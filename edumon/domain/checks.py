@@ -1,0 +1,234 @@
+"""Target compliance checks: is each school's uplink and each classroom's link at target speed."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from edumon.domain.inventory import ClassroomRef, SchoolRef
+from edumon.domain.models import OperStatus
+from edumon.domain.state import NetworkState
+from edumon.domain.targets import Targets
+
+
+class Verdict(enum.StrEnum):
+    PASS = "pass"
+    FAIL = "fail"
+    UNKNOWN = "unknown"
+
+
+class CheckName(enum.StrEnum):
+    UPLINK_UP = "uplink_up"
+    UPLINK_SPEED = "uplink_speed"
+    CLASSROOM_SPEED = "classroom_speed"
+
+
+@dataclass(frozen=True, slots=True)
+class CheckResult:
+    """One check's outcome, with a reason a school network administrator can act on."""
+
+    check: CheckName
+    school: str
+    verdict: Verdict
+    reason: str
+    classroom: str | None = None
+    device_id: str | None = None
+    interface: str | None = None
+    speed_mbps: float | None = None
+    target_mbps: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SchoolCompliance:
+    """All checks for one school and their overall verdict (fail beats unknown beats pass)."""
+
+    school: str
+    verdict: Verdict
+    uplink: tuple[CheckResult, ...]
+    classrooms: tuple[CheckResult, ...]
+
+    @property
+    def results(self) -> tuple[CheckResult, ...]:
+        return self.uplink + self.classrooms
+
+
+@dataclass(frozen=True, slots=True)
+class _Subject:
+    """What a check is about; every result for it carries these fields."""
+
+    school: str
+    device_id: str | None
+    interface: str | None
+    target_mbps: float | None
+    classroom: str | None = None
+
+    def result(
+        self, check: CheckName, verdict: Verdict, reason: str, speed: float | None = None
+    ) -> CheckResult:
+        return CheckResult(
+            check,
+            self.school,
+            verdict,
+            reason,
+            self.classroom,
+            self.device_id,
+            self.interface,
+            speed,
+            self.target_mbps,
+        )
+
+
+def _overall(results: tuple[CheckResult, ...]) -> Verdict:
+    verdicts = {r.verdict for r in results}
+    if Verdict.FAIL in verdicts:
+        return Verdict.FAIL
+    if Verdict.UNKNOWN in verdicts or not verdicts:
+        return Verdict.UNKNOWN
+    return Verdict.PASS
+
+
+def _port_unknown(state: NetworkState, device_id: str, port: str) -> str | None:
+    """Why a port's status cannot be judged now, or None when it can."""
+    dev = state.devices.get(device_id)
+    if dev is None or dev.reachable is None:
+        return f"switch {device_id} has not been polled yet"
+    if dev.reachable is False:
+        return f"switch {device_id} is unreachable ({dev.last_error or 'no reply'})"
+    iface = dev.interfaces.get(port)
+    if iface is None:
+        return (
+            f"port {port} was not found on switch {device_id}; "
+            "check the port name (ifName) in the configuration"
+        )
+    return None
+
+
+def check_uplink(
+    state: NetworkState, school: SchoolRef, targets: Targets
+) -> tuple[CheckResult, ...]:
+    """Uplink up, and at or above the target speed."""
+    sw, port = school.uplink_switch, school.uplink_port
+    base = _Subject(school.code, sw, port, targets.uplink_mbps)
+    why = _port_unknown(state, sw, port)
+    if why is not None:
+        return (
+            base.result(CheckName.UPLINK_UP, Verdict.UNKNOWN, why),
+            base.result(CheckName.UPLINK_SPEED, Verdict.UNKNOWN, why),
+        )
+    iface = state.devices[sw].interfaces[port]
+    if iface.oper_status is not OperStatus.UP:
+        status = iface.oper_status.name.lower()
+        down = f"uplink {port} on {sw} is {status}: the school is cut off from the district network"
+        return (
+            base.result(CheckName.UPLINK_UP, Verdict.FAIL, down),
+            base.result(
+                CheckName.UPLINK_SPEED,
+                Verdict.UNKNOWN,
+                f"uplink is {status}, so its speed cannot be measured",
+            ),
+        )
+    up = base.result(CheckName.UPLINK_UP, Verdict.PASS, f"uplink {port} on {sw} is up")
+    return (
+        up,
+        _speed_check(
+            CheckName.UPLINK_SPEED, "uplink", iface.speed_mbps, targets.uplink_mbps, None, base
+        ),
+    )
+
+
+def _speed_check(
+    name: CheckName,
+    what: str,
+    speed: float | None,
+    target: float | None,
+    note: str | None,
+    base: _Subject,
+) -> CheckResult:
+    if speed is None:
+        return base.result(name, Verdict.UNKNOWN, f"the switch reports no speed for this {what}")
+    suffix = f" ({note})" if note else ""
+    if target is None:
+        return base.result(
+            name,
+            Verdict.PASS,
+            f"{what} at {speed:g} Mbit/s; the profile sets no target{suffix}",
+            speed,
+        )
+    if speed < target:
+        return base.result(
+            name,
+            Verdict.FAIL,
+            (
+                f"{what} runs at {speed:g} Mbit/s, below the {target:g} Mbit/s target{suffix}; "
+                "check the cable, the port's speed/duplex setting and the device's NIC"
+            ),
+            speed,
+        )
+    return base.result(
+        name,
+        Verdict.PASS,
+        f"{what} at {speed:g} Mbit/s meets the {target:g} Mbit/s target{suffix}",
+        speed,
+    )
+
+
+def check_classroom(
+    state: NetworkState,
+    school: SchoolRef,
+    room: ClassroomRef,
+    targets: Targets,
+    uplink_ok: bool,
+) -> CheckResult:
+    """A classroom's access port at or above the classroom target.
+
+    A port that is down now (terminal switched off) is judged by the speed it had when it
+    was last up; a classroom behind a school uplink that is down is unknown, not failing.
+    """
+    base = _Subject(school.code, room.switch, room.port, targets.classroom_mbps, room.id)
+    name = CheckName.CLASSROOM_SPEED
+    if room.switch is None or room.port is None:
+        return base.result(name, Verdict.UNKNOWN, "no switch port is mapped to this classroom")
+    why = _port_unknown(state, room.switch, room.port)
+    if why is None and not uplink_ok and room.switch != school.uplink_switch:
+        why = "the school's uplink is down, so the classroom's link cannot be judged"
+    if why is not None:
+        return base.result(name, Verdict.UNKNOWN, why)
+    iface = state.devices[room.switch].interfaces[room.port]
+    if iface.oper_status is OperStatus.UP:
+        return _speed_check(
+            name, "classroom link", iface.speed_mbps, targets.classroom_mbps, None, base
+        )
+    if iface.last_speed_mbps is None:
+        return base.result(
+            name,
+            Verdict.UNKNOWN,
+            (
+                f"port {room.port} is {iface.oper_status.name.lower()} and has "
+                "not been seen up yet (terminal switched off?)"
+            ),
+        )
+    return _speed_check(
+        name,
+        "classroom link",
+        iface.last_speed_mbps,
+        targets.classroom_mbps,
+        "port is down now; speed as last seen up",
+        base,
+    )
+
+
+def check_school(state: NetworkState, school: SchoolRef, targets: Targets) -> SchoolCompliance:
+    """Every check for one school."""
+    uplink = check_uplink(state, school, targets)
+    uplink_ok = uplink[0].verdict is Verdict.PASS
+    rooms = tuple(
+        check_classroom(state, school, room, targets, uplink_ok) for room in school.classrooms
+    )
+    if targets.classroom_mbps is None:
+        rooms = ()
+    return SchoolCompliance(school.code, _overall(uplink + rooms), uplink, rooms)
+
+
+def check_district(state: NetworkState, targets: Targets) -> dict[str, SchoolCompliance]:
+    """Every school's compliance, by school code."""
+    return {code: check_school(state, s, targets) for code, s in state.inventory.schools.items()}

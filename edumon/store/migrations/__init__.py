@@ -1,0 +1,1 @@
+"""Alembic migrations for the edumon database, run by ``open_store`` at start-up."""

@@ -1,0 +1,233 @@
+"""The database schema as SQLAlchemy Core tables (the migrations in ``migrations/`` create it)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Dialect,
+    Double,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    SmallInteger,
+    String,
+    Table,
+    Text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.types import TypeDecorator
+
+# Constraint names are fixed by convention so that later migrations can refer to them on
+# both backends (SQLite otherwise leaves them unnamed).
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+_UINT64_MAX = 2**64 - 1
+_INT64_RANGE = 2**63
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """A timezone-aware UTC timestamp on every backend.
+
+    PostgreSQL stores ``TIMESTAMP WITH TIME ZONE``; SQLite has no such type, so the value is
+    stored as naive UTC text (fixed-width, so text order is time order) and given its UTC zone
+    back when read.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC timestamp column")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+class Unsigned64(TypeDecorator[int]):
+    """An unsigned 64-bit counter (Counter64) in a signed BIGINT column.
+
+    Values at or above 2**63 are stored in two's complement, so every Counter64 fits exactly
+    without the size and speed cost of NUMERIC. Never compare these columns in SQL.
+    """
+
+    impl = BigInteger
+    cache_ok = True
+
+    def process_bind_param(self, value: int | None, dialect: Dialect) -> int | None:
+        if value is None:
+            return None
+        value = int(value)
+        if not 0 <= value <= _UINT64_MAX:
+            raise ValueError(f"counter value {value} is outside 0..2**64-1")
+        return value - 2**64 if value >= _INT64_RANGE else value
+
+    def process_result_value(self, value: int | None, dialect: Dialect) -> int | None:
+        if value is None:
+            return None
+        return value + 2**64 if value < 0 else value
+
+
+def _json() -> Any:
+    # JSONB on PostgreSQL: smaller, indexable, and what operators expect to query.
+    return JSON().with_variant(JSONB(), "postgresql")
+
+
+def _serial() -> Any:
+    # SQLite only auto-increments an INTEGER PRIMARY KEY (the rowid alias), not a BIGINT.
+    return BigInteger().with_variant(Integer(), "sqlite")
+
+
+metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+# --- inventory, synced from the configuration -------------------------------------------------
+
+districts = Table(
+    "districts",
+    metadata,
+    Column("code", Text, primary_key=True),
+    Column("name", Text, nullable=False),
+)
+
+schools = Table(
+    "schools",
+    metadata,
+    Column("code", Text, primary_key=True),
+    Column(
+        "district",
+        Text,
+        ForeignKey("districts.code", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    Column("name", Text, nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("uplink_switch", Text, nullable=False),
+    Column("uplink_port", Text, nullable=False),
+)
+
+classrooms = Table(
+    "classrooms",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column(
+        "school",
+        Text,
+        ForeignKey("schools.code", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    Column("name", Text, nullable=False),
+    Column("switch", Text, nullable=True),
+    Column("port", Text, nullable=True),
+)
+
+# Switches: where they are and how to reach them, never their SNMP credentials.
+devices = Table(
+    "devices",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column(
+        "district",
+        Text,
+        ForeignKey("districts.code", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    Column(
+        "school",
+        Text,
+        ForeignKey("schools.code", ondelete="SET NULL"),
+        nullable=True,
+        index=True,
+    ),
+    Column("host", Text, nullable=False),
+    Column("port", Integer, nullable=False),
+)
+
+# Interfaces as first seen in samples. No foreign key to devices: samples may arrive from
+# agents for switches this collector's configuration does not list.
+interfaces = Table(
+    "interfaces",
+    metadata,
+    Column("device_id", Text, nullable=False),
+    Column("name", Text, nullable=False),
+    Column("first_seen", UtcDateTime, nullable=False),
+    PrimaryKeyConstraint("device_id", "name"),
+)
+
+# --- samples at poll resolution, pruned after the retention period ----------------------------
+
+# The primary key doubles as the history index and makes a replayed batch idempotent
+# (inserts use ON CONFLICT DO NOTHING), so a retry after an ambiguous commit adds nothing.
+interface_samples = Table(
+    "interface_samples",
+    metadata,
+    Column("device_id", Text, nullable=False),
+    Column("interface", Text, nullable=False),
+    Column("at", UtcDateTime, nullable=False),
+    Column("oper_status", SmallInteger, nullable=False),
+    Column("speed_mbps", Double, nullable=True),
+    Column("in_bps", Double, nullable=True),
+    Column("out_bps", Double, nullable=True),
+    Column("in_octets", Unsigned64, nullable=True),
+    Column("out_octets", Unsigned64, nullable=True),
+    PrimaryKeyConstraint("device_id", "interface", "at"),
+    Index("ix_interface_samples_at", "at"),
+)
+
+device_samples = Table(
+    "device_samples",
+    metadata,
+    Column("device_id", Text, nullable=False),
+    Column("at", UtcDateTime, nullable=False),
+    Column("reachable", Boolean, nullable=False),
+    Column("uptime_seconds", Double, nullable=True),
+    Column("poll_seconds", Double, nullable=False),
+    PrimaryKeyConstraint("device_id", "at"),
+    Index("ix_device_samples_at", "at"),
+)
+
+# --- events, kept long ------------------------------------------------------------------------
+
+events = Table(
+    "events",
+    metadata,
+    Column("id", _serial(), primary_key=True, autoincrement=True),
+    Column("at", UtcDateTime, nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("device_id", Text, nullable=False),
+    Column("school", Text, nullable=True),
+    Column("interface", Text, nullable=True),
+    Column("classroom", Text, nullable=True),
+    Column("message", Text, nullable=False),
+    Column("details", _json(), nullable=False),
+    # One index per filter the API offers, each ending in time for "newest first".
+    Index("ix_events_at", "at"),
+    Index("ix_events_school_at", "school", "at"),
+    Index("ix_events_kind_at", "kind", "at"),
+    Index("ix_events_device_id_at", "device_id", "at"),
+)

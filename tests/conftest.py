@@ -1,0 +1,4 @@
+"""Shared fixtures: each real service the tests use has its own module under tests/fixtures."""
+
+# Each fixture module registers here (one line each).
+pytest_plugins: list[str] = []

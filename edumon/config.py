@@ -239,9 +239,8 @@ def _loc(parts: tuple[int | str, ...]) -> str:
 def _line_of(text: str, key: str) -> int | None:
     pattern = re.compile(rf"^\s*(\"{re.escape(key)}\"|{re.escape(key)})\s*=", re.MULTILINE)
     match = pattern.search(text)
-    if match is None:
-        pattern = re.compile(rf"^\s*\[+\s*[^\]]*\b{re.escape(key)}\s*\]+", re.MULTILINE)
-        match = pattern.search(text)
+    if match is None:  # an inline table: { key = ... }
+        match = re.search(rf"[{{,]\s*{re.escape(key)}\s*=", text)
     return None if match is None else text.count("\n", 0, match.start()) + 1
 
 
@@ -339,6 +338,13 @@ def _resolve(parsed: ConfigFile, where: str) -> Config:
     problems: list[str] = []
     switches: dict[str, Switch] = {}
     school_codes = {s.code for s in parsed.schools}
+    # A switch without `school = ...` belongs to the school whose ports it serves.
+    used_by: dict[str, str] = {}
+    for school in parsed.schools:
+        used_by.setdefault(school.uplink.switch, school.code)
+        for room in school.classrooms:
+            if room.switch is not None:
+                used_by.setdefault(room.switch, school.code)
     for i, sw in enumerate(parsed.switches):
         key = f"switches[{i}]"
         if sw.id in switches:
@@ -357,7 +363,7 @@ def _resolve(parsed: ConfigFile, where: str) -> Config:
         assert creds is not None
         switches[sw.id] = Switch(
             sw.id,
-            sw.school,
+            sw.school or used_by.get(sw.id),
             sw.host,
             sw.port,
             creds,

@@ -338,13 +338,15 @@ def _resolve(parsed: ConfigFile, where: str) -> Config:
     problems: list[str] = []
     switches: dict[str, Switch] = {}
     school_codes = {s.code for s in parsed.schools}
-    # A switch without `school = ...` belongs to the school whose ports it serves.
-    used_by: dict[str, str] = {}
+    # A switch without `school = ...` belongs to the school whose ports it serves; one that
+    # serves several schools (a district core switch) belongs to none.
+    serves: dict[str, set[str]] = {}
     for school in parsed.schools:
-        used_by.setdefault(school.uplink.switch, school.code)
+        serves.setdefault(school.uplink.switch, set()).add(school.code)
         for room in school.classrooms:
             if room.switch is not None:
-                used_by.setdefault(room.switch, school.code)
+                serves.setdefault(room.switch, set()).add(school.code)
+    used_by = {sw: next(iter(codes)) for sw, codes in serves.items() if len(codes) == 1}
     for i, sw in enumerate(parsed.switches):
         key = f"switches[{i}]"
         if sw.id in switches:

@@ -1,0 +1,575 @@
+"""Prometheus /metrics: every series rendered from the runtime's state at scrape time.
+
+Naming follows Prometheus conventions: prefix ``edumon_``, base units (bytes, seconds),
+``_total`` counters and ``_info`` series that carry display names for ``group_left`` joins.
+Labels are ids: ``school`` (code), ``classroom`` (id), ``device`` (switch id) and
+``interface`` (ifName).
+
+Ports of a switch that cannot be reached (or has not answered yet) are unknown, not down:
+their ``edumon_interface_up``/``_oper_status``/speed/counter series are omitted for as long
+as the switch is unreachable, while ``edumon_interface_info`` stays, so that an alert on
+``edumon_interface_up == 0`` never fires forty times for one dead switch (the switch's own
+``edumon_device_up == 0`` does, once).
+
+Compliance is a one-hot state set, ``edumon_check_status{school,check,classroom,verdict}``
+with exactly one of pass/fail/unknown at 1 per check, so that both "uplink below target"
+(``edumon_check_status{check="uplink_speed",verdict="fail"} == 1``) and "how many checks we
+cannot judge" are plain selectors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry
+from prometheus_client.metrics_core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    InfoMetricFamily,
+    Metric,
+    SummaryMetricFamily,
+)
+
+from edumon.domain.checks import CheckName, SchoolCompliance, Verdict, check_district
+from edumon.domain.models import EventKind, OperStatus
+from edumon.domain.state import DeviceState, InterfaceState
+from edumon.runtime import Runtime
+from edumon.sources.snmp.poller import SnmpPoller
+
+BYTES_PER_MBIT = 1_000_000 / 8
+"""Link speeds are configured and reported in Mbit/s; Prometheus wants bytes per second."""
+
+# Reasons the collector drops data for; rendered at 0 from the start so that
+# increase(...) sees the first drop (a series that appears at 1 has no increase).
+_DROP_REASONS = ("queue_full", "pending_interface_samples", "pending_device_samples")
+_POLL_RESULTS = ("ok", "failed")
+_VERDICTS = tuple(Verdict)
+
+
+def create_registry(runtime: Runtime) -> CollectorRegistry:
+    """A fresh registry holding edumon's collector, for one app (or one test).
+
+    The process-wide default registry is not used, and no process/platform collectors
+    are added: everything on /metrics is rendered from ``runtime`` at scrape time.
+
+    Args:
+        runtime: the daemon's live parts; read, never changed.
+
+    Returns:
+        A registry to hand to ``prometheus_client.generate_latest``.
+    """
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(EdumonCollector(runtime))
+    return registry
+
+
+def mbps_to_bytes(mbps: float) -> float:
+    """Mbit/s (as switches and targets state them) to bytes per second."""
+    return mbps * BYTES_PER_MBIT
+
+
+@dataclass(slots=True)
+class _Family:
+    """A gauge, counter or info family being filled, with its label names fixed up front."""
+
+    metric: GaugeMetricFamily | CounterMetricFamily | InfoMetricFamily
+    labels: tuple[str, ...]
+
+    def add(self, value: float, **labels: str) -> None:
+        values = [labels[name] for name in self.labels]
+        if isinstance(self.metric, InfoMetricFamily):
+            self.metric.add_metric(values, {})  # an info series' value is always 1
+        else:
+            self.metric.add_metric(values, value)
+
+
+def _gauge(name: str, doc: str, *labels: str) -> _Family:
+    return _Family(GaugeMetricFamily(name, doc, labels=labels), labels)
+
+
+def _info(name: str, doc: str, *labels: str) -> _Family:
+    # InfoMetricFamily appends _info itself (and is a gauge of 1 in the 0.0.4 text format).
+    return _Family(InfoMetricFamily(name, doc, labels=labels), labels)
+
+
+def _counter(name: str, doc: str, *labels: str) -> _Family:
+    # CounterMetricFamily appends _total itself; the name here is without it.
+    return _Family(CounterMetricFamily(name, doc, labels=labels), labels)
+
+
+class EdumonCollector:
+    """A prometheus_client collector that renders the runtime's state at each scrape."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self._runtime = runtime
+
+    def collect(self) -> Iterable[Metric]:
+        families: list[_Family | Metric] = []
+        families.extend(self._targets())
+        families.extend(self._devices())
+        families.extend(self._interfaces())
+        families.extend(self._compliance())
+        families.extend(self._collector())
+        families.extend(self._snmp())
+        for family in families:
+            yield family.metric if isinstance(family, _Family) else family
+
+    # -- inventory and targets -------------------------------------------------------------
+
+    def _targets(self) -> Iterator[_Family]:
+        config = self._runtime.config
+        targets = config.targets
+        target = _gauge(
+            "edumon_target_speed_bytes",
+            "Minimum link speed the target profile in force requires, in bytes per second.",
+            "link",
+            "profile",
+        )
+        for link, mbps in (("uplink", targets.uplink_mbps), ("classroom", targets.classroom_mbps)):
+            if mbps is not None:
+                target.add(mbps_to_bytes(mbps), link=link, profile=targets.profile)
+        yield target
+
+        district = _info(
+            "edumon_district",
+            "The district this collector serves.",
+            "district",
+            "district_name",
+        )
+        district.add(1, district=config.district.code, district_name=config.district.name)
+        yield district
+
+        school_info = _info(
+            "edumon_school",
+            "Display names of each school and its uplink port.",
+            "school",
+            "school_name",
+            "kind",
+            "device",
+            "interface",
+        )
+        classroom_info = _info(
+            "edumon_classroom",
+            "Display names of each classroom and its switch port.",
+            "school",
+            "classroom",
+            "classroom_name",
+            "device",
+            "interface",
+        )
+        for school in self._runtime.state.inventory.schools.values():
+            school_info.add(
+                1,
+                school=school.code,
+                school_name=school.name,
+                kind=school.kind,
+                device=school.uplink_switch,
+                interface=school.uplink_port,
+            )
+            for room in school.classrooms:
+                classroom_info.add(
+                    1,
+                    school=school.code,
+                    classroom=room.id,
+                    classroom_name=room.name,
+                    device=room.switch or "",
+                    interface=room.port or "",
+                )
+        yield school_info
+        yield classroom_info
+
+        if self._runtime.started_at > 0:
+            started = _gauge(
+                "edumon_start_time_seconds", "When this edumon process started, Unix seconds."
+            )
+            started.add(self._runtime.started_at)
+            yield started
+
+    # -- switches --------------------------------------------------------------------------
+
+    def _devices(self) -> Iterator[_Family]:
+        labels = ("device", "school")
+        up = _gauge(
+            "edumon_device_up",
+            "Whether the switch answered its last SNMP poll (1) or not (0); "
+            "absent until the first poll has finished.",
+            *labels,
+        )
+        uptime = _gauge(
+            "edumon_device_uptime_seconds",
+            "Switch uptime (sysUpTime) at its last successful poll; absent while unreachable.",
+            *labels,
+        )
+        reboots = _counter(
+            "edumon_device_reboots",
+            "Reboots detected from sysUpTime going back (wraps at 2^32 ticks excluded).",
+            *labels,
+        )
+        last_poll = _gauge(
+            "edumon_device_last_poll_timestamp_seconds",
+            "When the switch was last polled (successfully or not), Unix seconds.",
+            *labels,
+        )
+        last_ok = _gauge(
+            "edumon_device_last_success_timestamp_seconds",
+            "When the switch last answered a poll, Unix seconds.",
+            *labels,
+        )
+        info = _info(
+            "edumon_device",
+            "Display names of each switch as it reports them.",
+            *labels,
+            "host",
+            "sys_name",
+            "sys_descr",
+        )
+        switches = self._runtime.config.switches
+        for dev in self._runtime.state.devices.values():
+            ids = {"device": dev.device_id, "school": dev.school or ""}
+            sw = switches.get(dev.device_id)
+            # Only the host is rendered from the switch's configuration: its SNMP
+            # credentials never leave the config object.
+            info.add(
+                1,
+                **ids,
+                host=sw.host if sw is not None else "",
+                sys_name=dev.sys_name,
+                sys_descr=dev.sys_descr,
+            )
+            reboots.add(dev.reboots, **ids)
+            if dev.reachable is not None:
+                up.add(1 if dev.reachable else 0, **ids)
+            if dev.reachable and dev.uptime_seconds is not None:
+                uptime.add(dev.uptime_seconds, **ids)
+            if dev.last_poll_at is not None:
+                last_poll.add(dev.last_poll_at, **ids)
+            if dev.last_ok_at is not None:
+                last_ok.add(dev.last_ok_at, **ids)
+        yield from (up, uptime, reboots, last_poll, last_ok, info)
+
+    # -- ports -----------------------------------------------------------------------------
+
+    def _interfaces(self) -> Iterator[_Family]:
+        labels = ("device", "interface", "school", "classroom")
+        up = _gauge(
+            "edumon_interface_up",
+            "Whether the port is up (ifOperStatus up = 1, anything else 0); "
+            "absent while its switch is unreachable (the port is unknown, not down).",
+            *labels,
+        )
+        oper = _gauge(
+            "edumon_interface_oper_status",
+            "IF-MIB ifOperStatus: 1 up, 2 down, 3 testing, 4 unknown, 5 dormant, "
+            "6 notPresent, 7 lowerLayerDown; absent while its switch is unreachable.",
+            *labels,
+        )
+        admin = _gauge(
+            "edumon_interface_admin_status",
+            "IF-MIB ifAdminStatus: 1 up, 2 down, 3 testing; "
+            "absent while its switch is unreachable.",
+            *labels,
+        )
+        speed = _gauge(
+            "edumon_interface_speed_bytes",
+            "Negotiated link speed in bytes per second (ifHighSpeed, else ifSpeed); "
+            "present only while the port is up and the speed was measured.",
+            *labels,
+        )
+        in_bytes = _counter(
+            "edumon_interface_in_bytes",
+            "Octets received on the port (ifHCInOctets, else ifInOctets).",
+            *labels,
+        )
+        out_bytes = _counter(
+            "edumon_interface_out_bytes",
+            "Octets sent from the port (ifHCOutOctets, else ifOutOctets).",
+            *labels,
+        )
+        in_errors = _counter(
+            "edumon_interface_in_errors", "Inbound packets with errors (ifInErrors).", *labels
+        )
+        out_errors = _counter(
+            "edumon_interface_out_errors", "Outbound packets with errors (ifOutErrors).", *labels
+        )
+        last_change = _gauge(
+            "edumon_interface_last_change_timestamp_seconds",
+            "When edumon last saw the port change status (or first saw it), Unix seconds.",
+            *labels,
+        )
+        info = _info(
+            "edumon_interface",
+            "Display names of each port and what it serves: role uplink, classroom or none.",
+            *labels,
+            "if_index",
+            "alias",
+            "descr",
+            "role",
+        )
+        inventory = self._runtime.state.inventory
+        for dev in self._runtime.state.devices.values():
+            for iface in dev.interfaces.values():
+                owner = inventory.owner(dev.device_id, iface.name)
+                ids = {
+                    "device": dev.device_id,
+                    "interface": iface.name,
+                    "school": owner.school if owner is not None else (dev.school or ""),
+                    "classroom": (owner.classroom or "") if owner is not None else "",
+                }
+                info.add(
+                    1,
+                    **ids,
+                    if_index=str(iface.if_index),
+                    alias=iface.alias,
+                    descr=iface.descr,
+                    role=owner.role.value if owner is not None else "none",
+                )
+                last_change.add(iface.last_change, **ids)
+                if not _port_known(dev, iface):
+                    continue
+                up.add(1 if iface.oper_status is OperStatus.UP else 0, **ids)
+                oper.add(int(iface.oper_status), **ids)
+                admin.add(int(iface.admin_status), **ids)
+                if iface.speed_mbps is not None:
+                    speed.add(mbps_to_bytes(iface.speed_mbps), **ids)
+                for family, value in (
+                    (in_bytes, iface.in_octets),
+                    (out_bytes, iface.out_octets),
+                    (in_errors, iface.in_errors),
+                    (out_errors, iface.out_errors),
+                ):
+                    if value is not None:
+                        family.add(value, **ids)
+        yield from (up, oper, admin, speed, in_bytes, out_bytes, in_errors, out_errors)
+        yield from (last_change, info)
+
+    # -- compliance ------------------------------------------------------------------------
+
+    def _compliance(self) -> Iterator[_Family]:
+        results = check_district(self._runtime.state, self._runtime.config.targets)
+        status = _gauge(
+            "edumon_check_status",
+            "Outcome of each compliance check as a state set: exactly one of "
+            "verdict pass/fail/unknown is 1 per school, check and classroom.",
+            "school",
+            "check",
+            "classroom",
+            "verdict",
+        )
+        measured = _gauge(
+            "edumon_check_speed_bytes",
+            "The link speed a speed check judged, in bytes per second "
+            "(for a down classroom port, the speed it had when last up).",
+            "school",
+            "check",
+            "classroom",
+        )
+        school_status = _gauge(
+            "edumon_school_compliance",
+            "Each school's overall verdict as a state set (fail beats unknown beats pass).",
+            "school",
+            "verdict",
+        )
+        classrooms = _gauge(
+            "edumon_school_classrooms",
+            "Classrooms of each school by the verdict of their link speed check "
+            '(verdict="fail" counts the non-compliant classrooms).',
+            "school",
+            "verdict",
+        )
+        uplink_up = _gauge(
+            "edumon_school_uplink_up",
+            "Whether each school's uplink port is up (1) or not (0); absent while it cannot "
+            "be judged (its switch unreachable or not polled yet).",
+            "school",
+        )
+        for code, sc in results.items():
+            for result in sc.uplink:
+                if result.check is CheckName.UPLINK_UP and result.verdict is not Verdict.UNKNOWN:
+                    uplink_up.add(1 if result.verdict is Verdict.PASS else 0, school=code)
+            for result in sc.results:
+                ids = {
+                    "school": code,
+                    "check": result.check.value,
+                    "classroom": result.classroom or "",
+                }
+                for verdict in _VERDICTS:
+                    status.add(1 if result.verdict is verdict else 0, **ids, verdict=verdict.value)
+                if result.speed_mbps is not None:
+                    measured.add(mbps_to_bytes(result.speed_mbps), **ids)
+            for verdict in _VERDICTS:
+                school_status.add(
+                    1 if sc.verdict is verdict else 0, school=code, verdict=verdict.value
+                )
+                classrooms.add(_count(sc, verdict), school=code, verdict=verdict.value)
+        yield from (status, measured, uplink_up, school_status, classrooms)
+
+    # -- the collector's own health --------------------------------------------------------
+
+    def _collector(self) -> Iterator[_Family | Metric]:
+        collector = self._runtime.collector
+        stats = collector.stats
+        depth = _gauge(
+            "edumon_collector_queue_depth", "Observations waiting in the collector's queue."
+        )
+        depth.add(collector.queue_depth)
+        capacity = _gauge(
+            "edumon_collector_queue_capacity",
+            "Size of the collector's queue; observations beyond it are dropped.",
+        )
+        capacity.add(collector.queue_capacity)
+        observations = _counter(
+            "edumon_collector_observations", "Poll results applied to the state."
+        )
+        observations.add(stats.observations_total)
+        dropped = _counter(
+            "edumon_collector_dropped",
+            "Data dropped, by reason: queue_full counts poll results, pending_* count rows "
+            "shed while the database was unavailable for too long.",
+            "reason",
+        )
+        for reason in sorted(set(_DROP_REASONS) | set(stats.dropped_total)):
+            dropped.add(stats.dropped_total.get(reason, 0), reason=reason)
+        events = _counter("edumon_collector_events", "State changes recorded, by kind.", "kind")
+        for kind in sorted({k.value for k in EventKind} | set(stats.events_total)):
+            events.add(stats.events_total.get(kind, 0), kind=kind)
+        yield from (depth, capacity, observations, dropped, events)
+
+        write = SummaryMetricFamily(
+            "edumon_store_write_duration_seconds",
+            "Time taken by batched writes to the database that succeeded.",
+            count_value=stats.write_seconds_count,
+            sum_value=stats.write_seconds_sum,
+        )
+        yield write
+        failures = _counter(
+            "edumon_store_write_failures",
+            "Batched writes that failed (their rows are kept and retried).",
+        )
+        failures.add(stats.write_failures_total)
+        rows = _counter("edumon_store_written_rows", "Rows (samples and events) written.")
+        rows.add(stats.rows_written_total)
+        pruned = _counter(
+            "edumon_store_pruned_rows", "Samples deleted for being older than the retention."
+        )
+        pruned.add(stats.pruned_rows_total)
+        pending = _gauge(
+            "edumon_store_pending_rows", "Rows accepted but not yet written to the database."
+        )
+        pending.add(stats.pending_rows)
+        yield from (failures, rows, pruned, pending)
+        if stats.last_write_ok_at is not None:
+            last = _gauge(
+                "edumon_store_last_write_success_timestamp_seconds",
+                "When a batch was last written successfully, Unix seconds.",
+            )
+            last.add(stats.last_write_ok_at)
+            yield last
+
+    def _snmp(self) -> Iterator[_Family]:
+        duration = _gauge(
+            "edumon_snmp_poll_duration_seconds",
+            "How long the last poll of each switch took (successful or not).",
+            "device",
+        )
+        polls = _counter(
+            "edumon_snmp_polls", "Polls of each switch by result (ok, failed).", "device", "result"
+        )
+        poller = self._runtime.poller
+        if not isinstance(poller, SnmpPoller):
+            # No poller in this process (a collector fed over MQTT, or a test): what the
+            # state recorded from the observations is all there is.
+            for dev in self._runtime.state.devices.values():
+                if dev.last_poll_at is not None:
+                    duration.add(dev.poll_seconds, device=dev.device_id)
+                for result, value in zip(
+                    _POLL_RESULTS, (dev.polls_ok, dev.polls_failed), strict=True
+                ):
+                    polls.add(value, device=dev.device_id, result=result)
+            yield from (duration, polls)
+            return
+        yield from self._poller(poller, duration, polls)
+
+    def _poller(self, poller: SnmpPoller, duration: _Family, polls: _Family) -> Iterator[_Family]:
+        per_device = {
+            "requests": _counter(
+                "edumon_snmp_requests",
+                "SNMP request attempts sent to each switch (retries and v3 discovery included).",
+                "device",
+            ),
+            "timeouts": _counter(
+                "edumon_snmp_timeouts",
+                "SNMP request attempts to each switch that got no reply in time.",
+                "device",
+            ),
+            "retries": _counter(
+                "edumon_snmp_retries",
+                "SNMP request attempts after the first for the same request.",
+                "device",
+            ),
+            "varbinds": _counter(
+                "edumon_snmp_varbinds",
+                "Varbinds received from each switch (a walk's overshoot included).",
+                "device",
+            ),
+        }
+        last_varbinds = _gauge(
+            "edumon_snmp_last_poll_varbinds",
+            "Values kept from the last successful poll of each switch.",
+            "device",
+        )
+        max_repetitions = _gauge(
+            "edumon_snmp_max_repetitions",
+            "GETBULK max-repetitions the next walk of each switch will use "
+            "(lowered after tooBig replies and timeouts).",
+            "device",
+        )
+        ids = sorted({sw.id for sw in poller.switches} | set(poller.device_stats))
+        for device in ids:
+            st = poller.device_stats.get(device)
+            for result in _POLL_RESULTS:
+                count = 0 if st is None else (st.polls_ok if result == "ok" else st.polls_failed)
+                polls.add(count, device=device, result=result)
+            for attr, family in per_device.items():
+                family.add(0 if st is None else getattr(st, attr), device=device)
+            if st is None or st.polls_ok + st.polls_failed == 0:
+                continue  # not polled yet: no last poll to describe
+            duration.add(st.last_poll_seconds, device=device)
+            last_varbinds.add(st.last_varbinds, device=device)
+            max_repetitions.add(st.max_repetitions, device=device)
+        yield from (duration, polls, *per_device.values(), last_varbinds, max_repetitions)
+
+        in_flight = _gauge("edumon_snmp_polls_in_flight", "Switches being polled right now.")
+        in_flight.add(poller.stats.polls_in_flight)
+        overruns = _counter(
+            "edumon_snmp_poll_overruns",
+            "Poll intervals skipped because a poll outlasted its interval.",
+        )
+        overruns.add(poller.stats.overruns)
+        transport = poller.transport_stats
+        sent = _counter("edumon_snmp_datagrams_sent", "UDP datagrams sent to switches.")
+        sent.add(transport.sent)
+        received = _counter("edumon_snmp_datagrams_received", "UDP datagrams received.")
+        received.add(transport.received)
+        dropped = _counter(
+            "edumon_snmp_datagrams_dropped",
+            "Datagrams received and discarded: undecodable, or matching no outstanding request "
+            "(a reply that came after its timeout).",
+            "reason",
+        )
+        dropped.add(transport.undecodable, reason="undecodable")
+        dropped.add(transport.unmatched, reason="unmatched")
+        socket_errors = _counter(
+            "edumon_snmp_socket_errors", "Errors the UDP socket reported (e.g. ICMP unreachable)."
+        )
+        socket_errors.add(transport.socket_errors)
+        yield from (in_flight, overruns, sent, received, dropped, socket_errors)
+
+
+def _port_known(dev: DeviceState, iface: InterfaceState) -> bool:
+    """Whether the port's last reading still stands (its switch answered the last poll)."""
+    return bool(dev.reachable) and iface.known
+
+
+def _count(sc: SchoolCompliance, verdict: Verdict) -> int:
+    return sum(1 for r in sc.classrooms if r.verdict is verdict)

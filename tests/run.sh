@@ -37,11 +37,11 @@ if ! pg_up; then
   pg_up || { echo "PostgreSQL did not start on 127.0.0.1:5432" >&2; exit 1; }
 fi
 # The tests connect as postgres over TCP; on a stock install that needs a password.
-if [ -z "${EDUMON_TEST_POSTGRES_URL:-}" ]; then
+if [ -z "${EDUMON_TEST_POSTGRES:-}" ]; then
   if ! psql -h 127.0.0.1 -U postgres -d postgres -w -c 'select 1' >/dev/null 2>&1; then
     $SUDO -u postgres psql -q -c "ALTER USER postgres PASSWORD 'edumon-test'" 2>/dev/null \
       || su postgres -c "psql -q -c \"ALTER USER postgres PASSWORD 'edumon-test'\""
-    export EDUMON_TEST_POSTGRES_URL="postgresql://postgres:edumon-test@127.0.0.1:5432/postgres"
+    export EDUMON_TEST_POSTGRES="postgresql://postgres:edumon-test@127.0.0.1:5432/postgres"
   fi
 fi
 

@@ -28,7 +28,9 @@ def decode_text(raw: bytes) -> str:
             return data.decode(encoding).strip()
         except UnicodeDecodeError:
             continue
-    return data.decode("utf-8", errors="replace").strip()
+    # Invalid in both (an alias cut mid-character): keep whichever reading loses less.
+    readings = [data.decode(e, errors="replace") for e in ("utf-8", "gb18030")]
+    return min(readings, key=lambda text: text.count("\ufffd")).strip()
 
 
 def _int(value: SnmpValue) -> int | None:

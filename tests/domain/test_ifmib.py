@@ -26,8 +26,21 @@ MISSING = object()  # the cell is absent from the walk altogether
         (b"  uplink to district \r\n", "uplink to district"),
         (b"", ""),
         (b"\xff\xfe bad \x80", "\ufffd\ufffd bad \ufffd"),
+        # GBK cut in the middle of the last character: keep the readable Chinese.
+        ("初二(4)班-希沃一体机".encode("gbk")[:-1], "初二(4)班-希沃一体\ufffd"),
     ],
-    ids=["ascii", "utf8", "gbk", "gb18030", "gb18030-4byte", "nul", "spaces", "empty", "invalid"],
+    ids=[
+        "ascii",
+        "utf8",
+        "gbk",
+        "gb18030",
+        "gb18030-4byte",
+        "nul",
+        "spaces",
+        "empty",
+        "invalid",
+        "gbk-cut",
+    ],
 )
 def test_decode_text(raw: bytes, text: str) -> None:
     assert decode_text(raw) == text

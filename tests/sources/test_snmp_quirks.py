@@ -225,6 +225,22 @@ async def test_too_big_makes_the_poller_back_off_and_finish(
     assert poller.device_stats["sim"].max_repetitions <= 4
 
 
+async def test_back_off_remembers_the_size_that_failed(
+    simswitch: StartSwitch, sim_clock: ManualClock, poller: SnmpPoller
+) -> None:
+    # A switch that never takes more than 4: after the first walks, no request may be refused
+    # again (growing back into a known failure costs a failure, or a timeout, every few requests).
+    sim = await simswitch("huawei-s5735", clock=sim_clock, quirks=Quirks(too_big_above=4))
+    switch = switch_for(sim, max_repetitions=10)
+    for _ in range(3):
+        reading_of(await poller.poll(switch))
+    refused_while_learning = sim.stats.too_big
+    for _ in range(5):
+        reading_of(await poller.poll(switch))
+    assert sim.stats.too_big == refused_while_learning
+    assert max(sim.stats.bulk_max_repetitions[-20:]) <= 4
+
+
 async def test_timeouts_on_large_requests_make_the_poller_back_off(
     simswitch: StartSwitch, sim_clock: ManualClock, poller: SnmpPoller
 ) -> None:

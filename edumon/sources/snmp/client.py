@@ -32,6 +32,9 @@ WalkResult = dict[Oid, dict[Index, SnmpValue]]
 
 # After this many good GETBULK replies in a row at reduced max-repetitions, try one more.
 _RECOVER_AFTER = 3
+# A size that failed (tooBig, timeout) is not tried again for this many good replies: a
+# switch that never takes more than 4 would otherwise cost a failure every few requests.
+_CEILING_KEPT_FOR = 1000
 DEFAULT_MAX_ROWS = 100_000
 
 
@@ -98,6 +101,8 @@ class SnmpClient:
         self._transport = transport if transport is not None else UdpTransport()
         self._max_reps = max_repetitions
         self._reps = max_repetitions
+        self._ceiling = max_repetitions
+        self._good_since_ceiling = 0
         self._good_in_row = 0
         self._max_columns = 64
         self._slots = asyncio.Semaphore(max_in_flight)
@@ -284,9 +289,14 @@ class SnmpClient:
             active = [c for c in active if c not in finished]
         return rows
 
+    def _remember_failure(self) -> None:
+        self._ceiling = min(self._ceiling, self._reps - 1) if self._reps > 1 else 1
+        self._good_since_ceiling = 0
+
     def _shrink(self, width: int) -> None:
         """React to tooBig: fewer repetitions, then fewer columns per request."""
         self._good_in_row = 0
+        self._remember_failure()
         if self._reps > 1:
             self._reps = max(1, self._reps // 2)
         elif width > 1:
@@ -305,12 +315,17 @@ class SnmpClient:
 
     def _back_off(self) -> None:
         self._good_in_row = 0
+        self._remember_failure()
         if self._reps > 1:
             self._reps = max(1, self._reps // 2)
             self.stats.max_repetitions = self._reps
 
     def _grow(self) -> None:
-        if self._reps >= self._max_reps:
+        if self._ceiling < self._max_reps:
+            self._good_since_ceiling += 1
+            if self._good_since_ceiling >= _CEILING_KEPT_FOR:
+                self._ceiling = self._max_reps
+        if self._reps >= min(self._max_reps, self._ceiling):
             return
         self._good_in_row += 1
         if self._good_in_row >= _RECOVER_AFTER:

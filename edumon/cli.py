@@ -58,8 +58,12 @@ def _print_urls(runtime: Runtime, url: str) -> None:
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="edumon")
-@click.option("--log-level", default="info", show_default=True,
-              type=click.Choice(["debug", "info", "warning", "error"]))
+@click.option(
+    "--log-level",
+    default="info",
+    show_default=True,
+    type=click.Choice(["debug", "info", "warning", "error"]),
+)
 def main(log_level: str) -> None:
     """edumon: school network monitoring — links, targets, metrics and status API."""
     _setup_logging(log_level)
@@ -85,8 +89,14 @@ def check_config(file: Path) -> None:
 
 
 @main.command("run")
-@click.option("-c", "--config", "config_file", required=True,
-              type=click.Path(dir_okay=False, path_type=Path), help="The TOML configuration.")
+@click.option(
+    "-c",
+    "--config",
+    "config_file",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The TOML configuration.",
+)
 def run_cmd(config_file: Path) -> None:
     """Poll the configured switches and serve the API and /metrics."""
     from edumon import app
@@ -104,12 +114,25 @@ def run_cmd(config_file: Path) -> None:
 
 
 @main.command("demo")
-@click.option("--listen", default="127.0.0.1:9310", show_default=True,
-              help="API address; a free port is taken if this one is busy.")
-@click.option("--interval", default=5.0, show_default=True, type=float,
-              help="Seconds between polls of each simulated switch.")
-@click.option("--db", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="SQLite file for the demo (default: a new temporary directory).")
+@click.option(
+    "--listen",
+    default="127.0.0.1:9310",
+    show_default=True,
+    help="API address; a free port is taken if this one is busy.",
+)
+@click.option(
+    "--interval",
+    default=5.0,
+    show_default=True,
+    type=float,
+    help="Seconds between polls of each simulated switch.",
+)
+@click.option(
+    "--db",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="SQLite file for the demo (default: a new temporary directory).",
+)
 def demo_cmd(listen: str, interval: float, db: Path | None) -> None:
     """Simulate a district (real SNMP agents on loopback) and monitor it."""
     from edumon import app
@@ -123,8 +146,10 @@ def demo_cmd(listen: str, interval: float, db: Path | None) -> None:
         async with SimulatedDistrict(
             storage_url=f"sqlite:///{db}", listen=listen, interval_seconds=interval
         ) as district:
-            click.echo(f"Simulated district: {len(district.config.switches)} SNMP agents on "
-                       f"127.0.0.1, database {db}")
+            click.echo(
+                f"Simulated district: {len(district.config.switches)} SNMP agents on "
+                f"127.0.0.1, database {db}"
+            )
             await app.run(district.config, stop=stop, sock=sock, on_ready=_print_urls)
 
     _run_until_signal(main_)

@@ -17,7 +17,7 @@ from tests.domain.readings import port, reading
 
 
 class FlakyStore:
-    """A store seam whose writes fail while ``down`` is set (the unit under test is the collector)."""
+    """A store whose writes fail while ``down`` is set (the unit under test is the collector)."""
 
     def __init__(self) -> None:
         self.down = False
@@ -50,7 +50,8 @@ def config() -> Config:
 
 async def wait_for(condition: object, deadline: float = 10.0) -> None:
     async with asyncio.timeout(deadline):
-        while not condition():  # type: ignore[operator]
+        # The collector's counters have no change notification; poll them under the deadline.
+        while not condition():  # type: ignore[operator]  # noqa: ASYNC110
             await asyncio.sleep(0.01)
 
 

@@ -57,12 +57,14 @@ def test_unknown_key_is_named_with_its_line() -> None:
 
 def test_typo_in_a_section_name_is_rejected() -> None:
     message = error_of(BASE + '\n[targts]\nprofile = "national-2021"\n')
-    assert "targts" in message and "unknown key" in message
+    assert "targts" in message
+    assert "unknown key" in message
 
 
 def test_missing_uplink_port_is_named() -> None:
-    message = error_of(BASE.replace('uplink = { switch = "core", port = "Gi0/1" }',
-                                    'uplink = { switch = "core" }'))
+    message = error_of(
+        BASE.replace('uplink = { switch = "core", port = "Gi0/1" }', 'uplink = { switch = "core" }')
+    )
     assert "schools[0].uplink.port: required key is missing" in message
 
 
@@ -81,12 +83,18 @@ def test_bad_snmp_version_is_named() -> None:
     ("snmp", "expected"),
     [
         ('{ version = "3", auth_protocol = "SHA", auth_password = "abcdefgh" }', "needs user"),
-        ('{ version = "3", user = "u", auth_protocol = "MD5", auth_password = "abcdefgh" }',
-         "auth_protocol"),
-        ('{ version = "3", user = "u", priv_protocol = "AES-128", priv_password = "abcdefgh" }',
-         "privacy (priv_protocol) needs authentication"),
-        ('{ version = "3", user = "u", auth_protocol = "SHA", auth_password = "short" }',
-         "at least 8 characters"),
+        (
+            '{ version = "3", user = "u", auth_protocol = "MD5", auth_password = "abcdefgh" }',
+            "auth_protocol",
+        ),
+        (
+            '{ version = "3", user = "u", priv_protocol = "AES-128", priv_password = "abcdefgh" }',
+            "privacy (priv_protocol) needs authentication",
+        ),
+        (
+            '{ version = "3", user = "u", auth_protocol = "SHA", auth_password = "short" }',
+            "at least 8 characters",
+        ),
         ('{ version = "2c" }', "needs community"),
         ('{ version = "2c", community = "x", community_env = "Y" }', "not both"),
     ],
@@ -98,8 +106,9 @@ def test_v3_and_v2c_credential_rules(snmp: str, expected: str) -> None:
 
 def test_secrets_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("T_COMMUNITY", "env-community-value")
-    config = parse_config(BASE.replace('community = "s3cret-community"',
-                                       'community_env = "T_COMMUNITY"'))
+    config = parse_config(
+        BASE.replace('community = "s3cret-community"', 'community_env = "T_COMMUNITY"')
+    )
     community = config.switches["core"].snmp.community
     assert community is not None
     assert community.get_secret_value() == "env-community-value"
@@ -109,9 +118,11 @@ def test_secrets_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_missing_environment_variable_names_it_not_a_value(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("T_MISSING", raising=False)
-    message = error_of(BASE.replace('community = "s3cret-community"',
-                                    'community_env = "T_MISSING"'))
-    assert "T_MISSING" in message and "not set" in message
+    message = error_of(
+        BASE.replace('community = "s3cret-community"', 'community_env = "T_MISSING"')
+    )
+    assert "T_MISSING" in message
+    assert "not set" in message
 
 
 def test_secret_never_appears_in_an_error() -> None:
@@ -122,7 +133,11 @@ def test_secret_never_appears_in_an_error() -> None:
 
 
 def test_duplicate_ids_are_errors() -> None:
-    text = BASE + '\n[[switches]]\nid = "core"\nhost = "127.0.0.2"\nsnmp = { version = "2c", community = "x" }\n'
+    text = (
+        BASE
+        + '\n[[switches]]\nid = "core"\nhost = "127.0.0.2"\n'
+        + 'snmp = { version = "2c", community = "x" }\n'
+    )
     assert "switch core is defined twice" in error_of(text)
 
 
@@ -166,8 +181,12 @@ def test_csv_missing_column(tmp_path: Path) -> None:
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "edumon", *args], capture_output=True, text=True, timeout=60,
-        cwd=ROOT, check=False,
+        [sys.executable, "-m", "edumon", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+        check=False,
     )
 
 

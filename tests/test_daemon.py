@@ -43,8 +43,9 @@ def get(url: str) -> tuple[int, str]:
         return exc.code, exc.read().decode()
 
 
-def wait_until(what: str, probe: Callable[[], Any], proc: subprocess.Popen[str],
-               deadline: float = 30.0) -> Any:
+def wait_until(
+    what: str, probe: Callable[[], Any], proc: subprocess.Popen[str], deadline: float = 30.0
+) -> Any:
     """Poll ``probe`` until it returns something truthy, failing if the daemon dies first."""
     end = time.monotonic() + deadline
     last: Any = None
@@ -72,7 +73,7 @@ code = "it"
 name = "集成测试县"
 
 [storage]
-url = "sqlite:///{tmp_path / 'edumon.db'}"
+url = "sqlite:///{tmp_path / "edumon.db"}"
 flush_seconds = 0.2
 
 [api]
@@ -86,7 +87,13 @@ id = "snmpd"
 host = "127.0.0.1"
 port = {snmpd.port}
 timeout_seconds = 1
-snmp = {{ version = "3", user = "{user.name}", auth_protocol = "SHA-256", auth_password_env = "T_AUTH", priv_protocol = "AES-256", priv_password_env = "T_PRIV" }}
+[switches.snmp]
+version = "3"
+user = "{user.name}"
+auth_protocol = "SHA-256"
+auth_password_env = "T_AUTH"
+priv_protocol = "AES-256"
+priv_password_env = "T_PRIV"
 
 [[switches]]
 id = "dead"
@@ -113,7 +120,10 @@ uplink = {{ switch = "dead", port = "Gi0/1" }}
     env = dict(os.environ, T_AUTH=AUTH, T_PRIV=PRIV)
     proc = subprocess.Popen(
         [sys.executable, "-m", "edumon", "run", "-c", str(config)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
     )
     try:
         yield f"http://127.0.0.1:{api_port}", proc
@@ -136,7 +146,7 @@ def test_run_reports_snmpd_interfaces_uptime_and_a_dead_switch(
     ifaces = wait_until("snmpd's interfaces", interfaces, proc)
     lo = next(i for i in ifaces if i["name"] == "lo")
     assert lo["status"] == "up"
-    assert lo["role"] == "uplink" and lo["school"] == "S1"
+    assert (lo["role"], lo["school"]) == ("uplink", "S1")
 
     def switches() -> dict[str, dict[str, Any]] | None:
         status, body = get(f"{base}/api/v1/switches")
@@ -153,10 +163,15 @@ def test_run_reports_snmpd_interfaces_uptime_and_a_dead_switch(
     status, metrics = get(f"{base}/metrics")
     assert status == 200
     assert 'edumon_device_up{device="snmpd"' in metrics
-    assert 'edumon_interface_up{' in metrics and 'interface="lo"' in metrics
-    dead_up = [line for line in metrics.splitlines()
-               if line.startswith('edumon_device_up{') and 'device="dead"' in line]
-    assert dead_up and dead_up[0].endswith(" 0.0")
+    assert "edumon_interface_up{" in metrics
+    assert 'interface="lo"' in metrics
+    dead_up = [
+        line
+        for line in metrics.splitlines()
+        if line.startswith("edumon_device_up{") and 'device="dead"' in line
+    ]
+    assert dead_up
+    assert dead_up[0].endswith(" 0.0")
 
     def unreachable_event() -> list[dict[str, Any]] | None:
         status, body = get(f"{base}/api/v1/events?kind=device_unreachable&device=dead")

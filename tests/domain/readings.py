@@ -6,8 +6,13 @@ from edumon.domain.models import AdminStatus, DeviceReading, InterfaceReading, O
 
 
 def port(
-    index: int, name: str, *, up: bool = True, speed: float | None = 1000.0,
-    octets: int | None = 0, bits: int = 64,
+    index: int,
+    name: str,
+    *,
+    up: bool = True,
+    speed: float | None = 1000.0,
+    octets: int | None = 0,
+    bits: int = 64,
 ) -> InterfaceReading:
     return InterfaceReading(
         if_index=index,

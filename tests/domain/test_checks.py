@@ -10,8 +10,12 @@ from edumon.domain.targets import PROFILES, resolve_targets
 from tests.domain.readings import port, reading
 
 
-def polled(district: Config, core_up: bool = True, core_speed: float = 1000.0,
-           room_speeds: tuple[float | None, float | None] = (1000.0, 1000.0)) -> NetworkState:
+def polled(
+    district: Config,
+    core_up: bool = True,
+    core_speed: float = 1000.0,
+    room_speeds: tuple[float | None, float | None] = (1000.0, 1000.0),
+) -> NetworkState:
     state = NetworkState(inventory_of(district))
     state.apply(reading("core", 0.0, 0, port(1, "Gi0/1", up=core_up, speed=core_speed)))
     rooms = [
@@ -36,7 +40,8 @@ def test_100m_classroom_fails_district_profile_but_passes_national(district: Con
     strict = check_district(state, PROFILES["district-1000m"])["S1"]
     room = next(r for r in strict.classrooms if r.classroom == "S1-101")
     assert room.verdict is Verdict.FAIL
-    assert "100 Mbit/s" in room.reason and "1000 Mbit/s" in room.reason
+    assert "100 Mbit/s" in room.reason
+    assert "1000 Mbit/s" in room.reason
     assert strict.verdict is Verdict.FAIL
     national = check_district(state, PROFILES["national-2021"])["S1"]
     room = next(r for r in national.classrooms if r.classroom == "S1-101")
@@ -87,7 +92,8 @@ def test_wrong_port_name_is_unknown_with_a_hint(district: Config) -> None:
     state.apply(reading("core", 0.0, 0, port(1, "GigabitEthernet0/1")))
     up = check_district(state, PROFILES["district-1000m"])["S1"].uplink[0]
     assert up.verdict is Verdict.UNKNOWN
-    assert "not found" in up.reason and "ifName" in up.reason
+    assert "not found" in up.reason
+    assert "ifName" in up.reason
 
 
 def test_legacy_profile_has_no_classroom_checks(district: Config) -> None:

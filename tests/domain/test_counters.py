@@ -39,7 +39,12 @@ def test_is_reboot(prev_ticks: int, prev_at: float, ticks: int, at: float, reboo
     ],
 )
 def test_counter_rate(
-    prev: int | None, cur: int, seconds: float, bits: int, speed: float | None, disc: bool,
+    prev: int | None,
+    cur: int,
+    seconds: float,
+    bits: int,
+    speed: float | None,
+    disc: bool,
     expected: float | None,
 ) -> None:
     rate = counter_rate(prev, cur, seconds, bits=bits, speed_mbps=speed, discontinuity=disc)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from edumon.config import Config, inventory_of
-from edumon.domain.models import DeviceUnreachable, EventKind, OperStatus
+from edumon.domain.models import DeviceUnreachable, OperStatus
 from edumon.domain.state import NetworkState
 from tests.domain.readings import port, reading
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Sets up what the test suite needs on a Debian/Ubuntu machine and runs it:
-# system packages (snmpd, snmp, prometheus for promtool), PostgreSQL started, a virtualenv
-# with the package and its test extras, then lint, type checks and pytest.
+# system packages (snmpd, snmp, prometheus for promtool, mosquitto), PostgreSQL and Mosquitto
+# started, a virtualenv with the package and its test extras, then lint, type checks and pytest.
 # Usage: bash tests/run.sh [pytest args...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,6 +15,9 @@ declare -A PACKAGE_OF=(
   [snmpwalk]=snmp
   [promtool]=prometheus
   [pg_ctlcluster]=postgresql
+  [mosquitto]=mosquitto
+  [mosquitto_passwd]=mosquitto
+  [mosquitto_sub]=mosquitto-clients
 )
 missing=()
 for bin in "${!PACKAGE_OF[@]}"; do
@@ -36,6 +39,15 @@ if ! pg_up; then
   for _ in $(seq 1 60); do pg_up && break; sleep 0.5; done
   pg_up || { echo "PostgreSQL did not start on 127.0.0.1:5432" >&2; exit 1; }
 fi
+# Mosquitto on 127.0.0.1:1883 (the MQTT tests talk to a real broker).
+mqtt_up() { (exec 3<>/dev/tcp/127.0.0.1/1883) 2>/dev/null; }
+if ! mqtt_up; then
+  echo "== starting Mosquitto"
+  $SUDO mosquitto -d -c /etc/mosquitto/mosquitto.conf
+  for _ in $(seq 1 40); do mqtt_up && break; sleep 0.25; done
+  mqtt_up || { echo "Mosquitto did not start on 127.0.0.1:1883" >&2; exit 1; }
+fi
+
 # The tests connect as postgres over TCP; on a stock install that needs a password.
 if [ -z "${EDUMON_TEST_POSTGRES:-}" ]; then
   if ! psql -h 127.0.0.1 -U postgres -d postgres -w -c 'select 1' >/dev/null 2>&1; then

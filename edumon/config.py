@@ -24,6 +24,7 @@ from pydantic import (
 from edumon.domain.inventory import ClassroomRef, Inventory, SchoolRef
 from edumon.domain.targets import PROFILES, Targets, resolve_targets
 from edumon.errors import ConfigError
+from edumon.schedule_config import ScheduleConfig, SchoolKind
 
 DEFAULT_LISTEN = "127.0.0.1:9310"
 DEFAULT_STORAGE_URL = "sqlite:///edumon.db"
@@ -119,12 +120,18 @@ class PortRef(_Strict):
 
 
 class ClassroomConfig(_Strict):
-    """A classroom and the access switch port its 班班通 terminal hangs off."""
+    """A classroom, the access switch port its 班班通 terminal hangs off, and the terminal's id."""
 
     id: Id
     name: str
     switch: Id | None = None
     port: str | None = None
+    terminal: Id | None = None
+    """The id the classroom's terminal agent reports; the classroom id when not given."""
+
+    @property
+    def terminal_id(self) -> str:
+        return self.terminal or self.id
 
     @model_validator(mode="after")
     def _both_or_neither(self) -> ClassroomConfig:
@@ -138,7 +145,7 @@ class SchoolConfig(_Strict):
 
     code: Id
     name: str
-    kind: Literal["primary", "middle", "nine_year", "high", "vocational", "kindergarten", "other"]
+    kind: SchoolKind
     uplink: PortRef
     classrooms: list[ClassroomConfig] = Field(default_factory=list)
 
@@ -161,22 +168,66 @@ class StorageConfig(_Strict):
     flush_seconds: float = Field(2.0, gt=0, le=300)
 
 
+def _check_listen(v: str) -> str:
+    host, sep, port = v.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError("listen must be HOST:PORT, e.g. 127.0.0.1:9310")
+    return v
+
+
 class ApiConfig(_Strict):
     listen: str = DEFAULT_LISTEN
 
     @field_validator("listen")
     @classmethod
     def _host_port(cls, v: str) -> str:
-        host, sep, port = v.rpartition(":")
-        if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
-            raise ValueError("listen must be HOST:PORT, e.g. 127.0.0.1:9310")
-        return v
+        return _check_listen(v)
 
 
 class PollingConfig(_Strict):
     interval_seconds: float = Field(60, ge=1, le=3600)
     max_in_flight: int = Field(64, ge=1, le=4096)
     """Global limit on switches polled at once."""
+
+
+class MqttTlsConfig(_Strict):
+    ca_file: Path | None = None
+    cert_file: Path | None = None
+    key_file: Path | None = None
+
+
+class MqttConfig(_Strict):
+    """Where terminal heartbeats arrive: an external broker, or the embedded one (the default)."""
+
+    broker: Literal["embedded", "external"] = "embedded"
+    host: str = "127.0.0.1"
+    port: int | None = Field(None, ge=1, le=65535)
+    """External broker port (default 1883, 8883 with TLS)."""
+    listen: str = "127.0.0.1:1884"
+    """Where the embedded broker listens (loopback unless configured otherwise)."""
+    username: str | None = None
+    password: SecretStr | None = None
+    password_env: str | None = None
+    tls: MqttTlsConfig | None = None
+    client_id: str | None = None
+    heartbeat_interval_seconds: float = Field(30, gt=0, le=3600)
+    """The agents' heartbeat interval; a terminal silent for 3 intervals + 10 s is offline."""
+
+    @model_validator(mode="after")
+    def _password(self) -> MqttConfig:
+        object.__setattr__(
+            self, "password", _secret_from(self.password, self.password_env, "password")
+        )
+        if self.broker == "embedded" and (self.username or self.password or self.tls):
+            raise ValueError(
+                'username, password and tls are for an external broker (broker = "external")'
+            )
+        _check_listen(self.listen)
+        return self
+
+    @property
+    def heartbeat_timeout_seconds(self) -> float:
+        return 3 * self.heartbeat_interval_seconds + 10
 
 
 class InventoryConfig(_Strict):
@@ -192,6 +243,8 @@ class ConfigFile(_Strict):
     api: ApiConfig = ApiConfig()
     polling: PollingConfig = PollingConfig()
     inventory: InventoryConfig = InventoryConfig()
+    mqtt: MqttConfig = MqttConfig()
+    schedule: ScheduleConfig = ScheduleConfig()
     credentials: dict[str, SnmpCredentials] = Field(default_factory=dict)
     switches: list[SwitchConfig] = Field(default_factory=list)
     schools: list[SchoolConfig] = Field(default_factory=list)
@@ -223,6 +276,8 @@ class Config:
     polling: PollingConfig
     switches: dict[str, Switch]
     schools: dict[str, SchoolConfig]
+    mqtt: MqttConfig
+    schedule: ScheduleConfig
     source: Path | None = None
 
     def school_of_switch(self, switch_id: str) -> str | None:
@@ -376,6 +431,7 @@ def _resolve(parsed: ConfigFile, where: str) -> Config:
         )
     schools: dict[str, SchoolConfig] = {}
     room_ids: set[str] = set()
+    terminal_ids: dict[tuple[str, str], str] = {}
     for i, school in enumerate(parsed.schools):
         key = f"schools[{i}]"
         if school.code in schools:
@@ -387,6 +443,12 @@ def _resolve(parsed: ConfigFile, where: str) -> Config:
             if room.id in room_ids:
                 problems.append(f"{key}.classrooms[{j}].id: classroom {room.id} is defined twice")
             room_ids.add(room.id)
+            other = terminal_ids.setdefault((school.code, room.terminal_id), room.id)
+            if other != room.id:
+                problems.append(
+                    f"{key}.classrooms[{j}].terminal: terminal {room.terminal_id} is already "
+                    f"the terminal of classroom {other}"
+                )
             if room.switch is not None and room.switch not in switches:
                 problems.append(f"{key}.classrooms[{j}].switch: no switch with id {room.switch}")
     try:
@@ -396,10 +458,21 @@ def _resolve(parsed: ConfigFile, where: str) -> Config:
     except KeyError:  # pragma: no cover - Literal already restricts the names
         problems.append(f"targets.profile: choose one of {', '.join(PROFILES)} or custom")
         targets = PROFILES["district-1000m"]
+    problems += parsed.schedule.unknown_references(
+        {code: [r.id for r in s.classrooms] for code, s in schools.items()}
+    )
     if problems:
         raise ConfigError("\n".join(f"{where}: {p}" for p in problems))
     return Config(
-        parsed.district, targets, parsed.storage, parsed.api, parsed.polling, switches, schools
+        parsed.district,
+        targets,
+        parsed.storage,
+        parsed.api,
+        parsed.polling,
+        switches,
+        schools,
+        parsed.mqtt,
+        parsed.schedule,
     )
 
 

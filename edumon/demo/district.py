@@ -9,12 +9,15 @@ import logging
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Literal, Self
+from zoneinfo import ZoneInfo
 
 from edumon.config import Config, parse_config
 from edumon.demo.agent import SimulatedSwitch
 from edumon.demo.recording import load_recording
+from edumon.demo.terminals import SimulatedTerminals, TerminalPlan
 
 logger = logging.getLogger(__name__)
 
@@ -159,6 +162,16 @@ class SimulatedDistrict:
         reboot_silent_seconds: how long it answers nothing while restarting.
         community: the switches' read community (default: a random one).
         host: loopback address the switches listen on.
+        mqtt_listen: where the daemon's embedded MQTT broker listens; the terminals connect there.
+        heartbeat_seconds: the simulated terminals' heartbeat interval.
+        terminals_drop_after_seconds: when the terminals of the school in trouble lose power.
+        now: the demo's start time (the timetable puts a lesson on at this moment).
+
+    Terminals: one per classroom, each a real MQTT client of the daemon's embedded broker.
+    Today is a lesson day with a lesson on now for three schools: at 城关镇中心小学 a few
+    panels are left switched off (offline during a lesson), at 第一中学 the terminals lose
+    power during the lesson; 石桥镇九年一贯制学校 has no lessons today (期中考试), its
+    terminals are off and nothing alerts.
     """
 
     def __init__(
@@ -173,6 +186,10 @@ class SimulatedDistrict:
         reboot_silent_seconds: float = 8.0,
         community: str | None = None,
         host: str = "127.0.0.1",
+        mqtt_listen: str = "127.0.0.1:1884",
+        heartbeat_seconds: float = 5.0,
+        terminals_drop_after_seconds: float = 20.0,
+        now: datetime | None = None,
     ) -> None:
         self._storage_url = storage_url
         self._listen = listen
@@ -183,6 +200,11 @@ class SimulatedDistrict:
         self._reboot_silent = reboot_silent_seconds
         self._community = community if community is not None else secrets.token_urlsafe(12)
         self._host = host
+        self._mqtt_listen = mqtt_listen
+        self._heartbeat = heartbeat_seconds
+        self._drop_after = terminals_drop_after_seconds
+        self._now = now
+        self._terminals: SimulatedTerminals | None = None
         self._plan = _plan()
         self._switches: dict[str, SimulatedSwitch] = {}
         self._tasks: list[asyncio.Task[None]] = []
@@ -261,6 +283,11 @@ class SimulatedDistrict:
         except BaseException:
             await self.stop()
             raise
+        host, _, port = self._mqtt_listen.rpartition(":")
+        self._terminals = SimulatedTerminals(
+            self._terminal_plans(), host, int(port), heartbeat_seconds=self._heartbeat
+        )
+        await self._terminals.start()
         flap_switch, flap_port = self._plan.flapping
         self._tasks = [
             asyncio.create_task(self._flap(), name=f"demo-flap:{flap_switch}:{flap_port}"),
@@ -274,7 +301,10 @@ class SimulatedDistrict:
         )
 
     async def stop(self) -> None:
-        """Cancel the timers and stop every switch."""
+        """Cancel the timers, stop the terminals and every switch."""
+        if self._terminals is not None:
+            await self._terminals.stop()
+            self._terminals = None
         tasks, self._tasks = self._tasks, []
         for task in tasks:
             task.cancel()
@@ -344,6 +374,73 @@ class SimulatedDistrict:
             logger.info("simulated district: %s is rebooting", switch_id)
             delay = self._reboot_every
 
+    # The school whose terminals lose power during the lesson, and the one with no lessons today.
+    TERMINALS_DROP_SCHOOL = "dyzx"
+    NO_LESSONS_SCHOOL = "sqzx"
+    SWITCHED_OFF = frozenset({"cgzx-04", "cgzx-11"})
+
+    def _terminal_plans(self) -> list[TerminalPlan]:
+        plans = []
+        for room in self._plan.rooms:
+            speed = room.speed_mbps or 1000.0
+            plans.append(
+                TerminalPlan(
+                    district="demo",
+                    school=room.school,
+                    terminal=room.id,
+                    link_speed_mbps=int(speed),
+                    switched_on=room.school != self.NO_LESSONS_SCHOOL
+                    and room.id not in self.SWITCHED_OFF,
+                    drops_after_seconds=self._drop_after
+                    if room.school == self.TERMINALS_DROP_SCHOOL
+                    else None,
+                )
+            )
+        return plans
+
+    def _schedule_lines(self) -> list[str]:
+        """A timetable with a lesson on now, today a lesson day (whatever the real calendar)."""
+        zone = ZoneInfo("Asia/Shanghai")
+        now = (self._now or datetime.now(zone)).astimezone(zone)
+        start = now.replace(second=0, microsecond=0) - timedelta(minutes=5)
+        midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
+        periods = []
+        for _ in range(6):
+            end = start + timedelta(minutes=40)
+            if end.date() != midnight.date():
+                break
+            periods.append(f'{{ start = "{start:%H:%M}", end = "{end:%H:%M}" }}')
+            start = end + timedelta(minutes=10)
+        if start.date() != midnight.date() and not periods:
+            periods.append('{ start = "23:00", end = "23:59" }')
+        today = now.date().isoformat()
+        lesson_schools = ", ".join(
+            _toml(s.code) for s in self._plan.schools if s.code != self.NO_LESSONS_SCHOOL
+        )
+        return [
+            "",
+            "[schedule]",
+            'timezone = "Asia/Shanghai"',
+            "",
+            "[schedule.timetables.demo]",
+            f"periods = [{', '.join(periods)}]",
+            "",
+            "[schedule.defaults]",
+            'primary = "demo"',
+            'middle = "demo"',
+            'nine_year = "demo"',
+            "",
+            "[[schedule.lesson_days]]",
+            f"start = {today}",
+            f"reason = {_toml('演示：今天有课')}",
+            f"schools = [{lesson_schools}]",
+            "",
+            "[[schedule.no_lesson_days]]",
+            f"start = {today}",
+            f"reason = {_toml('期中考试（演示）')}",
+            f"schools = [{_toml(self.NO_LESSONS_SCHOOL)}]",
+        ]
+
     def _config_text(self) -> str:
         lines = [
             "# Generated by edumon's simulated district: every switch is on loopback.",
@@ -362,6 +459,12 @@ class SimulatedDistrict:
             "",
             "[polling]",
             f"interval_seconds = {float(self._interval)!r}",
+            "",
+            "[mqtt]",
+            'broker = "embedded"',
+            f"listen = {_toml(self._mqtt_listen)}",
+            f"heartbeat_interval_seconds = {float(self._heartbeat)!r}",
+            *self._schedule_lines(),
             "",
             "[credentials.demo]",
             'version = "2c"',

@@ -145,3 +145,21 @@ class DeviceSample:
     reachable: bool
     uptime_seconds: float | None
     poll_seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class TerminalSample:
+    """A stored sample: one accepted terminal heartbeat (the basis of availability reports)."""
+
+    at: float
+    """When the collector received it (Unix seconds); the terminal's own clock may be wrong."""
+    school: str
+    terminal: str
+    classroom: str
+    boot_id: str
+    seq: int
+    uptime_seconds: float
+    link_speed_mbps: float | None
+    cpu_percent: float | None
+    memory_used_bytes: int | None
+    disk_used_bytes: int | None

@@ -105,6 +105,8 @@ class EventKind(enum.StrEnum):
     DEVICE_REBOOT = "device_reboot"
     DEVICE_UNREACHABLE = "device_unreachable"
     DEVICE_REACHABLE = "device_reachable"
+    TERMINAL_ONLINE = "terminal_online"
+    TERMINAL_OFFLINE = "terminal_offline"
 
 
 @dataclass(frozen=True, slots=True)

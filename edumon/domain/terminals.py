@@ -1,0 +1,611 @@
+"""班班通 terminals: online/offline state from MQTT heartbeats and statuses, and its events.
+
+Sessions follow ``edumon.wire``: every MQTT session of an agent has a ``(boot, bd_seq)`` pair that
+its birth, heartbeats and Last Will share. A terminal's *current session* is the newest one the
+collector has heard a birth or heartbeat from; messages from older sessions are ignored, and an
+offline status counts only when it ends the current session (``wire.offline_ends_session``).
+
+Time is always passed in (``now``: the collector's receive time, Unix seconds); the senders'
+clocks (``observed_at``) only order sessions of one terminal, never date a state change.
+
+Availability history: each terminal keeps its recent online intervals in memory (bounded by age
+and count, see ``TerminalsState``) for today's live figures. The TERMINAL_ONLINE and
+TERMINAL_OFFLINE events are dated so that ``intervals_from_events`` rebuilds the same intervals
+from the stored events; reports over past days use that, since memory does not survive a restart.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict, deque
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Final, Literal
+
+from edumon.domain.inventory import Inventory
+from edumon.domain.models import Event, EventKind
+from edumon.wire import Duplex, Heartbeat, Status, offline_ends_session
+
+OfflineReason = Literal["will", "shutdown", "timeout"]
+"""Why a terminal is offline: its Last Will (killed, connection lost), a clean shutdown, or its
+heartbeats stopped without a Will (power loss while the broker still holds the TCP session)."""
+
+DEFAULT_HEARTBEAT_INTERVAL_SECONDS: Final = 30.0
+DEFAULT_TIMEOUT_GRACE_SECONDS: Final = 10.0
+DEFAULT_TIMEOUT_SECONDS: Final = (
+    3 * DEFAULT_HEARTBEAT_INTERVAL_SECONDS + DEFAULT_TIMEOUT_GRACE_SECONDS
+)
+"""``heartbeat_timeout()`` with the defaults: what ``expire`` uses when not told."""
+DEFAULT_HISTORY_SECONDS: Final = 2 * 86_400.0
+"""Online intervals are kept for today and yesterday (in any time zone)."""
+DEFAULT_HISTORY_LIMIT: Final = 512
+"""At most this many closed intervals per terminal: a flapping terminal cannot grow memory."""
+DEFAULT_UNKNOWN_LIMIT: Final = 1_000
+
+# Why a message changed nothing; fixed so that a collector can pre-create metric labels.
+IGNORED_UNKNOWN: Final = "unknown_terminal"
+IGNORED_DUPLICATE: Final = "duplicate"
+"""A (boot, seq) already seen, or older than one seen: a redelivery or an out-of-order message."""
+IGNORED_OLD_SESSION: Final = "old_session"
+"""A birth or heartbeat from a session older than the current one."""
+IGNORED_STALE_OFFLINE: Final = "stale_offline"
+"""An offline status (a late Will, a retained status) from a session that is not current."""
+IGNORED_REASONS: Final = (
+    IGNORED_UNKNOWN,
+    IGNORED_DUPLICATE,
+    IGNORED_OLD_SESSION,
+    IGNORED_STALE_OFFLINE,
+)
+
+Interval = tuple[float, float]
+"""An online interval ``(start, end)`` in Unix seconds, end not before start."""
+
+
+def heartbeat_timeout(
+    interval_seconds: float = DEFAULT_HEARTBEAT_INTERVAL_SECONDS,
+    grace_seconds: float = DEFAULT_TIMEOUT_GRACE_SECONDS,
+) -> float:
+    """How long a terminal may stay silent before ``expire`` calls it offline.
+
+    Three missed heartbeats, so that one or two lost messages never flap a classroom, plus a
+    grace for the broker's and collector's queues.
+    """
+    return 3 * interval_seconds + grace_seconds
+
+
+@dataclass(frozen=True, slots=True)
+class TerminalRef:
+    """Which classroom of which school a terminal id belongs to."""
+
+    school: str
+    terminal: str
+    classroom: str
+
+
+class TerminalInventory:
+    """Known terminals, keyed by the ``(school, terminal)`` pair of their MQTT topic.
+
+    Terminal ids are unique within a school (the topic names the school), classroom ids within
+    the district; a classroom has at most one terminal.
+    """
+
+    def __init__(
+        self, terminals: Mapping[tuple[str, str], str], district: str | None = None
+    ) -> None:
+        """Build from an explicit map.
+
+        Args:
+            terminals: classroom id by ``(school, terminal id)``.
+            district: when given, messages from another district are unknown terminals.
+
+        Raises:
+            ValueError: a classroom is given two terminals.
+        """
+        refs: dict[tuple[str, str], TerminalRef] = {}
+        by_classroom: dict[str, TerminalRef] = {}
+        for (school, terminal), classroom in terminals.items():
+            ref = TerminalRef(school, terminal, classroom)
+            other = by_classroom.setdefault(classroom, ref)
+            if other is not ref:
+                raise ValueError(
+                    f"classroom {classroom} has two terminals: {other.terminal} and {terminal}"
+                )
+            refs[(school, terminal)] = ref
+        self.district = district
+        self._refs: Mapping[tuple[str, str], TerminalRef] = MappingProxyType(refs)
+        self._by_classroom: Mapping[str, TerminalRef] = MappingProxyType(by_classroom)
+
+    @classmethod
+    def from_inventory(
+        cls,
+        inventory: Inventory,
+        terminal_ids: Mapping[tuple[str, str], str] | None = None,
+        district: str | None = None,
+    ) -> TerminalInventory:
+        """One terminal per classroom: its id is the classroom id unless ``terminal_ids`` names one.
+
+        Args:
+            inventory: the schools and their classrooms.
+            terminal_ids: classroom id by ``(school, terminal id)`` for classrooms whose terminal
+                reports another id than the classroom's (the config's ``terminal = ...``).
+            district: see ``__init__``.
+
+        Raises:
+            ValueError: ``terminal_ids`` names a classroom the school does not have, or one
+                terminal id would serve two classrooms of a school.
+        """
+        named: dict[tuple[str, str], str] = {}  # (school, classroom) -> terminal id
+        for (school, terminal), classroom in (terminal_ids or {}).items():
+            ref = inventory.schools.get(school)
+            if ref is None or all(room.id != classroom for room in ref.classrooms):
+                raise ValueError(
+                    f"terminal {terminal}: school {school} has no classroom {classroom}"
+                )
+            other = named.setdefault((school, classroom), terminal)
+            if other != terminal:
+                raise ValueError(
+                    f"classroom {classroom} of school {school} has two terminals: "
+                    f"{other} and {terminal}"
+                )
+        terminals: dict[tuple[str, str], str] = {}
+        for code, school_ref in inventory.schools.items():
+            for room in school_ref.classrooms:
+                terminal = named.get((code, room.id), room.id)
+                other = terminals.setdefault((code, terminal), room.id)
+                if other != room.id:
+                    raise ValueError(
+                        f"school {code}: terminal {terminal} would serve classrooms {other} "
+                        f"and {room.id}; give one of them another terminal id"
+                    )
+        return cls(terminals, district)
+
+    def lookup(self, district: str, school: str, terminal: str) -> TerminalRef | None:
+        """The terminal a topic names, or None for an unknown one."""
+        if self.district is not None and district != self.district:
+            return None
+        return self._refs.get((school, terminal))
+
+    def of_classroom(self, classroom: str) -> TerminalRef | None:
+        """The terminal of a classroom, or None if it has none."""
+        return self._by_classroom.get(classroom)
+
+    def of_school(self, school: str) -> tuple[TerminalRef, ...]:
+        """The terminals of a school."""
+        return tuple(r for r in self._refs.values() if r.school == school)
+
+    def __iter__(self) -> Iterator[TerminalRef]:
+        return iter(self._refs.values())
+
+    def __len__(self) -> int:
+        return len(self._refs)
+
+
+@dataclass(slots=True)
+class TerminalState:
+    """One terminal as last heard of. Times are the collector's receive times.
+
+    Attributes:
+        online: None until anything is heard from the terminal.
+        session: the current session's ``(boot, bd_seq)``.
+        last_seq: the highest ``seq`` received from the current session's boot.
+        last_observed_at: the sender's clock on the newest message of the current session
+            (orders sessions of different boots when an agent lost its persisted bd_seq).
+        last_seen: when the last birth or heartbeat arrived (what ``expire`` measures).
+        online_since: start of the current online interval (None while offline).
+        offline_since: when it went offline: the receive time of a Will or shutdown, the last
+            sign of life for a timeout.
+        history: closed online intervals, oldest first, bounded.
+        history_dropped: intervals evicted by the count bound (not by age).
+    """
+
+    ref: TerminalRef
+    online: bool | None = None
+    session: tuple[str, int] | None = None
+    last_seq: int | None = None
+    last_observed_at: float | None = None
+    last_seen: float | None = None
+    last_heartbeat_at: float | None = None
+    online_since: float | None = None
+    offline_since: float | None = None
+    offline_reason: OfflineReason | None = None
+    agent_version: str | None = None
+    uptime_seconds: float | None = None
+    nic: str | None = None
+    link_speed_mbps: int | None = None
+    """From the last heartbeat; None when the NIC reported no speed (Wi-Fi, link not up)."""
+    last_link_speed_mbps: int | None = None
+    """The last speed any heartbeat reported, kept while the terminal is off."""
+    last_link_speed_at: float | None = None
+    duplex: Duplex = "unknown"
+    ip: str | None = None
+    mac: str | None = None
+    cpu_percent: float | None = None
+    memory_used_bytes: int | None = None
+    memory_total_bytes: int | None = None
+    disk_used_bytes: int | None = None
+    disk_total_bytes: int | None = None
+    heartbeats: int = 0
+    history: deque[Interval] = field(default_factory=deque)
+    history_dropped: int = 0
+
+    @property
+    def school(self) -> str:
+        return self.ref.school
+
+    @property
+    def terminal(self) -> str:
+        return self.ref.terminal
+
+    @property
+    def classroom(self) -> str:
+        return self.ref.classroom
+
+
+@dataclass(slots=True)
+class UnknownTerminal:
+    """A terminal that sends messages but is not in the inventory (to list for an admin)."""
+
+    district: str
+    school: str
+    terminal: str
+    first_seen: float
+    last_seen: float
+    messages: int = 0
+    ip: str | None = None
+    mac: str | None = None
+    agent_version: str | None = None
+
+
+class UnknownTerminals:
+    """Unknown terminals by ``(district, school, terminal)``, bounded.
+
+    When full, the entry heard from least recently is evicted (and counted): a misconfigured
+    fleet of many ids cannot grow memory, and the ones still sending stay listed.
+    """
+
+    def __init__(self, limit: int = DEFAULT_UNKNOWN_LIMIT) -> None:
+        if limit < 1:
+            raise ValueError(f"limit must be at least 1, not {limit}")
+        self.limit = limit
+        self.messages = 0
+        """Messages from unknown terminals, evicted ones included."""
+        self.evicted = 0
+        self._entries: OrderedDict[tuple[str, str, str], UnknownTerminal] = OrderedDict()
+
+    def note(self, msg: Heartbeat | Status, now: float) -> UnknownTerminal:
+        """Count one message; returns its entry (``messages == 1`` on the first sighting)."""
+        self.messages += 1
+        key = (msg.district, msg.school, msg.terminal)
+        entry = self._entries.get(key)
+        if entry is None:
+            entry = UnknownTerminal(msg.district, msg.school, msg.terminal, now, now)
+            self._entries[key] = entry
+            if len(self._entries) > self.limit:
+                self._entries.popitem(last=False)
+                self.evicted += 1
+        else:
+            self._entries.move_to_end(key)
+        entry.last_seen = now
+        entry.messages += 1
+        entry.agent_version = msg.agent_version
+        if isinstance(msg, Heartbeat):
+            entry.ip = msg.ip or entry.ip
+            entry.mac = msg.mac or entry.mac
+        return entry
+
+    def entries(self) -> tuple[UnknownTerminal, ...]:
+        """The entries, least recently heard from first."""
+        return tuple(self._entries.values())
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+def _merge_into(intervals: list[Interval], start: float, end: float) -> None:
+    if intervals and start <= intervals[-1][1]:
+        intervals[-1] = (intervals[-1][0], max(intervals[-1][1], end))
+    else:
+        intervals.append((start, end))
+
+
+def clip_intervals(
+    intervals: Iterable[Interval], since: float, until: float
+) -> tuple[Interval, ...]:
+    """Intervals cut to ``[since, until]``, merged where they overlap, empty ones dropped."""
+    out: list[Interval] = []
+    for start, end in sorted(intervals):
+        start, end = max(start, since), min(end, until)
+        if end > start:
+            _merge_into(out, start, end)
+    return tuple(out)
+
+
+class TerminalsState:
+    """In-memory state of all known terminals. Not thread-safe; owned by the collector task.
+
+    Args:
+        inventory: the known terminals; messages from others go to ``unknown``.
+        history_seconds: closed online intervals that ended longer ago are dropped.
+        history_limit: at most this many closed intervals per terminal.
+        unknown_limit: at most this many unknown terminals are remembered.
+    """
+
+    def __init__(
+        self,
+        inventory: TerminalInventory,
+        *,
+        history_seconds: float = DEFAULT_HISTORY_SECONDS,
+        history_limit: int = DEFAULT_HISTORY_LIMIT,
+        unknown_limit: int = DEFAULT_UNKNOWN_LIMIT,
+    ) -> None:
+        if history_limit < 1:
+            raise ValueError(f"history_limit must be at least 1, not {history_limit}")
+        self.inventory = inventory
+        self.history_seconds = history_seconds
+        self.terminals: dict[tuple[str, str], TerminalState] = {
+            (r.school, r.terminal): TerminalState(r, history=deque(maxlen=history_limit))
+            for r in inventory
+        }
+        self.unknown = UnknownTerminals(unknown_limit)
+        self.ignored: dict[str, int] = dict.fromkeys(IGNORED_REASONS, 0)
+        """Messages that changed nothing, by reason (one of ``IGNORED_REASONS``)."""
+
+    def terminal(self, school: str, terminal: str) -> TerminalState | None:
+        """The state of a known terminal, or None for an id not in the inventory."""
+        return self.terminals.get((school, terminal))
+
+    def of_classroom(self, classroom: str) -> TerminalState | None:
+        """The state of a classroom's terminal, or None if the classroom has none."""
+        ref = self.inventory.of_classroom(classroom)
+        return None if ref is None else self.terminals[(ref.school, ref.terminal)]
+
+    def classroom_link_speed(self, classroom: str) -> float | None:
+        """The classroom terminal's NIC speed (Mbit/s), for the 1000M check without a switch port.
+
+        While the terminal is online, the speed its last heartbeat reported (None when the NIC
+        reports none, e.g. on Wi-Fi). While it is off, the last speed any heartbeat reported,
+        as the SNMP side judges a down port by its last speed up; ``last_link_speed_at`` says
+        when. None when no heartbeat ever reported one.
+        """
+        st = self.of_classroom(classroom)
+        if st is None:
+            return None
+        speed = st.link_speed_mbps if st.online else st.last_link_speed_mbps
+        return None if speed is None else float(speed)
+
+    def apply(self, msg: Heartbeat | Status, now: float) -> tuple[Event, ...]:
+        """Fold one message into the state.
+
+        Args:
+            msg: a parsed heartbeat or status (``edumon.wire.parse_message``).
+            now: when it was received (Unix seconds).
+
+        Returns:
+            TERMINAL_ONLINE or TERMINAL_OFFLINE on a transition, else nothing.
+        """
+        ref = self.inventory.lookup(msg.district, msg.school, msg.terminal)
+        if ref is None:
+            self.unknown.note(msg, now)
+            self.ignored[IGNORED_UNKNOWN] += 1
+            return ()
+        st = self.terminals[(ref.school, ref.terminal)]
+        if isinstance(msg, Status) and not msg.online:
+            return self._offline_status(st, msg, now)
+        verdict = self._classify(st, msg)
+        if verdict is not None:
+            self.ignored[verdict] += 1
+            return ()
+        # Accepted: either a new boot, or a seq above every one seen from this boot.
+        st.last_seq = msg.seq
+        st.session = msg.session
+        st.last_observed_at = msg.observed_at
+        st.last_seen = now
+        st.agent_version = msg.agent_version
+        if isinstance(msg, Heartbeat):
+            self._heartbeat_fields(st, msg, now)
+        if st.online:
+            return ()
+        return (self._online(st, msg, now),)
+
+    def expire(
+        self, now: float, timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS
+    ) -> tuple[Event, ...]:
+        """Call offline (reason ``timeout``) every online terminal silent for ``timeout_seconds``.
+
+        Without a Will, a terminal that lost power stays online at the broker until its keepalive
+        runs out (or for ever, behind a NAT that drops the connection silently): only the missing
+        heartbeats tell. The offline interval starts at the last sign of life, not at ``now``.
+
+        Args:
+            now: the current time (Unix seconds).
+            timeout_seconds: see ``heartbeat_timeout``; pass the configured one.
+        """
+        events: list[Event] = []
+        for st in self.terminals.values():
+            if st.online and st.last_seen is not None and now - st.last_seen > timeout_seconds:
+                events.append(
+                    self._go_offline(
+                        st, "timeout", st.last_seen, now, silent_seconds=now - st.last_seen
+                    )
+                )
+        return tuple(events)
+
+    def online_intervals(
+        self, school: str, terminal: str, since: float, until: float
+    ) -> tuple[Interval, ...]:
+        """A terminal's online intervals within ``[since, until]``, oldest first.
+
+        The current online interval, if any, runs to ``until`` (pass the current time). Only
+        ``history_seconds`` of history are kept: for older days use ``intervals_from_events``.
+
+        Raises:
+            KeyError: the terminal is not in the inventory.
+        """
+        st = self.terminals[(school, terminal)]
+        spans: list[Interval] = list(st.history)
+        if st.online and st.online_since is not None:
+            spans.append((st.online_since, max(until, st.online_since)))
+        return clip_intervals(spans, since, until)
+
+    # --- internals ---------------------------------------------------------------------------
+
+    @staticmethod
+    def _classify(st: TerminalState, msg: Heartbeat | Status) -> str | None:
+        """Why a birth or heartbeat must be ignored, or None to accept it."""
+        if st.session is None:
+            return None
+        boot, birth_seq = st.session
+        if msg.boot_id == boot:
+            if msg.birth_seq < birth_seq:
+                return IGNORED_OLD_SESSION
+            # seq grows through all sessions of one boot: a seq not above the highest seen is
+            # a redelivery (a retained birth on re-subscribe) or arrived out of order.
+            if st.last_seq is not None and msg.seq <= st.last_seq:
+                return IGNORED_DUPLICATE
+            return None
+        # Another agent process. bd_seq is persisted, so a restarted agent continues it; when it
+        # did not (state lost, agent reinstalled) its clock usually still runs forward. Once the
+        # current session is over, any other process is newer: the broker retains only the last
+        # status, so an old birth cannot come back, and a terminal must never be stuck ignored
+        # because its bd_seq was reset and its clock set back.
+        if msg.birth_seq > birth_seq or st.online is False:
+            return None
+        if st.last_observed_at is not None and msg.observed_at > st.last_observed_at:
+            return None
+        return IGNORED_OLD_SESSION
+
+    def _offline_status(self, st: TerminalState, msg: Status, now: float) -> tuple[Event, ...]:
+        if not offline_ends_session(msg, st.session):
+            # A Will the broker published late for a session the terminal has since replaced.
+            self.ignored[IGNORED_STALE_OFFLINE] += 1
+            return ()
+        st.session = msg.session
+        st.last_seq = max(msg.seq, st.last_seq) if st.last_seq is not None else msg.seq
+        if st.last_observed_at is None:
+            st.last_observed_at = msg.observed_at
+        if st.online is False:
+            self.ignored[IGNORED_DUPLICATE] += 1
+            return ()
+        reason: OfflineReason = "shutdown" if msg.reason == "shutdown" else "will"
+        if st.online is None:
+            # Nothing was online, so no interval ends and no event is due (a retained Will seen
+            # when the collector starts at night).
+            st.online = False
+            st.offline_since = now
+            st.offline_reason = reason
+            return ()
+        return (self._go_offline(st, reason, now, now),)
+
+    def _heartbeat_fields(self, st: TerminalState, hb: Heartbeat, now: float) -> None:
+        st.heartbeats += 1
+        st.last_heartbeat_at = now
+        st.uptime_seconds = hb.uptime_seconds
+        st.nic = hb.nic
+        st.link_speed_mbps = hb.link_speed_mbps
+        if hb.link_speed_mbps is not None:
+            st.last_link_speed_mbps = hb.link_speed_mbps
+            st.last_link_speed_at = now
+        st.duplex = hb.duplex
+        st.ip = hb.ip
+        st.mac = hb.mac
+        st.cpu_percent = hb.cpu_percent
+        st.memory_used_bytes = hb.memory_used_bytes
+        st.memory_total_bytes = hb.memory_total_bytes
+        st.disk_used_bytes = hb.disk_used_bytes
+        st.disk_total_bytes = hb.disk_total_bytes
+
+    def _online(self, st: TerminalState, msg: Heartbeat | Status, now: float) -> Event:
+        previous = st.offline_reason
+        st.online = True
+        st.online_since = now
+        st.offline_since = None
+        st.offline_reason = None
+        via = "heartbeat" if isinstance(msg, Heartbeat) else "birth"
+        return Event(
+            at=now,
+            kind=EventKind.TERMINAL_ONLINE,
+            device_id=st.terminal,
+            school=st.school,
+            classroom=st.classroom,
+            message=f"terminal {st.terminal} of classroom {st.classroom} is online",
+            details={
+                "terminal": st.terminal,
+                "via": via,
+                "boot": msg.boot_id,
+                "bd_seq": msg.birth_seq,
+                "previous_offline_reason": previous,
+            },
+        )
+
+    def _go_offline(
+        self,
+        st: TerminalState,
+        reason: OfflineReason,
+        since: float,
+        now: float,
+        **details: object,
+    ) -> Event:
+        start = st.online_since if st.online_since is not None else since
+        self._prune(st, since)
+        if st.history.maxlen is not None and len(st.history) == st.history.maxlen:
+            st.history_dropped += 1
+        st.history.append((start, max(start, since)))
+        st.online = False
+        st.online_since = None
+        st.offline_since = since
+        st.offline_reason = reason
+        why = {
+            "will": "its connection was lost or its agent was killed (Last Will)",
+            "shutdown": "it shut down cleanly",
+            "timeout": "its heartbeats stopped (power loss or network cut)",
+        }[reason]
+        boot, birth_seq = st.session if st.session is not None else (None, None)
+        return Event(
+            at=since,
+            kind=EventKind.TERMINAL_OFFLINE,
+            device_id=st.terminal,
+            school=st.school,
+            classroom=st.classroom,
+            message=f"terminal {st.terminal} of classroom {st.classroom} is offline: {why}",
+            details={
+                "terminal": st.terminal,
+                "reason": reason,
+                "boot": boot,
+                "bd_seq": birth_seq,
+                "online_since": start,
+                "last_seen": st.last_seen,
+                "detected_at": now,
+                **details,
+            },
+        )
+
+    def _prune(self, st: TerminalState, now: float) -> None:
+        horizon = now - self.history_seconds
+        while st.history and st.history[0][1] < horizon:
+            st.history.popleft()
+
+
+def intervals_from_events(events: Iterable[Event], until: float) -> tuple[Interval, ...]:
+    """One terminal's online intervals rebuilt from its stored TERMINAL_ONLINE/OFFLINE events.
+
+    Each event's ``at`` is when the change happened (for a timeout, the last sign of life), so
+    this gives the intervals ``TerminalsState`` kept in memory. An ONLINE while already online
+    (the collector restarted and heard the terminal again) keeps the earlier start: the gap is
+    unknown, and the terminal was online at both ends of it. Other event kinds are skipped.
+
+    Args:
+        events: the terminal's events, in any order.
+        until: the end of an interval still open after the last event (the report's end).
+    """
+    spans: list[Interval] = []
+    start: float | None = None
+    for event in sorted(events, key=lambda e: e.at):
+        if event.kind is EventKind.TERMINAL_ONLINE:
+            if start is None:
+                start = event.at
+        elif event.kind is EventKind.TERMINAL_OFFLINE and start is not None:
+            spans.append((start, event.at))
+            start = None
+    if start is not None and until > start:
+        spans.append((start, until))
+    return clip_intervals(spans, float("-inf"), float("inf"))

@@ -9,10 +9,18 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from edumon.domain.models import DeviceSample, Event, InterfaceSample, Observation
+from edumon.domain.models import (
+    DeviceSample,
+    Event,
+    InterfaceSample,
+    Observation,
+    TerminalSample,
+)
 from edumon.domain.state import NetworkState
+from edumon.domain.terminals import DEFAULT_TIMEOUT_SECONDS, TerminalsState
 from edumon.errors import StoreError
 from edumon.store import StoreProtocol
+from edumon.wire import Heartbeat, Status
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +33,11 @@ DEFAULT_QUEUE_SIZE = 10_000
 DEFAULT_MAX_PENDING_ROWS = 2_000_000
 _RETRY_MIN_SECONDS = 1.0
 _RETRY_MAX_SECONDS = 30.0
+# How often silent terminals are looked for; a timeout is noticed at most this late.
+_EXPIRE_EVERY_SECONDS = 1.0
+
+TerminalMessage = tuple[Heartbeat | Status, float]
+"""A parsed MQTT message and when it was received."""
 
 
 @dataclass(slots=True)
@@ -32,6 +45,7 @@ class CollectorStats:
     """The collector's own health, read by the metrics exporter at scrape time."""
 
     observations_total: int = 0
+    terminal_messages_total: int = 0
     dropped_total: dict[str, int] = field(default_factory=lambda: collections.Counter())
     events_total: dict[str, int] = field(default_factory=lambda: collections.Counter())
     rows_written_total: int = 0
@@ -50,21 +64,29 @@ class _Pending:
         self.interface_samples: list[InterfaceSample] = []
         self.device_samples: list[DeviceSample] = []
         self.events: list[Event] = []
+        self.terminal_samples: list[TerminalSample] = []
 
     def __len__(self) -> int:
-        return len(self.interface_samples) + len(self.device_samples) + len(self.events)
+        return (
+            len(self.interface_samples)
+            + len(self.device_samples)
+            + len(self.events)
+            + len(self.terminal_samples)
+        )
 
-    def take(self) -> tuple[list[InterfaceSample], list[DeviceSample], list[Event]]:
-        out = (self.interface_samples, self.device_samples, self.events)
-        self.interface_samples, self.device_samples, self.events = [], [], []
+    def take(self) -> _Pending:
+        out = _Pending()
+        out.interface_samples, self.interface_samples = self.interface_samples, []
+        out.device_samples, self.device_samples = self.device_samples, []
+        out.events, self.events = self.events, []
+        out.terminal_samples, self.terminal_samples = self.terminal_samples, []
         return out
 
-    def put_back(
-        self, ifs: list[InterfaceSample], devs: list[DeviceSample], events: list[Event]
-    ) -> None:
-        self.interface_samples[:0] = ifs
-        self.device_samples[:0] = devs
-        self.events[:0] = events
+    def put_back(self, batch: _Pending) -> None:
+        self.interface_samples[:0] = batch.interface_samples
+        self.device_samples[:0] = batch.device_samples
+        self.events[:0] = batch.events
+        self.terminal_samples[:0] = batch.terminal_samples
 
 
 class Collector:
@@ -80,6 +102,8 @@ class Collector:
         state: NetworkState,
         store: StoreProtocol,
         *,
+        terminals: TerminalsState | None = None,
+        heartbeat_timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS,
         batch_size: int = 500,
         flush_seconds: float = 2.0,
         retention_seconds: float = 30 * 86400,
@@ -89,8 +113,10 @@ class Collector:
     ) -> None:
         self.state = state
         self.store = store
+        self.terminals = terminals
+        self._heartbeat_timeout = heartbeat_timeout_seconds
         self.stats = CollectorStats()
-        self._queue: asyncio.Queue[Observation] = asyncio.Queue(queue_size)
+        self._queue: asyncio.Queue[Observation | TerminalMessage] = asyncio.Queue(queue_size)
         self._pending = _Pending()
         self._batch_size = batch_size
         self._flush_seconds = flush_seconds
@@ -122,16 +148,75 @@ class Collector:
                 obs.device_id,
             )
 
-    def _accept(self, obs: Observation) -> None:
-        applied = self.state.apply(obs)
+    def submit_terminal(self, msg: Heartbeat | Status, received_at: float) -> None:
+        """Hand a parsed terminal message to the collector (the MQTT ingest's sink; never blocks).
+
+        A full queue drops the message, logged and counted: a heartbeat is superseded by the
+        next one, and the ingest must keep reading or the broker's buffers fill instead.
+        """
+        try:
+            self._queue.put_nowait((msg, received_at))
+        except asyncio.QueueFull:
+            self.stats.dropped_total["queue_full"] += 1
+            if self.stats.dropped_total["queue_full"] % 1000 == 1:
+                log.warning(
+                    "collector queue full (%d): dropping terminal messages", self._queue.maxsize
+                )
+
+    def _accept(self, item: Observation | TerminalMessage) -> None:
+        if isinstance(item, tuple):
+            self._accept_terminal(*item)
+            return
+        applied = self.state.apply(item)
         self.stats.observations_total += 1
         self._pending.interface_samples.extend(applied.interface_samples)
         self._pending.device_samples.append(applied.device_sample)
-        self._pending.events.extend(applied.events)
-        for event in applied.events:
+        self._record(applied.events)
+        self._shed()
+
+    def _record(self, events: tuple[Event, ...]) -> None:
+        self._pending.events.extend(events)
+        for event in events:
             self.stats.events_total[event.kind.value] += 1
             log.info("event %s: %s", event.kind.value, event.message)
+
+    def _accept_terminal(self, msg: Heartbeat | Status, received_at: float) -> None:
+        self.stats.terminal_messages_total += 1
+        if self.terminals is None:
+            self.stats.dropped_total["no_terminal_inventory"] += 1
+            return
+        st = self.terminals.terminal(msg.school, msg.terminal)
+        heartbeats_before = st.heartbeats if st is not None else 0
+        self._record(self.terminals.apply(msg, received_at))
+        # Only a heartbeat the state accepted is a sample (not a duplicate, not an old session).
+        if st is not None and isinstance(msg, Heartbeat) and st.heartbeats > heartbeats_before:
+            self._pending.terminal_samples.append(
+                TerminalSample(
+                    at=received_at,
+                    school=msg.school,
+                    terminal=msg.terminal,
+                    classroom=st.classroom,
+                    boot_id=msg.boot_id,
+                    seq=msg.seq,
+                    uptime_seconds=msg.uptime_seconds,
+                    link_speed_mbps=msg.link_speed_mbps,
+                    cpu_percent=msg.cpu_percent,
+                    memory_used_bytes=msg.memory_used_bytes,
+                    disk_used_bytes=msg.disk_used_bytes,
+                )
+            )
         self._shed()
+
+    def expire_terminals(self) -> None:
+        """Mark terminals silent past the heartbeat timeout offline (called every second)."""
+        if self.terminals is not None:
+            self._record(self.terminals.expire(self._clock(), self._heartbeat_timeout))
+
+    async def expire_forever(self) -> None:
+        """Look for silent terminals every second."""
+        while True:
+            self.expire_terminals()
+            await asyncio.sleep(_EXPIRE_EVERY_SECONDS)
 
     def _shed(self) -> None:
         over = len(self._pending) - self._max_pending
@@ -139,6 +224,7 @@ class Collector:
             return
         for rows, reason in (
             (self._pending.interface_samples, "pending_interface_samples"),
+            (self._pending.terminal_samples, "pending_terminal_samples"),
             (self._pending.device_samples, "pending_device_samples"),
         ):
             cut = min(over, len(rows))
@@ -157,12 +243,17 @@ class Collector:
         self.stats.pending_rows = len(self._pending)
         if not len(self._pending):
             return True
-        ifs, devs, events = self._pending.take()
+        batch = self._pending.take()
         started = time.perf_counter()
         try:
-            await self.store.write(ifs, devs, events)
+            await self.store.write(
+                batch.interface_samples,
+                batch.device_samples,
+                batch.events,
+                terminal_samples=batch.terminal_samples,
+            )
         except StoreError as exc:
-            self._pending.put_back(ifs, devs, events)
+            self._pending.put_back(batch)
             self.stats.write_failures_total += 1
             self.stats.pending_rows = len(self._pending)
             log.warning("store write failed, %d rows kept for retry: %s", len(self._pending), exc)
@@ -170,7 +261,7 @@ class Collector:
         elapsed = time.perf_counter() - started
         self.stats.write_seconds_sum += elapsed
         self.stats.write_seconds_count += 1
-        self.stats.rows_written_total += len(ifs) + len(devs) + len(events)
+        self.stats.rows_written_total += len(batch)
         self.stats.last_write_ok_at = self._clock()
         self.stats.pending_rows = len(self._pending)
         return True

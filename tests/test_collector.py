@@ -9,9 +9,17 @@ import pytest
 
 from edumon.collector import Collector
 from edumon.config import Config, inventory_of, parse_config
-from edumon.domain.models import DeviceSample, DeviceUnreachable, Event, InterfaceSample
+from edumon.domain.models import (
+    DeviceSample,
+    DeviceUnreachable,
+    Event,
+    InterfaceSample,
+    TerminalSample,
+)
 from edumon.domain.state import NetworkState
+from edumon.domain.terminals import TerminalInventory, TerminalsState
 from edumon.errors import StoreError
+from edumon.wire import Heartbeat
 from tests.domain.conftest import DISTRICT
 from tests.domain.readings import port, reading
 
@@ -25,12 +33,14 @@ class FlakyStore:
         self.interface_samples: list[InterfaceSample] = []
         self.device_samples: list[DeviceSample] = []
         self.events: list[Event] = []
+        self.terminal_samples: list[TerminalSample] = []
 
     async def write(
         self,
-        interface_samples: Sequence[InterfaceSample],
-        device_samples: Sequence[DeviceSample],
-        events: Sequence[Event],
+        interface_samples: Sequence[InterfaceSample] = (),
+        device_samples: Sequence[DeviceSample] = (),
+        events: Sequence[Event] = (),
+        terminal_samples: Sequence[TerminalSample] = (),
     ) -> None:
         self.attempts += 1
         if self.down:
@@ -38,6 +48,7 @@ class FlakyStore:
         self.interface_samples += interface_samples
         self.device_samples += device_samples
         self.events += events
+        self.terminal_samples += terminal_samples
 
     async def prune(self, now: float, retention_seconds: float) -> int:
         return 0
@@ -97,3 +108,60 @@ async def test_pending_rows_are_bounded_oldest_samples_first_events_kept(config:
     store.down = False
     assert await collector.flush()
     assert [e.kind.value for e in store.events] == ["link_down"]
+
+
+def heartbeat(seq: int, *, terminal: str = "S1-101", boot: str = "b1") -> Heartbeat:
+    return Heartbeat(
+        district="t",
+        school="S1",
+        terminal=terminal,
+        boot_id=boot,
+        seq=seq,
+        birth_seq=1,
+        observed_at=1000.0 + seq,
+        uptime_seconds=float(seq),
+        agent_version="1.0",
+        nic="eth0",
+        link_speed_mbps=1000,
+        duplex="full",
+        ip="127.0.0.1",
+        mac="02:00:00:00:00:01",
+        cpu_percent=None,
+        memory_used_bytes=None,
+        memory_total_bytes=None,
+        disk_used_bytes=None,
+        disk_total_bytes=None,
+    )
+
+
+async def test_terminal_heartbeats_become_samples_and_silence_goes_offline(
+    config: Config,
+) -> None:
+    now = [1000.0]
+    store = FlakyStore()
+    inventory = inventory_of(config)
+    collector = Collector(
+        NetworkState(inventory),
+        store,
+        terminals=TerminalsState(TerminalInventory.from_inventory(inventory, district="t")),
+        heartbeat_timeout_seconds=30.0,
+        clock=lambda: now[0],
+    )
+    collector.submit_terminal(heartbeat(1), 1000.0)
+    collector.submit_terminal(heartbeat(1), 1000.5)  # a redelivery: no second sample
+    collector.submit_terminal(heartbeat(2), 1001.0)
+    collector.submit_terminal(heartbeat(1, terminal="T-unknown"), 1001.0)
+    await collector.drain()
+    assert [(s.terminal, s.seq) for s in store.terminal_samples] == [("S1-101", 1), ("S1-101", 2)]
+    assert [e.kind.value for e in store.events] == ["terminal_online"]
+    assert collector.terminals is not None
+    assert [u.terminal for u in collector.terminals.unknown.entries()] == ["T-unknown"]
+    now[0] = 1020.0
+    collector.expire_terminals()
+    await collector.flush()
+    assert [e.kind.value for e in store.events] == ["terminal_online"]
+    now[0] = 1040.0
+    collector.expire_terminals()
+    await collector.flush()
+    assert [e.kind.value for e in store.events] == ["terminal_online", "terminal_offline"]
+    assert store.events[-1].details.get("reason", store.events[-1].message)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from edumon.domain.inventory import ClassroomRef, SchoolRef
@@ -178,16 +179,32 @@ def check_classroom(
     room: ClassroomRef,
     targets: Targets,
     uplink_ok: bool,
+    terminal_speed: float | None = None,
 ) -> CheckResult:
     """A classroom's access port at or above the classroom target.
 
     A port that is down now (terminal switched off) is judged by the speed it had when it
     was last up; a classroom behind a school uplink that is down is unknown, not failing.
+    Without a mapped switch port, the speed the classroom's terminal reports for its own NIC
+    (``terminal_speed``) is judged instead.
     """
     base = _Subject(school.code, room.switch, room.port, targets.classroom_mbps, room.id)
     name = CheckName.CLASSROOM_SPEED
     if room.switch is None or room.port is None:
-        return base.result(name, Verdict.UNKNOWN, "no switch port is mapped to this classroom")
+        if terminal_speed is not None:
+            return _speed_check(
+                name,
+                "classroom link",
+                terminal_speed,
+                targets.classroom_mbps,
+                "as reported by the classroom terminal; no switch port is mapped",
+                base,
+            )
+        return base.result(
+            name,
+            Verdict.UNKNOWN,
+            "no switch port is mapped to this classroom and its terminal reported no link speed",
+        )
     why = _port_unknown(state, room.switch, room.port)
     if why is None and not uplink_ok and room.switch != school.uplink_switch:
         why = "the school's uplink is down, so the classroom's link cannot be judged"
@@ -217,18 +234,32 @@ def check_classroom(
     )
 
 
-def check_school(state: NetworkState, school: SchoolRef, targets: Targets) -> SchoolCompliance:
-    """Every check for one school."""
+def check_school(
+    state: NetworkState,
+    school: SchoolRef,
+    targets: Targets,
+    terminal_speeds: Mapping[str, float | None] | None = None,
+) -> SchoolCompliance:
+    """Every check for one school (``terminal_speeds``: terminal NIC speed by classroom id)."""
     uplink = check_uplink(state, school, targets)
     uplink_ok = uplink[0].verdict is Verdict.PASS
+    speeds = terminal_speeds or {}
     rooms = tuple(
-        check_classroom(state, school, room, targets, uplink_ok) for room in school.classrooms
+        check_classroom(state, school, room, targets, uplink_ok, speeds.get(room.id))
+        for room in school.classrooms
     )
     if targets.classroom_mbps is None:
         rooms = ()
     return SchoolCompliance(school.code, _overall(uplink + rooms), uplink, rooms)
 
 
-def check_district(state: NetworkState, targets: Targets) -> dict[str, SchoolCompliance]:
+def check_district(
+    state: NetworkState,
+    targets: Targets,
+    terminal_speeds: Mapping[str, float | None] | None = None,
+) -> dict[str, SchoolCompliance]:
     """Every school's compliance, by school code."""
-    return {code: check_school(state, s, targets) for code, s in state.inventory.schools.items()}
+    return {
+        code: check_school(state, s, targets, terminal_speeds)
+        for code, s in state.inventory.schools.items()
+    }

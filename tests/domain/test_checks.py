@@ -100,3 +100,16 @@ def test_legacy_profile_has_no_classroom_checks(district: Config) -> None:
     result = check_district(polled(district), PROFILES["legacy-2012"])["S1"]
     assert result.classrooms == ()
     assert result.verdict is Verdict.PASS
+
+
+def test_unmapped_classroom_is_judged_by_its_terminal_link_speed(district: Config) -> None:
+    state = polled(district)
+    slow = check_district(state, PROFILES["district-1000m"], {"S1-103": 100.0})["S1"]
+    room = next(r for r in slow.classrooms if r.classroom == "S1-103")
+    assert room.verdict is Verdict.FAIL
+    assert "terminal" in room.reason
+    fast = check_district(state, PROFILES["district-1000m"], {"S1-103": 1000.0})["S1"]
+    assert next(r for r in fast.classrooms if r.classroom == "S1-103").verdict is Verdict.PASS
+    # A mapped port's switch reading wins over what the terminal says.
+    mapped = check_district(state, PROFILES["district-1000m"], {"S1-101": 100.0})["S1"]
+    assert next(r for r in mapped.classrooms if r.classroom == "S1-101").verdict is Verdict.PASS

@@ -3,9 +3,35 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
 from typing import Protocol
 
-from edumon.domain.models import DeviceSample, Event, EventKind, InterfaceSample
+from edumon.domain.models import DeviceSample, Event, EventKind, InterfaceSample, TerminalSample
+
+
+@dataclass(frozen=True, slots=True)
+class ClassroomAvailability:
+    """One classroom's terminal availability on one day: the inputs of the district's reports.
+
+    在线率 = online_minutes / scheduled_minutes; 使用率 = lessons_with_terminal_on /
+    scheduled_lessons; 开机率 counts the classrooms with ``switched_on`` among all of them.
+    """
+
+    day: date
+    """The school day, in the district's local calendar."""
+    school: str
+    classroom: str
+    scheduled_minutes: float
+    """Minutes of lessons scheduled in the classroom that day."""
+    online_minutes: float
+    """Minutes of scheduled lesson time during which the terminal was online."""
+    scheduled_lessons: int
+    lessons_with_terminal_on: int
+    switched_on: bool
+    """Whether the terminal was on at least once that day (in a lesson or not)."""
+    computed_at: float
+    """When the row was computed (Unix seconds); a later computation replaces it."""
 
 
 class StoreProtocol(Protocol):
@@ -16,8 +42,13 @@ class StoreProtocol(Protocol):
         interface_samples: Sequence[InterfaceSample],
         device_samples: Sequence[DeviceSample],
         events: Sequence[Event],
+        terminal_samples: Sequence[TerminalSample] = (),
     ) -> None:
         """Store a batch atomically; raise StoreError (keep the batch, retry) on failure."""
+        ...
+
+    async def upsert_availability(self, rows: Sequence[ClassroomAvailability]) -> None:
+        """Insert or replace daily availability rows (keyed by day and classroom)."""
         ...
 
     async def prune(self, now: float, retention_seconds: float) -> int:
@@ -61,6 +92,40 @@ class StoreReader(Protocol):
         limit: int = 1000,
     ) -> list[DeviceSample]:
         """One switch's newest ``limit`` samples in [since, until), oldest first."""
+        ...
+
+    async def terminal_history(
+        self,
+        classroom: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        limit: int = 1000,
+        *,
+        school: str | None = None,
+        terminal: str | None = None,
+    ) -> list[TerminalSample]:
+        """A classroom's (or a school's terminal's) newest ``limit`` heartbeats, oldest first."""
+        ...
+
+    async def terminal_seen_intervals(
+        self,
+        school: str | None = None,
+        *,
+        since: float,
+        until: float,
+        classroom: str | None = None,
+    ) -> dict[str, list[float]]:
+        """Per classroom, the times its heartbeats arrived in [since, until), in order."""
+        ...
+
+    async def availability(
+        self,
+        since_day: date,
+        until_day: date,
+        school: str | None = None,
+        classroom: str | None = None,
+    ) -> list[ClassroomAvailability]:
+        """Daily availability rows for days in [since_day, until_day), by day then classroom."""
         ...
 
     async def ping(self) -> bool:

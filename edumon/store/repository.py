@@ -9,7 +9,7 @@ import logging
 import re
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -17,7 +17,21 @@ from typing import Any, Self
 from alembic import command
 from alembic.config import Config as AlembicConfig
 from alembic.util.exc import CommandError
-from sqlalchemy import Connection, Delete, Insert, Table, delete, event, select, text
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Connection,
+    Delete,
+    Insert,
+    Table,
+    cast,
+    delete,
+    event,
+    extract,
+    func,
+    select,
+    text,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import URL, make_url
@@ -26,9 +40,17 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from sqlalchemy.pool import StaticPool
 
 from edumon.config import Config
-from edumon.domain.models import DeviceSample, Event, EventKind, InterfaceSample, OperStatus
+from edumon.domain.models import (
+    DeviceSample,
+    Event,
+    EventKind,
+    InterfaceSample,
+    OperStatus,
+    TerminalSample,
+)
 from edumon.errors import StoreError
 from edumon.store import tables as t
+from edumon.store.protocol import ClassroomAvailability
 
 logger = logging.getLogger(__name__)
 
@@ -373,7 +395,14 @@ class Store:
             for s in config.schools.values()
         ]
         room_rows = [
-            {"id": r.id, "school": s.code, "name": r.name, "switch": r.switch, "port": r.port}
+            {
+                "id": r.id,
+                "school": s.code,
+                "name": r.name,
+                "switch": r.switch,
+                "port": r.port,
+                "terminal": r.terminal_id,
+            }
             for s in config.schools.values()
             for r in s.classrooms
         ]
@@ -459,11 +488,14 @@ class Store:
         interface_samples: Sequence[InterfaceSample] = (),
         device_samples: Sequence[DeviceSample] = (),
         events: Sequence[Event] = (),
+        terminal_samples: Sequence[TerminalSample] = (),
     ) -> None:
         """Store a batch in one transaction: all of it or none of it.
 
-        Samples already stored (same device, interface and time) are skipped, so a batch
-        retried after an ambiguous failure is not duplicated.
+        Samples already stored (same device, interface and time; terminal heartbeats with the
+        same school, terminal, boot id and sequence number) are skipped, so a batch retried
+        after an ambiguous failure, or heartbeats replayed from an agent's spool, are not
+        duplicated.
 
         Raises:
             StoreError: the database failed; nothing was stored and the caller may retry the
@@ -506,6 +538,22 @@ class Store:
             }
             for e in events
         ]
+        terminal_rows = [
+            {
+                "school": s.school,
+                "terminal": s.terminal,
+                "boot_id": s.boot_id,
+                "seq": s.seq,
+                "at": _dt(s.at),
+                "classroom": s.classroom,
+                "uptime_seconds": s.uptime_seconds,
+                "link_speed_mbps": s.link_speed_mbps,
+                "cpu_percent": s.cpu_percent,
+                "memory_used_bytes": s.memory_used_bytes,
+                "disk_used_bytes": s.disk_used_bytes,
+            }
+            for s in terminal_samples
+        ]
         new_interfaces: dict[tuple[str, str], float] = {}
         for s in interface_samples:
             pair = (s.device_id, s.interface)
@@ -515,7 +563,7 @@ class Store:
             {"device_id": d, "name": n, "first_seen": _dt(at)}
             for (d, n), at in new_interfaces.items()
         ]
-        total = len(iface_rows) + len(device_rows) + len(event_rows)
+        total = len(iface_rows) + len(device_rows) + len(event_rows) + len(terminal_rows)
         if total == 0:
             return
         async with self._guard(f"writing {total} rows"), self._engine.begin() as conn:
@@ -523,6 +571,7 @@ class Store:
                 (self._insert_ignore(t.interface_samples), iface_rows),
                 (self._insert_ignore(t.device_samples), device_rows),
                 (self._insert_ignore(t.interfaces), interface_rows),
+                (self._insert_ignore(t.terminal_samples), terminal_rows),
                 (t.events.insert(), event_rows),
             ):
                 for chunk in _chunks(rows, WRITE_CHUNK_ROWS):
@@ -664,10 +713,199 @@ class Store:
             for r in reversed(rows)
         ]
 
-    async def prune(self, now: float, retention_seconds: float) -> int:
-        """Delete interface and device samples older than ``now - retention_seconds``.
+    async def terminal_history(
+        self,
+        classroom: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        limit: int = 1000,
+        *,
+        school: str | None = None,
+        terminal: str | None = None,
+    ) -> list[TerminalSample]:
+        """One classroom's heartbeats in [since, until), oldest first; the newest ``limit``.
 
-        Events and inventory are never pruned.
+        Name either the classroom, or the school and the terminal id (terminal ids are unique
+        within a school only); the latter follows a terminal that moved between classrooms.
+
+        Raises:
+            ValueError: limit is negative, or not exactly one of classroom and
+                (school, terminal) was given.
+            StoreError: the database failed.
+        """
+        if limit < 0:
+            raise ValueError("limit must not be negative")
+        by_terminal = school is not None or terminal is not None
+        if (classroom is not None) == by_terminal or (by_terminal and None in (school, terminal)):
+            raise ValueError("give either a classroom, or both a school and a terminal")
+        c = t.terminal_samples.c
+        query = select(t.terminal_samples)
+        if classroom is not None:
+            query = query.where(c.classroom == classroom)
+        else:
+            query = query.where(c.school == school, c.terminal == terminal)
+        if since is not None:
+            query = query.where(c.at >= _dt(since))
+        if until is not None:
+            query = query.where(c.at < _dt(until))
+        # Heartbeats replayed from a spool can share a receipt time; seq orders them.
+        query = query.order_by(c.at.desc(), c.seq.desc()).limit(limit)
+        async with self._guard("reading terminal history"), self._engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return [
+            TerminalSample(
+                at=_seconds(r.at),
+                school=r.school,
+                terminal=r.terminal,
+                classroom=r.classroom,
+                boot_id=r.boot_id,
+                seq=r.seq,
+                uptime_seconds=r.uptime_seconds,
+                link_speed_mbps=r.link_speed_mbps,
+                cpu_percent=r.cpu_percent,
+                memory_used_bytes=r.memory_used_bytes,
+                disk_used_bytes=r.disk_used_bytes,
+            )
+            for r in reversed(rows)
+        ]
+
+    def _epoch_microseconds(self) -> ColumnElement[int]:
+        """``terminal_samples.at`` as integer Unix microseconds, computed by the database.
+
+        Availability reads a day of a county's heartbeats (~230k rows) at once; plain integers
+        skip building a datetime per row, and dividing by 10**6 gives exactly the float that
+        ``datetime.timestamp()`` would.
+        """
+        at = t.terminal_samples.c.at
+        if self._dialect == "postgresql":
+            # extract() returns an exact numeric (PostgreSQL >= 14) or a float8 with
+            # microsecond precision for this century; round() absorbs the latter's error.
+            return cast(func.round(extract("epoch", at) * 1_000_000), BigInteger)
+        # SQLite stores fixed-width text, 'YYYY-MM-DD HH:MM:SS.ffffff' (see UtcDateTime).
+        # The fraction is cut off before strftime, which rounds it to milliseconds and so
+        # would turn :59.999999 into the next second.
+        seconds = cast(func.strftime("%s", func.substr(at, 1, 19)), BigInteger)
+        return seconds * 1_000_000 + cast(func.substr(at, 21, 6), BigInteger)
+
+    async def terminal_seen_intervals(
+        self,
+        school: str | None = None,
+        *,
+        since: float,
+        until: float,
+        classroom: str | None = None,
+    ) -> dict[str, list[float]]:
+        """When each classroom's heartbeats arrived in [since, until), for availability.
+
+        A terminal was online from a heartbeat until the next one if they are closer than the
+        offline timeout. To know the state at ``since``, start the window one timeout earlier.
+
+        Args:
+            school: only this school's classrooms.
+            since: window start (Unix seconds), inclusive.
+            until: window end (Unix seconds), exclusive.
+            classroom: only this classroom.
+
+        Returns:
+            Receipt times (Unix seconds) in ascending order, keyed by classroom id; classrooms
+            without a heartbeat in the window are absent.
+
+        Raises:
+            ValueError: until is before since.
+            StoreError: the database failed.
+        """
+        if until < since:
+            raise ValueError("until must not be before since")
+        c = t.terminal_samples.c
+        micros = self._epoch_microseconds().label("micros")
+        query = select(c.classroom, micros).where(c.at >= _dt(since), c.at < _dt(until))
+        if school is not None:
+            query = query.where(c.school == school)
+        if classroom is not None:
+            query = query.where(c.classroom == classroom)
+        # Ordered by time alone, so each of the three (…, at) indexes yields rows without a
+        # sort; grouping by classroom keeps that order.
+        query = query.order_by(c.at)
+        seen: dict[str, list[float]] = {}
+        async with self._guard("reading terminal heartbeats"), self._engine.connect() as conn:
+            result = await conn.execute(query)
+            for room, us in result:
+                times = seen.get(room)
+                if times is None:
+                    times = seen[room] = []
+                times.append(us / 1_000_000)
+        return seen
+
+    async def upsert_availability(self, rows: Sequence[ClassroomAvailability]) -> None:
+        """Insert daily availability rows, replacing those of the same day and classroom.
+
+        Raises:
+            StoreError: the database failed; nothing was changed.
+        """
+        values = [
+            {
+                "day": r.day,
+                "classroom": r.classroom,
+                "school": r.school,
+                "scheduled_minutes": r.scheduled_minutes,
+                "online_minutes": r.online_minutes,
+                "scheduled_lessons": r.scheduled_lessons,
+                "lessons_with_terminal_on": r.lessons_with_terminal_on,
+                "switched_on": r.switched_on,
+                "computed_at": _dt(r.computed_at),
+            }
+            for r in rows
+        ]
+        if not values:
+            return
+        stmt = self._upsert(t.classroom_availability_daily)
+        async with (
+            self._guard(f"writing {len(values)} availability rows"),
+            self._engine.begin() as conn,
+        ):
+            for chunk in _chunks(values, WRITE_CHUNK_ROWS):
+                await conn.execute(stmt, list(chunk))
+
+    async def availability(
+        self,
+        since_day: date,
+        until_day: date,
+        school: str | None = None,
+        classroom: str | None = None,
+    ) -> list[ClassroomAvailability]:
+        """Daily availability for days in [since_day, until_day), ordered by day and classroom.
+
+        Raises:
+            StoreError: the database failed.
+        """
+        c = t.classroom_availability_daily.c
+        query = select(t.classroom_availability_daily).where(c.day >= since_day, c.day < until_day)
+        if school is not None:
+            query = query.where(c.school == school)
+        if classroom is not None:
+            query = query.where(c.classroom == classroom)
+        query = query.order_by(c.day, c.classroom)
+        async with self._guard("reading availability"), self._engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return [
+            ClassroomAvailability(
+                day=r.day,
+                school=r.school,
+                classroom=r.classroom,
+                scheduled_minutes=r.scheduled_minutes,
+                online_minutes=r.online_minutes,
+                scheduled_lessons=r.scheduled_lessons,
+                lessons_with_terminal_on=r.lessons_with_terminal_on,
+                switched_on=bool(r.switched_on),
+                computed_at=_seconds(r.computed_at),
+            )
+            for r in rows
+        ]
+
+    async def prune(self, now: float, retention_seconds: float) -> int:
+        """Delete interface, device and terminal samples older than ``now - retention_seconds``.
+
+        Events, daily availability and inventory are never pruned.
 
         Returns:
             The number of samples deleted.
@@ -681,7 +919,7 @@ class Store:
         cutoff = _dt(now - retention_seconds)
         deleted = 0
         async with self._guard("pruning old samples"), self._engine.begin() as conn:
-            for table in (t.interface_samples, t.device_samples):
+            for table in (t.interface_samples, t.device_samples, t.terminal_samples):
                 result = await conn.execute(delete(table).where(table.c.at < cutoff))
                 deleted += max(result.rowcount, 0)
         if deleted:

@@ -10,6 +10,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Date,
     DateTime,
     Dialect,
     Double,
@@ -143,6 +144,8 @@ classrooms = Table(
     Column("name", Text, nullable=False),
     Column("switch", Text, nullable=True),
     Column("port", Text, nullable=True),
+    # The id the classroom's terminal agent reports (the classroom id unless configured).
+    Column("terminal", Text, nullable=True),
 )
 
 # Switches: where they are and how to reach them, never their SNMP credentials.
@@ -211,7 +214,50 @@ device_samples = Table(
     Index("ix_device_samples_at", "at"),
 )
 
-# --- events, kept long ------------------------------------------------------------------------
+# One row per accepted terminal heartbeat. The primary key is the wire protocol's
+# deduplication key, so a heartbeat replayed from an agent's spool, or a batch retried after
+# an ambiguous commit, adds nothing. ``at`` is when the collector received the heartbeat.
+terminal_samples = Table(
+    "terminal_samples",
+    metadata,
+    Column("school", Text, nullable=False),
+    Column("terminal", Text, nullable=False),
+    Column("boot_id", Text, nullable=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("at", UtcDateTime, nullable=False),
+    Column("classroom", Text, nullable=False),
+    Column("uptime_seconds", Double, nullable=False),
+    Column("link_speed_mbps", Double, nullable=True),
+    Column("cpu_percent", Double, nullable=True),
+    Column("memory_used_bytes", BigInteger, nullable=True),
+    Column("disk_used_bytes", BigInteger, nullable=True),
+    PrimaryKeyConstraint("school", "terminal", "boot_id", "seq"),
+    # Availability reads one classroom's or one school's heartbeats in a time window; pruning
+    # and district-wide reads need time alone.
+    Index("ix_terminal_samples_classroom_at", "classroom", "at"),
+    Index("ix_terminal_samples_school_at", "school", "at"),
+    Index("ix_terminal_samples_at", "at"),
+)
+
+# --- daily roll-ups and events, kept long -----------------------------------------------------
+
+# 在线率, 开机率 and 使用率 inputs per classroom and school day, recomputed (upserted) at will.
+classroom_availability_daily = Table(
+    "classroom_availability_daily",
+    metadata,
+    Column("day", Date, nullable=False),
+    Column("classroom", Text, nullable=False),
+    Column("school", Text, nullable=False),
+    Column("scheduled_minutes", Double, nullable=False),
+    Column("online_minutes", Double, nullable=False),
+    Column("scheduled_lessons", Integer, nullable=False),
+    Column("lessons_with_terminal_on", Integer, nullable=False),
+    Column("switched_on", Boolean, nullable=False),
+    Column("computed_at", UtcDateTime, nullable=False),
+    PrimaryKeyConstraint("day", "classroom"),
+    Index("ix_classroom_availability_daily_school_day", "school", "day"),
+    Index("ix_classroom_availability_daily_classroom_day", "classroom", "day"),
+)
 
 events = Table(
     "events",

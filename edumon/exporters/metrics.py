@@ -15,11 +15,17 @@ Compliance is a one-hot state set, ``edumon_check_status{school,check,classroom,
 with exactly one of pass/fail/unknown at 1 per check, so that both "uplink below target"
 (``edumon_check_status{check="uplink_speed",verdict="fail"} == 1``) and "how many checks we
 cannot judge" are plain selectors.
+
+Classroom terminals: ``edumon_terminal_up{school,classroom,terminal}`` is 0 for a terminal
+never heard from, and ``edumon_classroom_expected_online{school,classroom}`` says whether a
+lesson is scheduled at scrape time; deploy/prometheus/rules/edumon-terminals.yml alerts on
+the two together, unless the school's ``edumon_school_uplink_up`` is 0 (parent failure).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+import time
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry
@@ -34,20 +40,39 @@ from prometheus_client.metrics_core import (
 from edumon.domain.checks import CheckName, SchoolCompliance, Verdict, check_district
 from edumon.domain.models import EventKind, OperStatus
 from edumon.domain.state import DeviceState, InterfaceState
+from edumon.domain.terminals import IGNORED_REASONS
+from edumon.exporters.availability import (
+    CalendarFallbackLog,
+    ClassroomNow,
+    classrooms_now,
+    local_date,
+    terminal_speeds,
+)
 from edumon.runtime import Runtime
+from edumon.sources.mqtt.ingest import MqttIngest
 from edumon.sources.snmp.poller import SnmpPoller
+from edumon.wire import KIND_HEARTBEAT, KIND_STATUS
+from edumon.wire import REASONS as WIRE_REASONS
 
 BYTES_PER_MBIT = 1_000_000 / 8
 """Link speeds are configured and reported in Mbit/s; Prometheus wants bytes per second."""
 
 # Reasons the collector drops data for; rendered at 0 from the start so that
 # increase(...) sees the first drop (a series that appears at 1 has no increase).
-_DROP_REASONS = ("queue_full", "pending_interface_samples", "pending_device_samples")
+_DROP_REASONS = (
+    "queue_full",
+    "pending_interface_samples",
+    "pending_device_samples",
+    "pending_terminal_samples",
+)
+_OFFLINE_REASONS = ("will", "shutdown", "timeout", "never_seen")
 _POLL_RESULTS = ("ok", "failed")
 _VERDICTS = tuple(Verdict)
 
 
-def create_registry(runtime: Runtime) -> CollectorRegistry:
+def create_registry(
+    runtime: Runtime, *, clock: Callable[[], float] = time.time
+) -> CollectorRegistry:
     """A fresh registry holding edumon's collector, for one app (or one test).
 
     The process-wide default registry is not used, and no process/platform collectors
@@ -55,12 +80,13 @@ def create_registry(runtime: Runtime) -> CollectorRegistry:
 
     Args:
         runtime: the daemon's live parts; read, never changed.
+        clock: the current time in Unix seconds, for the lesson schedule at scrape time.
 
     Returns:
         A registry to hand to ``prometheus_client.generate_latest``.
     """
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(EdumonCollector(runtime))
+    registry.register(EdumonCollector(runtime, clock=clock))
     return registry
 
 
@@ -101,17 +127,23 @@ def _counter(name: str, doc: str, *labels: str) -> _Family:
 class EdumonCollector:
     """A prometheus_client collector that renders the runtime's state at each scrape."""
 
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(self, runtime: Runtime, *, clock: Callable[[], float] = time.time) -> None:
         self._runtime = runtime
+        self._clock = clock
+        self._calendar_log = CalendarFallbackLog()
 
     def collect(self) -> Iterable[Metric]:
+        now = self._clock()
         families: list[_Family | Metric] = []
         families.extend(self._targets())
         families.extend(self._devices())
         families.extend(self._interfaces())
         families.extend(self._compliance())
+        families.extend(self._terminals(classrooms_now(self._runtime, now)))
+        families.extend(self._calendar(now))
         families.extend(self._collector())
         families.extend(self._snmp())
+        families.extend(self._mqtt())
         for family in families:
             yield family.metric if isinstance(family, _Family) else family
 
@@ -346,7 +378,10 @@ class EdumonCollector:
     # -- compliance ------------------------------------------------------------------------
 
     def _compliance(self) -> Iterator[_Family]:
-        results = check_district(self._runtime.state, self._runtime.config.targets)
+        # Classrooms without a mapped switch port are judged by their terminal's NIC speed.
+        results = check_district(
+            self._runtime.state, self._runtime.config.targets, terminal_speeds(self._runtime)
+        )
         status = _gauge(
             "edumon_check_status",
             "Outcome of each compliance check as a state set: exactly one of "
@@ -403,6 +438,140 @@ class EdumonCollector:
                 )
                 classrooms.add(_count(sc, verdict), school=code, verdict=verdict.value)
         yield from (status, measured, uplink_up, school_status, classrooms)
+
+    # -- classroom terminals and the schedule ----------------------------------------------
+
+    def _terminals(self, rooms: list[ClassroomNow]) -> Iterator[_Family]:
+        labels = ("school", "classroom", "terminal")
+        up = _gauge(
+            "edumon_terminal_up",
+            "Whether the classroom terminal is online (1) or not (0: offline, or never heard "
+            "from since the collector started).",
+            *labels,
+        )
+        last_seen = _gauge(
+            "edumon_terminal_last_seen_timestamp_seconds",
+            "When the terminal's last birth or heartbeat arrived, Unix seconds.",
+            *labels,
+        )
+        last_change = _gauge(
+            "edumon_terminal_last_change_timestamp_seconds",
+            "When the terminal went online or offline, Unix seconds (for a heartbeat "
+            "timeout, its last sign of life); absent if never heard from.",
+            *labels,
+        )
+        uptime = _gauge(
+            "edumon_terminal_uptime_seconds",
+            "The terminal's uptime in its last heartbeat; absent while it is not online.",
+            *labels,
+        )
+        speed = _gauge(
+            "edumon_terminal_link_speed_bytes",
+            "The terminal's NIC link speed in its last heartbeat, bytes per second; absent "
+            "while it is not online or its NIC reports no speed (Wi-Fi).",
+            *labels,
+        )
+        reason = _gauge(
+            "edumon_terminal_offline_reason",
+            "Why the terminal is not online, as a state set: while it is not online exactly "
+            "one of will (Last Will: connection lost, agent killed), shutdown, timeout "
+            "(heartbeats stopped) and never_seen is 1; all 0 while it is online.",
+            *labels,
+            "reason",
+        )
+        info = _info(
+            "edumon_terminal",
+            "What the terminal's last heartbeat said about itself.",
+            *labels,
+            "agent_version",
+            "nic",
+            "ip",
+            "mac",
+            "duplex",
+        )
+        expected = _gauge(
+            "edumon_classroom_expected_online",
+            "Whether a lesson is scheduled in the classroom now (1) or not (0), from the "
+            "school calendar (校历), the working calendar (调休 included) and the timetable.",
+            "school",
+            "classroom",
+        )
+        in_lesson = _gauge(
+            "edumon_classroom_offline_in_lesson",
+            "Whether the classroom's terminal is offline while a lesson is scheduled (1) or "
+            "not (0); absent while the school's uplink is down (the classroom is unknown).",
+            "school",
+            "classroom",
+        )
+        for c in rooms:
+            room = {"school": c.school.code, "classroom": c.room.id}
+            if c.expected_online is not None:
+                expected.add(1 if c.expected_online else 0, **room)
+            st = c.terminal
+            if st is None:
+                continue
+            ids = {**room, "terminal": st.terminal}
+            up.add(1 if c.online else 0, **ids)
+            why = c.offline_reason
+            for value in _OFFLINE_REASONS:
+                reason.add(1 if why == value else 0, **ids, reason=value)
+            info.add(
+                1,
+                **ids,
+                agent_version=st.agent_version or "",
+                nic=st.nic or "",
+                ip=st.ip or "",
+                mac=st.mac or "",
+                duplex=st.duplex,
+            )
+            if st.last_seen is not None:
+                last_seen.add(st.last_seen, **ids)
+            if c.since is not None:
+                last_change.add(c.since, **ids)
+            if c.online and st.uptime_seconds is not None:
+                uptime.add(st.uptime_seconds, **ids)
+            if c.online and st.link_speed_mbps is not None:
+                speed.add(mbps_to_bytes(st.link_speed_mbps), **ids)
+            if c.offline_in_lesson is not None and not c.uplink_down:
+                in_lesson.add(1 if c.offline_in_lesson else 0, **room)
+        yield from (up, last_seen, last_change, uptime, speed, reason, info, expected, in_lesson)
+
+        terminals = self._runtime.terminals
+        if terminals is None:
+            return
+        unknown = _gauge(
+            "edumon_terminals_unknown",
+            "Terminals sending messages that are in no classroom of the inventory "
+            "(GET /api/v1/terminals/unknown lists them).",
+        )
+        unknown.add(len(terminals.unknown))
+        ignored = _counter(
+            "edumon_terminal_messages_ignored",
+            "Terminal messages that changed nothing, by reason: unknown_terminal, duplicate "
+            "(redelivered), old_session, stale_offline (a late Last Will of a replaced session).",
+            "reason",
+        )
+        for cause in sorted(set(IGNORED_REASONS) | set(terminals.ignored)):
+            ignored.add(terminals.ignored.get(cause, 0), reason=cause)
+        messages = _counter(
+            "edumon_collector_terminal_messages",
+            "Terminal messages (heartbeats and statuses) the collector took from its queue.",
+        )
+        messages.add(self._runtime.collector.stats.terminal_messages_total)
+        yield from (unknown, ignored, messages)
+
+    def _calendar(self, now: float) -> Iterator[_Family]:
+        calendar = self._runtime.calendar
+        if calendar is None:
+            return
+        fallback = _gauge(
+            "edumon_calendar_fallback",
+            "1 when the working calendar has no data for today, so Monday to Friday are "
+            "taken as working days (holidays and 调休 unknown): upgrade chinese-calendar.",
+        )
+        today = local_date(self._runtime, now)
+        fallback.add(1 if self._calendar_log.check(calendar, today) else 0)
+        yield fallback
 
     # -- the collector's own health --------------------------------------------------------
 
@@ -564,6 +733,57 @@ class EdumonCollector:
         )
         socket_errors.add(transport.socket_errors)
         yield from (in_flight, overruns, sent, received, dropped, socket_errors)
+
+    # -- MQTT ingest -----------------------------------------------------------------------
+
+    def _mqtt(self) -> Iterator[_Family]:
+        ingest = self._runtime.ingest
+        if not isinstance(ingest, MqttIngest):
+            return  # no MQTT ingest in this process (a test of the SNMP side)
+        stats = ingest.stats
+        received = _counter(
+            "edumon_mqtt_received", "MQTT messages received on the terminal topics."
+        )
+        received.add(stats.received_total)
+        accepted = _counter(
+            "edumon_mqtt_accepted",
+            "MQTT messages that passed validation and went to the collector, by kind "
+            "(heartbeat, status).",
+            "kind",
+        )
+        for kind in sorted({KIND_HEARTBEAT, KIND_STATUS} | set(stats.accepted_by_kind)):
+            accepted.add(stats.accepted_by_kind.get(kind, 0), kind=kind)
+        rejected = _counter(
+            "edumon_mqtt_rejected",
+            "MQTT messages rejected by validation, by reason (too_large, bad_json, "
+            "schema_version, id_mismatch, ...).",
+            "reason",
+        )
+        for reason in sorted(set(WIRE_REASONS) | set(stats.rejected_total)):
+            rejected.add(stats.rejected_total.get(reason, 0), reason=reason)
+        connected = _gauge(
+            "edumon_mqtt_connected",
+            "Whether the ingest is connected and subscribed to the MQTT broker (1) or not (0).",
+        )
+        connected.add(1 if stats.connected else 0)
+        reconnects = _counter(
+            "edumon_mqtt_reconnects",
+            "Connections to the MQTT broker after the first one (each follows a lost one).",
+        )
+        reconnects.add(stats.reconnects_total)
+        failures = _counter(
+            "edumon_mqtt_connect_failures",
+            "Attempts to connect to the MQTT broker that failed (refused, unreachable, timeout).",
+        )
+        failures.add(stats.connect_failures_total)
+        yield from (received, accepted, rejected, connected, reconnects, failures)
+        if stats.last_message_at is not None:
+            last = _gauge(
+                "edumon_mqtt_last_message_timestamp_seconds",
+                "When the ingest last received a message, Unix seconds.",
+            )
+            last.add(stats.last_message_at)
+            yield last
 
 
 def _port_known(dev: DeviceState, iface: InterfaceState) -> bool:

@@ -1,13 +1,13 @@
 """Response models of the status API (/api/v1), as documented in its OpenAPI schema.
 
-Built field by field from domain objects, never from configuration objects, so that SNMP
-credentials cannot reach a response by accident. Speeds are in Mbit/s, as switches and the
+Built field by field from domain objects, never from configuration objects, so that SNMP and
+MQTT credentials cannot reach a response by accident. Speeds are in Mbit/s, as switches and the
 policy targets state them; times are ISO-8601 in UTC.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -117,6 +117,30 @@ class SchoolList(_Out):
     schools: list[SchoolRow]
 
 
+TerminalStatus = Literal["online", "offline", "unknown"]
+"""``unknown``: not online, and its school's uplink is down (a parent failure, not an offline)."""
+OfflineReason = Literal["will", "shutdown", "timeout", "never_seen"]
+"""will: connection lost or agent killed (Last Will); shutdown: shut down cleanly; timeout:
+heartbeats stopped; never_seen: not heard from since the collector started."""
+
+
+class ClassroomTerminal(_Out):
+    """A classroom's 班班通 terminal as the school summary shows it."""
+
+    terminal: str = Field(description="The id the terminal's agent reports")
+    status: TerminalStatus
+    offline_reason: OfflineReason | None = Field(description="Null while online")
+    since: datetime | None = Field(description="When it went online or offline")
+    last_seen: datetime | None = Field(description="Last birth or heartbeat received")
+    link_speed_mbps: int | None = Field(description="NIC speed in the last heartbeat")
+    expected_online: bool | None = Field(
+        description="A lesson is scheduled now (null: no schedule)"
+    )
+    offline_in_lesson: bool | None = Field(
+        description="Offline while a lesson is scheduled (alerting); false while the uplink is down"
+    )
+
+
 class Classroom(_Out):
     id: str
     name: str
@@ -126,6 +150,9 @@ class Classroom(_Out):
     speed_mbps: float | None = Field(description="Speed now; null unless the port is up")
     last_speed_mbps: float | None = Field(description="Speed when the port was last seen up")
     check: Check | None = Field(description="Null when the profile sets no classroom target")
+    terminal: ClassroomTerminal | None = Field(
+        None, description="The classroom's terminal; null when terminals are not monitored"
+    )
 
 
 class Switch(_Out):
@@ -210,3 +237,194 @@ class EventPage(_Out):
 class Compliance(_Out):
     targets: TargetProfile
     results: list[Check]
+
+
+# -- classroom terminals ------------------------------------------------------------------------
+
+
+class Terminal(_Out):
+    """One classroom terminal now: state, last heartbeat's details, and the lesson schedule."""
+
+    school: str
+    school_name: str
+    classroom: str
+    classroom_name: str
+    terminal: str = Field(description="The id the terminal's agent reports")
+    status: TerminalStatus
+    since: datetime | None = Field(description="When it went online or offline")
+    offline_reason: OfflineReason | None = Field(description="Null while online")
+    school_uplink_down: bool = Field(
+        description="The school's uplink is down: an offline terminal is then unknown"
+    )
+    last_seen: datetime | None = Field(description="Last birth or heartbeat received")
+    last_heartbeat_at: datetime | None
+    heartbeats: int = Field(description="Heartbeats accepted since the collector started")
+    uptime_seconds: float | None = Field(description="The terminal's uptime in its last heartbeat")
+    link_speed_mbps: int | None = Field(
+        description="NIC speed in the last heartbeat while online; null if the NIC reports none"
+    )
+    last_link_speed_mbps: int | None = Field(description="Last speed any heartbeat reported")
+    duplex: Literal["full", "half", "unknown"]
+    nic: str | None
+    ip: str | None
+    mac: str | None
+    agent_version: str | None
+    cpu_percent: float | None
+    memory_used_bytes: int | None
+    memory_total_bytes: int | None
+    disk_used_bytes: int | None
+    disk_total_bytes: int | None
+    expected_online: bool | None = Field(
+        description="A lesson is scheduled now (null: no schedule)"
+    )
+    lesson: str | None = Field(description="The lesson in progress, e.g. 第3节 10:20-11:00")
+    offline_in_lesson: bool | None = Field(
+        description="Offline while a lesson is scheduled (alerting); false while the uplink is down"
+    )
+
+
+class TerminalCounts(_Out):
+    total: int
+    online: int
+    offline: int
+    unknown: int
+    offline_in_lesson: int
+
+
+class TerminalList(_Out):
+    generated_at: datetime
+    counts: TerminalCounts = Field(description="Of the terminals listed")
+    terminals: list[Terminal]
+
+
+class UnknownTerminal(_Out):
+    """A terminal that sends messages but is in no classroom of the inventory."""
+
+    district: str
+    school: str
+    school_known: bool = Field(description="The school is in the inventory (only the id is new)")
+    terminal: str
+    first_seen: datetime
+    last_seen: datetime
+    messages: int
+    ip: str | None
+    mac: str | None
+    agent_version: str | None
+
+
+class UnknownTerminalList(_Out):
+    terminals: list[UnknownTerminal] = Field(description="Least recently heard from first")
+    messages_total: int = Field(description="Messages from unknown terminals since start")
+    evicted: int = Field(description="Entries dropped to keep the list bounded")
+    limit: int = Field(description="At most this many unknown terminals are remembered")
+
+
+class OfflineClassroom(_Out):
+    school: str
+    school_name: str
+    classroom: str
+    classroom_name: str
+    terminal: str
+    status: Literal["offline", "unknown"] = Field(
+        description="unknown: the school's uplink is down (a parent failure, not alerting)"
+    )
+    reason: OfflineReason
+    since: datetime | None = Field(description="When it went offline; null if never seen")
+    last_seen: datetime | None
+    school_uplink_down: bool
+    alerting: bool = Field(description="A lesson is scheduled now and the uplink is not down")
+    lesson: str | None = Field(description="The lesson in progress, e.g. 第3节 10:20-11:00")
+
+
+class OfflineClassrooms(_Out):
+    """Classrooms whose terminal is not online now, split by the lesson schedule."""
+
+    generated_at: datetime
+    schedule_known: bool = Field(description="False: no schedule, every classroom off_schedule")
+    in_lesson: list[OfflineClassroom] = Field(description="A lesson is scheduled now")
+    off_schedule: list[OfflineClassroom] = Field(description="No lesson now: expected, no alert")
+
+
+# -- availability reports -----------------------------------------------------------------------
+
+
+class Figures(_Out):
+    """在线率, 使用率 and 开机率 with their raw numerators and denominators (summable).
+
+    Rates are fractions (0.75 is 75%) and null where the denominator is 0 (no school day).
+    """
+
+    online_rate: float | None = Field(
+        description="在线率: online_minutes / lesson_minutes (online time within lessons)"
+    )
+    usage_rate: float | None = Field(description="使用率: lessons_used / lessons")
+    power_on_rate: float | None = Field(
+        description="开机率: terminals_on / terminal_days (terminal-days switched on, school days)"
+    )
+    online_minutes: float
+    lesson_minutes: float
+    lessons_used: int = Field(description="Lessons with the terminal on for at least half")
+    lessons: int
+    terminals_on: int
+    terminal_days: int
+
+
+class ClassroomDayFigures(Figures):
+    classroom: str
+    classroom_name: str
+    terminal: str
+    switched_on: bool = Field(description="On at least once that day (school day or not)")
+
+
+class SchoolDayFigures(Figures):
+    school: str
+    school_name: str
+    kind: str
+    is_school_day: bool
+    day_reason: str = Field(
+        description="workday, makeup_workday (调休), lesson_day, weekend, holiday, vacation "
+        "or no_lesson_day"
+    )
+    term: str | None
+    calendar_fallback: bool = Field(
+        description="The working calendar had no data: Monday to Friday were assumed"
+    )
+    classrooms: list[ClassroomDayFigures]
+
+
+class DailyAvailability(_Out):
+    day: date
+    complete: bool = Field(
+        description="False for today: lessons still to come count in the denominators"
+    )
+    as_of: datetime
+    district: Figures
+    schools: list[SchoolDayFigures]
+
+
+class ClassroomMonthFigures(Figures):
+    classroom: str
+    classroom_name: str
+    terminal: str
+    days_switched_on: int = Field(description="School days with the terminal on at least once")
+
+
+class SchoolMonthFigures(Figures):
+    school: str
+    school_name: str
+    kind: str
+    school_days: int
+    calendar_fallback_days: int = Field(
+        description="Days whose working-day answer assumed Monday to Friday (no calendar data)"
+    )
+    classrooms: list[ClassroomMonthFigures]
+
+
+class MonthlyAvailability(_Out):
+    month: str = Field(description="YYYY-MM")
+    first_day: date
+    last_day: date = Field(description="The month's last day, or today for the current month")
+    complete: bool = Field(description="False while the month is not over")
+    as_of: datetime
+    district: Figures
+    schools: list[SchoolMonthFigures]

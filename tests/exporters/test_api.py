@@ -12,7 +12,7 @@ import pytest
 
 from edumon.exporters.api import create_app
 from edumon.runtime import Runtime
-from tests.fixtures.runtime import SECRETS, T0, build_runtime
+from tests.fixtures.runtime import ALL_SECRETS, MQTT_PASSWORD, SECRETS, T0, build_runtime
 
 API = "/api/v1"
 
@@ -329,6 +329,9 @@ async def test_no_secret_in_any_response(
         v3.priv_password.get_secret_value(),
     )
     assert held == SECRETS
+    mqtt_password = populated_runtime.config.mqtt.password
+    assert mqtt_password is not None
+    assert mqtt_password.get_secret_value() == MQTT_PASSWORD
     # ...and no response carries any of them.
     urls = [
         "/healthz",
@@ -344,6 +347,12 @@ async def test_no_secret_in_any_response(
         f"{API}/schools/NOPE",
         f"{API}/switches/NOPE/interfaces",
         f"{API}/events?since=bad",
+        f"{API}/terminals",
+        f"{API}/terminals/unknown",
+        f"{API}/classrooms/offline",
+        f"{API}/availability/daily?day=2024-09-01",
+        f"{API}/availability/daily?day=2024-09-01&format=csv",
+        f"{API}/availability/monthly?month=2024-09&format=csv",
     ]
     urls += [f"{API}/schools/{code}" for code in ("A", "B", "C")]
     urls += [f"{API}/switches/{sw}/interfaces" for sw in ("core", "sw-a", "sw-b", "sw-c")]
@@ -351,6 +360,6 @@ async def test_no_secret_in_any_response(
     for url in urls:
         response = await client.get(url)
         statuses.add(response.status_code)
-        for secret in SECRETS:
+        for secret in ALL_SECRETS:
             assert secret not in response.text, url
     assert statuses == {200, 404, 422}

@@ -1,4 +1,4 @@
-"""Wiring: store, state, collector, SNMP poller and the HTTP server in one TaskGroup."""
+"""Wiring: store, state, collector, SNMP poller, MQTT ingest and HTTP server in one TaskGroup."""
 
 from __future__ import annotations
 
@@ -14,11 +14,15 @@ import uvicorn
 from edumon.collector import Collector
 from edumon.config import Config, inventory_of
 from edumon.domain.state import NetworkState
+from edumon.domain.terminals import TerminalInventory, TerminalsState
 from edumon.errors import ConfigError
 from edumon.exporters.api import create_app
 from edumon.runtime import Runtime
+from edumon.sources.mqtt.broker import EmbeddedBroker
+from edumon.sources.mqtt.ingest import MqttIngest, MqttSettings, MqttTls
 from edumon.sources.snmp.poller import SnmpPoller
 from edumon.store.repository import open_store
+from edumon.workcalendar import ChineseWorkingCalendar
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +60,47 @@ def url_of(sock: socket.socket) -> str:
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
+def terminals_of(config: Config) -> TerminalsState:
+    """The terminal inventory and state: one terminal per classroom, ids from the config."""
+    named = {
+        (code, room.terminal): room.id
+        for code, school in config.schools.items()
+        for room in school.classrooms
+        if room.terminal is not None
+    }
+    inventory = TerminalInventory.from_inventory(
+        inventory_of(config), named, district=config.district.code
+    )
+    return TerminalsState(inventory)
+
+
+def _mqtt_settings(config: Config, broker_port: int | None) -> MqttSettings:
+    mqtt = config.mqtt
+    if mqtt.broker == "embedded":
+        host, _, _ = mqtt.listen.rpartition(":")
+        assert broker_port is not None
+        return MqttSettings(
+            host=host if host not in ("0.0.0.0", "::", "[::]") else "127.0.0.1",
+            port=broker_port,
+            district=config.district.code,
+            client_id=mqtt.client_id,
+        )
+    tls = None
+    if mqtt.tls is not None:
+        tls = MqttTls(
+            ca_file=mqtt.tls.ca_file, cert_file=mqtt.tls.cert_file, key_file=mqtt.tls.key_file
+        )
+    return MqttSettings(
+        host=mqtt.host,
+        port=mqtt.port or (8883 if tls is not None else 1883),
+        username=mqtt.username,
+        password=mqtt.password,
+        tls=tls,
+        district=config.district.code,
+        client_id=mqtt.client_id,
+    )
+
+
 async def run(
     config: Config,
     *,
@@ -74,19 +119,42 @@ async def run(
     sock = sock if sock is not None else bind_listener(config.api.listen)
     store = await open_store(config.storage.url)
     try:
-        await store.sync_inventory(config)
-        state = NetworkState(inventory_of(config), list(config.switches))
-        collector = Collector(
-            state,
-            store,
-            batch_size=config.storage.batch_size,
-            flush_seconds=config.storage.flush_seconds,
-            retention_seconds=config.storage.retention_days * 86400,
-        )
-        async with SnmpPoller(
-            config.switches.values(), max_in_flight=config.polling.max_in_flight
-        ) as poller:
-            runtime = Runtime(config, state, store, collector, poller, started_at=time.time())
+        async with contextlib.AsyncExitStack() as stack:
+            await store.sync_inventory(config)
+            state = NetworkState(inventory_of(config), list(config.switches))
+            terminals = terminals_of(config)
+            collector = Collector(
+                state,
+                store,
+                terminals=terminals,
+                heartbeat_timeout_seconds=config.mqtt.heartbeat_timeout_seconds,
+                batch_size=config.storage.batch_size,
+                flush_seconds=config.storage.flush_seconds,
+                retention_seconds=config.storage.retention_days * 86400,
+            )
+            broker_port = None
+            if config.mqtt.broker == "embedded":
+                host, _, port = config.mqtt.listen.rpartition(":")
+                broker = await stack.enter_async_context(EmbeddedBroker(host, int(port)))
+                broker_port = broker.port
+                log.info("embedded MQTT broker listening on %s:%d", host, broker.port)
+            ingest = MqttIngest(_mqtt_settings(config, broker_port), collector.submit_terminal)
+            poller = await stack.enter_async_context(
+                SnmpPoller(config.switches.values(), max_in_flight=config.polling.max_in_flight)
+            )
+            runtime = Runtime(
+                config,
+                state,
+                store,
+                collector,
+                poller,
+                started_at=time.time(),
+                terminals=terminals,
+                ingest=ingest,
+                schedule=config.schedule.schedule(),
+                calendar=ChineseWorkingCalendar(),
+                mqtt_broker=f"{ingest.settings.host}:{ingest.settings.port}",
+            )
             server = uvicorn.Server(
                 uvicorn.Config(
                     create_app(runtime),
@@ -103,6 +171,8 @@ async def run(
                         poller.run(config.polling.interval_seconds, collector.submit),
                         name="snmp-poller",
                     ),
+                    tg.create_task(ingest.run(), name="mqtt-ingest"),
+                    tg.create_task(collector.expire_forever(), name="terminal-timeouts"),
                     tg.create_task(collector.prune_forever(), name="prune-samples"),
                 ]
                 api = tg.create_task(server.serve(sockets=[sock]), name="api")
@@ -114,6 +184,7 @@ async def run(
                 for task in workers:
                     task.cancel()
                 await api
+            await ingest.aclose()
             await collector.drain()
     finally:
         with contextlib.suppress(Exception):

@@ -53,6 +53,11 @@ def _print_urls(runtime: Runtime, url: str) -> None:
     click.echo(f"  events    {url}/api/v1/events")
     click.echo(f"  metrics   {url}/metrics")
     click.echo(f"  OpenAPI   {url}/docs")
+    if runtime.mqtt_broker is not None:
+        kind = "embedded" if config.mqtt.broker == "embedded" else "external"
+        click.echo(
+            f"  MQTT      {runtime.mqtt_broker} ({kind} broker; terminal agents publish here)"
+        )
     click.echo("Press Ctrl+C to stop.", err=False)
 
 
@@ -141,10 +146,16 @@ def demo_cmd(listen: str, interval: float, db: Path | None) -> None:
     if db is None:
         db = Path(tempfile.mkdtemp(prefix="edumon-demo-")) / "edumon.db"
     sock = app.bind_listener(listen, fallback_to_free_port=True)
+    # The embedded broker's port, free-or-fallback like the API's (a real broker may hold 1884).
+    with app.bind_listener("127.0.0.1:1884", fallback_to_free_port=True) as probe:
+        mqtt_listen = f"127.0.0.1:{probe.getsockname()[1]}"
 
     async def main_(stop: asyncio.Event) -> None:
         async with SimulatedDistrict(
-            storage_url=f"sqlite:///{db}", listen=listen, interval_seconds=interval
+            storage_url=f"sqlite:///{db}",
+            listen=listen,
+            interval_seconds=interval,
+            mqtt_listen=mqtt_listen,
         ) as district:
             click.echo(
                 f"Simulated district: {len(district.config.switches)} SNMP agents on "

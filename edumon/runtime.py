@@ -7,7 +7,9 @@ from typing import TYPE_CHECKING
 
 from edumon.collector import Collector
 from edumon.config import Config
+from edumon.domain.schedule import Schedule, WorkingCalendar
 from edumon.domain.state import NetworkState
+from edumon.domain.terminals import TerminalsState
 
 if TYPE_CHECKING:
     from edumon.store.repository import Store
@@ -24,3 +26,12 @@ class Runtime:
     poller: object | None = None
     """The SnmpPoller (its statistics feed the snmp_* self-metrics); None in tests without one."""
     started_at: float = 0.0
+    terminals: TerminalsState | None = None
+    """Classroom terminals' state; None in tests of the SNMP side alone."""
+    ingest: object | None = None
+    """The MqttIngest (its statistics feed the mqtt_* self-metrics)."""
+    schedule: Schedule | None = None
+    """The lesson schedule (classroom_expected_online); None: no schedule-aware figures."""
+    calendar: WorkingCalendar | None = None
+    mqtt_broker: str | None = None
+    """host:port of the broker terminals publish to (the embedded one's actual port)."""

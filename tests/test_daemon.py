@@ -44,7 +44,7 @@ def get(url: str) -> tuple[int, str]:
 
 
 def wait_until(
-    what: str, probe: Callable[[], Any], proc: subprocess.Popen[str], deadline: float = 30.0
+    what: str, probe: Callable[[], Any], proc: subprocess.Popen[Any], deadline: float = 30.0
 ) -> Any:
     """Poll ``probe`` until it returns something truthy, failing if the daemon dies first."""
     end = time.monotonic() + deadline
@@ -81,6 +81,9 @@ listen = "127.0.0.1:{api_port}"
 
 [polling]
 interval_seconds = 1
+
+[mqtt]
+listen = "127.0.0.1:0"
 
 [[switches]]
 id = "snmpd"

@@ -1,0 +1,720 @@
+"""The MQTT ingest: terminal heartbeats and status messages from the broker into a sink.
+
+The MQTT client is paho-mqtt driven by the running asyncio loop through paho's external-loop
+socket callbacks (the technique aiomqtt itself uses), without aiomqtt's per-message layer. That
+layer (a ``Message`` and ``Topic`` object, a queue, a task and an ``asyncio.wait`` per message,
+and one packet read per loop iteration) cost more than parsing the message, and held the ingest
+below 10,000 heartbeats/s on a two-core box; ``bench/mqtt_ingest.py`` measures both. Here a
+readable socket is drained of up to ``_READ_BURST`` packets per loop iteration and every
+message is parsed and handed to the sink inside paho's ``on_message``, on the loop's thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import socket
+import ssl
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Final, Self
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
+from paho.mqtt.reasoncodes import ReasonCode
+from pydantic import SecretStr
+
+from edumon.errors import ConfigError
+from edumon.wire import (
+    KIND_HEARTBEAT,
+    KIND_STATUS,
+    MAX_PAYLOAD_BYTES,
+    REASON_BAD_FIELD,
+    REASON_BAD_TOPIC,
+    REASON_EMPTY,
+    REASON_TOO_LARGE,
+    REASONS,
+    Heartbeat,
+    Status,
+    WireError,
+    is_valid_id,
+    parse_message,
+    terminal_filter,
+)
+
+log = logging.getLogger(__name__)
+
+Sink = Callable[[Heartbeat | Status, float], None]
+"""Receives every accepted message and its receive time (Unix seconds); must be cheap."""
+
+# Packets read per readable event before yielding to the loop: large enough to amortise the
+# loop iteration, small enough that a flood cannot starve the other tasks for long.
+_READ_BURST: Final = 256
+# paho needs loop_misc() about once a second to send PINGREQs and notice a dead broker.
+_MISC_INTERVAL_SECONDS: Final = 1.0
+# A rejection reason is logged at WARNING at most this often; the rest go to DEBUG.
+_WARN_EVERY_SECONDS: Final = 60.0
+_LOG_TOPIC_CHARS: Final = 160
+_LOG_PAYLOAD_BYTES: Final = 32
+_DISCONNECT_GRACE_SECONDS: Final = 2.0
+# A connection that lasted this long counts as stable: the next reconnect does not back off.
+_STABLE_SECONDS: Final = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class MqttTls:
+    """TLS to the broker.
+
+    Attributes:
+        ca_file: CA bundle that signed the broker's certificate; None uses the system's CAs.
+        cert_file: Client certificate (PEM) for certificate authentication, with ``key_file``.
+        key_file: The client certificate's private key (PEM).
+        insecure: Skip the check that the certificate names ``host``. For test set-ups only.
+    """
+
+    ca_file: Path | None = None
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    insecure: bool = False
+
+    def __post_init__(self) -> None:
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ConfigError("mqtt.tls: cert_file and key_file must be given together")
+
+
+@dataclass(frozen=True, slots=True)
+class MqttSettings:
+    """Where the broker is and how to subscribe.
+
+    ``password`` accepts a pydantic ``SecretStr`` or a plain ``str`` (kept as a ``SecretStr``);
+    it is left out of ``repr``/``str`` and never logged.
+
+    Attributes:
+        host: Broker host name or address.
+        port: Broker TCP port.
+        district: Only this district's topics, or ``"+"`` for all.
+        username: MQTT user name, or None for an anonymous connection.
+        password: MQTT password (needs ``username``).
+        tls: TLS settings, or None for plain TCP.
+        client_id: MQTT client id; None picks a random one (two collectors must not share one:
+            the broker would disconnect each in turn).
+        keepalive: Seconds between PINGREQs; a silent broker is noticed after 1.5 times this.
+        qos: Subscription QoS (0 or 1).
+        max_payload_bytes: Larger payloads are rejected as ``too_large`` before parsing; at
+            most ``wire.MAX_PAYLOAD_BYTES``.
+        connect_timeout: Seconds for TCP, TLS, CONNACK and SUBACK together.
+        reconnect_min_seconds: First retry delay after a failure (before jitter).
+        reconnect_max_seconds: Cap of the exponentially growing retry delay.
+    """
+
+    host: str = "127.0.0.1"
+    port: int = 1883
+    district: str = "+"
+    username: str | None = None
+    password: SecretStr | str | None = field(default=None, repr=False)
+    tls: MqttTls | None = None
+    client_id: str | None = None
+    keepalive: int = 30
+    qos: int = 1
+    max_payload_bytes: int = MAX_PAYLOAD_BYTES
+    connect_timeout: float = 10.0
+    reconnect_min_seconds: float = 1.0
+    reconnect_max_seconds: float = 60.0
+
+    def __post_init__(self) -> None:
+        if isinstance(self.password, str):
+            object.__setattr__(self, "password", SecretStr(self.password))
+        if not self.host:
+            raise ConfigError("mqtt.host must not be empty")
+        if not 0 < self.port < 65536:
+            raise ConfigError(f"mqtt.port must be 1..65535, not {self.port}")
+        if self.district != "+" and not is_valid_id(self.district):
+            raise ConfigError(f"mqtt.district {self.district!r} is not a valid id")
+        if self.password is not None and self.username is None:
+            raise ConfigError("mqtt.password needs mqtt.username")
+        if not 5 <= self.keepalive <= 65535:
+            raise ConfigError(f"mqtt.keepalive must be 5..65535 seconds, not {self.keepalive}")
+        if self.qos not in (0, 1):
+            raise ConfigError(f"mqtt.qos must be 0 or 1, not {self.qos}")
+        if not 0 < self.max_payload_bytes <= MAX_PAYLOAD_BYTES:
+            raise ConfigError(f"mqtt.max_payload_bytes must be 1..{MAX_PAYLOAD_BYTES}")
+        if not self.connect_timeout > 0:
+            raise ConfigError("mqtt.connect_timeout must be positive")
+        if not 0 < self.reconnect_min_seconds <= self.reconnect_max_seconds:
+            raise ConfigError("mqtt.reconnect_min_seconds must be in (0, reconnect_max_seconds]")
+
+    @property
+    def address(self) -> str:
+        """``host:port``, for logs."""
+        return f"{self.host}:{self.port}"
+
+
+@dataclass(slots=True)
+class IngestStats:
+    """The ingest's own health, read by the metrics exporter at scrape time.
+
+    ``received_total == accepted_total + sum(rejected_total.values())`` always holds.
+    """
+
+    received_total: int = 0
+    accepted_total: int = 0
+    accepted_by_kind: dict[str, int] = field(
+        default_factory=lambda: {KIND_HEARTBEAT: 0, KIND_STATUS: 0}
+    )
+    rejected_total: dict[str, int] = field(default_factory=lambda: dict.fromkeys(REASONS, 0))
+    connected: bool = False
+    connects_total: int = 0
+    reconnects_total: int = 0
+    connect_failures_total: int = 0
+    last_message_at: float | None = None
+
+
+class _ConnectionLost(Exception):
+    """The broker connection failed or ended: retried after a backoff.
+
+    Attributes:
+        up_seconds: How long the connection had been up; None if it was never established.
+        refused: The broker refused us (credentials, ACL): an operator has to act.
+    """
+
+    def __init__(self, message: str, *, refused: bool = False) -> None:
+        super().__init__(message)
+        self.up_seconds: float | None = None
+        self.refused = refused
+
+
+def _escape_topic(topic: str | bytes) -> str:
+    # repr() escapes control characters: a hostile topic cannot forge log lines.
+    shown = topic[:_LOG_TOPIC_CHARS]
+    suffix = "..." if len(topic) > _LOG_TOPIC_CHARS else ""
+    return f"{shown!r}{suffix}"
+
+
+class _TrackingContext(ssl.SSLContext):
+    """An SSLContext that remembers the sockets it wraps (to close what paho leaks)."""
+
+    opened: list[ssl.SSLSocket]
+
+    def wrap_socket(
+        self,
+        sock: socket.socket,
+        server_side: bool = False,
+        do_handshake_on_connect: bool = True,
+        suppress_ragged_eofs: bool = True,
+        server_hostname: str | bytes | None = None,
+        session: ssl.SSLSession | None = None,
+    ) -> ssl.SSLSocket:
+        wrapped = super().wrap_socket(
+            sock,
+            server_side=server_side,
+            do_handshake_on_connect=do_handshake_on_connect,
+            suppress_ragged_eofs=suppress_ragged_eofs,
+            server_hostname=server_hostname,
+            session=session,
+        )
+        self.opened.append(wrapped)
+        return wrapped
+
+
+def _tls_context(tls: MqttTls) -> _TrackingContext:
+    """The client TLS context: the broker's certificate verified, and its name unless insecure.
+
+    Raises:
+        OSError: A file cannot be read (``ssl.SSLError`` for one that is not PEM).
+    """
+    context = _TrackingContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.opened = []
+    if tls.ca_file is not None:
+        context.load_verify_locations(cafile=tls.ca_file)
+    else:
+        context.load_default_certs()
+    if tls.cert_file is not None and tls.key_file is not None:
+        context.load_cert_chain(tls.cert_file, tls.key_file)
+    if tls.insecure:
+        context.check_hostname = False
+    return context
+
+
+class _Link:
+    """One MQTT connection: a paho client whose socket the running asyncio loop services.
+
+    paho calls the socket callbacks from the thread that runs ``connect()`` (a worker thread:
+    DNS, TCP and TLS block) and later from the loop's thread; loop calls are made thread-safe.
+    """
+
+    def __init__(
+        self,
+        settings: MqttSettings,
+        client_id: str,
+        deliver: Callable[[_Link, mqtt.MQTTMessage], None],
+    ) -> None:
+        self._settings = settings
+        self._loop = asyncio.get_running_loop()
+        self._loop_thread = threading.get_ident()
+        self.connack: asyncio.Future[None] = self._loop.create_future()
+        self.lost: asyncio.Future[None] = self._loop.create_future()
+        self._subacks: dict[int, asyncio.Future[list[ReasonCode]]] = {}
+        self._fd: int | None = None
+        self._abandoned = False
+        self._deliver = deliver
+        self.messages = 0
+        """PUBLISH packets received: how ``_on_readable`` tells progress from a drained socket."""
+        client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=client_id,
+            protocol=MQTTProtocolVersion.MQTTv311,
+            # A clean session: heartbeats queued by the broker while the collector was away
+            # would arrive late and be stamped with the wrong receive time. Status topics are
+            # retained, so a new subscription gets the current state of every terminal.
+            clean_session=True,
+            reconnect_on_failure=False,
+        )
+        client.connect_timeout = settings.connect_timeout
+        if settings.username is not None:
+            password = settings.password
+            client.username_pw_set(
+                settings.username,
+                password.get_secret_value() if isinstance(password, SecretStr) else password,
+            )
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_subscribe = self._on_subscribe
+        client.on_message = self._on_message
+        client.on_socket_open = self._on_socket_open
+        client.on_socket_close = self._on_socket_close
+        client.on_socket_register_write = self._on_register_write
+        client.on_socket_unregister_write = self._on_unregister_write
+        self.client = client
+
+    # -- connection set-up (runs in a worker thread) ---------------------------------------
+
+    def blocking_connect(self) -> None:
+        """Load TLS files, resolve, connect and send CONNECT (blocking: run in a thread)."""
+        settings = self._settings
+        context = None
+        if settings.tls is not None:
+            context = _tls_context(settings.tls)
+            self.client.tls_set_context(context)
+        try:
+            self.client.connect(settings.host, settings.port, keepalive=settings.keepalive)
+        except BaseException:
+            # paho leaves the socket of a failed TLS handshake open; close it here.
+            for sock in context.opened if context is not None else ():
+                sock.close()
+            raise
+
+    def _in_loop(self, callback: Callable[..., object], *args: Any) -> None:
+        if threading.get_ident() == self._loop_thread:
+            callback(*args)
+        else:
+            self._loop.call_soon_threadsafe(callback, *args)
+
+    def _on_socket_open(self, client: mqtt.Client, userdata: Any, sock: Any) -> None:
+        self._in_loop(self._attach, sock.fileno())
+
+    def _attach(self, fd: int) -> None:
+        if self._abandoned:  # connect() finished after the attempt timed out or was cancelled
+            sock = self.client.socket()
+            if sock is not None:
+                sock.close()
+            return
+        self._fd = fd
+        self._loop.add_reader(fd, self._on_readable)
+
+    def _on_socket_close(self, client: mqtt.Client, userdata: Any, sock: Any) -> None:
+        self._in_loop(self._detach)
+
+    def _detach(self) -> None:
+        if self._fd is not None:
+            self._loop.remove_reader(self._fd)
+            self._loop.remove_writer(self._fd)
+            self._fd = None
+
+    def _on_register_write(self, client: mqtt.Client, userdata: Any, sock: Any) -> None:
+        self._in_loop(self._want_write, sock.fileno())
+
+    def _want_write(self, fd: int) -> None:
+        if not self._abandoned:
+            self._loop.add_writer(fd, self._on_writable)
+
+    def _on_unregister_write(self, client: mqtt.Client, userdata: Any, sock: Any) -> None:
+        fd = sock.fileno()
+        if fd >= 0:
+            self._in_loop(self._loop.remove_writer, fd)
+
+    # -- socket events (loop thread) -------------------------------------------------------
+
+    def _on_readable(self) -> None:
+        client = self.client
+        for _ in range(_READ_BURST):
+            if self.lost.done():
+                return
+            before = self.messages
+            if client.loop_read() != MQTTErrorCode.MQTT_ERR_SUCCESS:
+                return  # paho has called on_disconnect and closed the socket
+            if self.messages == before:
+                # The socket is drained (or held another packet type, or half a packet): the
+                # level-triggered selector calls again while data is left.
+                break
+        # PUBACKs go out from the writer callback, on a later loop turn: amqtt (the embedded
+        # broker, in this very loop) registers its wait for a PUBACK only after sending the
+        # PUBLISH, and drops an acknowledgement that comes sooner.
+        if self.lost.done():
+            return
+        if client.want_write():
+            client.loop_write()
+        # TLS may hold decrypted bytes the selector cannot see: come back for them.
+        sock = client.socket()
+        if isinstance(sock, ssl.SSLSocket) and sock.pending():
+            self._loop.call_soon(self._on_readable)
+
+    def _on_writable(self) -> None:
+        self.client.loop_write()
+
+    # -- paho protocol callbacks (loop thread) ---------------------------------------------
+
+    def _on_connect(
+        self,
+        client: mqtt.Client,
+        userdata: Any,
+        flags: Any,
+        reason: ReasonCode,
+        properties: Any = None,
+    ) -> None:
+        if self.connack.done():
+            return
+        if reason.is_failure:
+            self.connack.set_exception(
+                _ConnectionLost(f"broker refused the connection: {reason}", refused=True)
+            )
+        else:
+            self.connack.set_result(None)
+
+    def _on_disconnect(
+        self,
+        client: mqtt.Client,
+        userdata: Any,
+        flags: Any,
+        reason: ReasonCode,
+        properties: Any = None,
+    ) -> None:
+        self.fail(_ConnectionLost("connection lost"))
+
+    def fail(self, exc: BaseException) -> None:
+        """End the link with ``exc`` (a lost connection, or a bug to propagate)."""
+        if not self.connack.done():
+            self.connack.set_exception(exc)
+            # Nobody awaits ``lost`` before CONNACK; mark it retrieved to keep asyncio quiet.
+            self.connack.exception()
+        if not self.lost.done():
+            self.lost.set_exception(exc)
+
+    def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
+        self.messages += 1
+        if not self.lost.done():  # after a sink bug, nothing more reaches the sink
+            self._deliver(self, message)
+
+    def _on_subscribe(
+        self,
+        client: mqtt.Client,
+        userdata: Any,
+        mid: int,
+        reasons: list[ReasonCode],
+        properties: Any = None,
+    ) -> None:
+        waiter = self._subacks.pop(mid, None)
+        if waiter is not None and not waiter.done():
+            waiter.set_result(reasons)
+
+    # -- requests ---------------------------------------------------------------------------
+
+    async def subscribe(self, filters: list[tuple[str, int]]) -> None:
+        """Subscribe to every filter in one SUBSCRIBE and wait for the SUBACK."""
+        result, mid = self.client.subscribe(filters)
+        if result != MQTTErrorCode.MQTT_ERR_SUCCESS or mid is None:
+            raise _ConnectionLost(f"could not send SUBSCRIBE: {mqtt.error_string(result)}")
+        waiter: asyncio.Future[list[ReasonCode]] = self._loop.create_future()
+        self._subacks[mid] = waiter
+        done, _ = await asyncio.wait((waiter, self.lost), return_when=asyncio.FIRST_COMPLETED)
+        if waiter not in done:
+            waiter.cancel()
+            self.lost.result()  # raises why the link was lost
+        refused = [
+            f for (f, _), code in zip(filters, waiter.result(), strict=False) if code.is_failure
+        ]
+        if refused:
+            raise _ConnectionLost(
+                f"broker refused the subscription to {', '.join(refused)}", refused=True
+            )
+
+    async def keepalive(self) -> None:
+        """Let paho send PINGREQs and notice a silent broker, until the link is lost."""
+        while not self.lost.done():
+            if self.client.loop_misc() != MQTTErrorCode.MQTT_ERR_SUCCESS:
+                return
+            await asyncio.sleep(_MISC_INTERVAL_SECONDS)
+
+    async def close(self) -> None:
+        """Send DISCONNECT (when still connected) and release the socket."""
+        connack = self.connack
+        if (
+            not self.lost.done()
+            and connack.done()
+            and not connack.cancelled()
+            and connack.exception() is None
+        ):
+            self.client.disconnect()  # flushed by the writer callback, then paho closes
+            try:
+                async with asyncio.timeout(_DISCONNECT_GRACE_SECONDS):
+                    await asyncio.wait((self.lost,))
+            except TimeoutError:
+                pass
+        self._abandoned = True
+        sock = self.client.socket()
+        self._detach()
+        if sock is not None:
+            sock.close()
+        if not self.lost.done():
+            self.lost.set_result(None)
+        elif not self.lost.cancelled():
+            self.lost.exception()  # retrieved: the owner has already acted on it
+
+
+class MqttIngest:
+    """Subscribes to terminal status and heartbeat topics and feeds parsed messages to a sink.
+
+    ``run()`` keeps a connection up (reconnecting with jittered exponential backoff), and for
+    every message calls :meth:`handle`: malformed messages are counted in ``stats`` by reason
+    and logged (rate-limited, never more than a short escaped payload prefix); accepted ones go
+    to ``sink(message, receive_time)``. An exception from the sink is a bug: it ends ``run()``.
+
+    Use ``await ingest.run()`` inside the application's TaskGroup and ``aclose()`` (or cancel)
+    to stop; or ``async with MqttIngest(...) as ingest:`` to run it in a background task.
+    """
+
+    def __init__(
+        self,
+        settings: MqttSettings,
+        sink: Sink,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings = settings
+        self.stats = IngestStats()
+        self._sink = sink
+        self._clock = clock
+        self._max_payload = settings.max_payload_bytes
+        district = settings.district if settings.district != "+" else "all"
+        self._client_id = settings.client_id or f"edumon-ingest-{district}-{uuid.uuid4().hex[:8]}"
+        self._filters = [
+            # Status topics are subscribed directly, never through $share: shared subscriptions
+            # do not deliver retained messages.
+            (terminal_filter(KIND_STATUS, settings.district), settings.qos),
+            (terminal_filter(KIND_HEARTBEAT, settings.district), settings.qos),
+        ]
+        self._closing = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._last_warned: dict[str, float] = {}
+        self._suppressed: dict[str, int] = dict.fromkeys(REASONS, 0)
+
+    # -- the per-message path ----------------------------------------------------------------
+
+    def handle(self, topic: str | bytes, payload: bytes) -> None:
+        """Validate one received message and pass it to the sink, or count why it was rejected.
+
+        This is exactly what ``run()`` does for every message. ``topic`` is bytes only when
+        it is not valid UTF-8 (then it is rejected as ``bad_topic``).
+
+        Raises:
+            Exception: Whatever the sink raises (a bug); never for a malformed message.
+        """
+        stats = self.stats
+        stats.received_total += 1
+        now = self._clock()
+        stats.last_message_at = now
+        try:
+            if len(payload) > self._max_payload:
+                raise WireError(REASON_TOO_LARGE, f"{len(payload)} bytes")
+            if type(topic) is not str:
+                raise WireError(REASON_BAD_TOPIC, "topic is not UTF-8")
+            message = parse_message(topic, payload)
+        except WireError as exc:
+            self._reject(topic, payload, exc)
+            return
+        except Exception as exc:
+            # The parser promises WireError for any input; if it breaks that promise, the
+            # message is still the sender's fault, and one terminal (or anyone allowed to
+            # publish in the district) must not be able to stop the ingest for everyone.
+            self._parser_bug(topic, payload, exc)
+            return
+        stats.accepted_total += 1
+        stats.accepted_by_kind[KIND_HEARTBEAT if type(message) is Heartbeat else KIND_STATUS] += 1
+        self._sink(message, now)
+
+    def _parser_bug(self, topic: str | bytes, payload: bytes, exc: Exception) -> None:
+        now = time.monotonic()
+        last = self._last_warned.get("parser_bug")
+        if last is None or now - last >= _WARN_EVERY_SECONDS:
+            self._last_warned["parser_bug"] = now
+            log.error(
+                "edumon.wire raised %s instead of WireError for a message on %s (a parser bug; "
+                "the message is rejected as bad_field); payload starts %r",
+                type(exc).__name__,
+                _escape_topic(topic),
+                payload[:_LOG_PAYLOAD_BYTES],
+                exc_info=exc,
+            )
+        self._reject(topic, payload, WireError(REASON_BAD_FIELD, f"parser {type(exc).__name__}"))
+
+    def _reject(self, topic: str | bytes, payload: bytes, exc: WireError) -> None:
+        reason = exc.reason
+        self.stats.rejected_total[reason] += 1
+        if reason == REASON_EMPTY:
+            # An empty retained message is how a status topic is cleared: expected, not noise.
+            log.debug("empty MQTT message on %s (a cleared retained status)", _escape_topic(topic))
+            return
+        now = time.monotonic()
+        last = self._last_warned.get(reason)
+        if last is not None and now - last < _WARN_EVERY_SECONDS:
+            self._suppressed[reason] += 1
+            log.debug("rejected MQTT message on %s: %s", _escape_topic(topic), exc)
+            return
+        self._last_warned[reason] = now
+        suppressed, self._suppressed[reason] = self._suppressed[reason], 0
+        log.warning(
+            "rejected MQTT message on %s: %s; payload starts %r (%d bytes)%s",
+            _escape_topic(topic),
+            exc,
+            payload[:_LOG_PAYLOAD_BYTES],
+            len(payload),
+            f"; {suppressed} more {reason!r} rejections since the last warning"
+            if suppressed
+            else "",
+        )
+
+    def _deliver(self, link: _Link, message: mqtt.MQTTMessage) -> None:
+        try:
+            topic: str | bytes = message.topic
+        except UnicodeDecodeError:
+            # paho exposes a non-UTF-8 topic only as the raw bytes behind the property.
+            topic = message._topic
+        try:
+            self.handle(topic, bytes(message.payload))
+        except Exception as exc:
+            # Raising into paho would leave its packet state half-updated; end the link with
+            # the exception instead, and run() re-raises it.
+            link.fail(exc)
+
+    # -- connection management -----------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Connect, subscribe and feed the sink until ``aclose()`` (or cancellation).
+
+        A failed or lost connection is logged (with ``host:port``, never credentials) and
+        retried after a jittered, exponentially growing delay.
+
+        Raises:
+            Exception: What the sink raised (a bug).
+        """
+        failures = 0
+        while not self._closing.is_set():
+            try:
+                await self._connection()
+                return  # closed
+            except _ConnectionLost as exc:
+                lost = exc
+            if lost.up_seconds is None:
+                self.stats.connect_failures_total += 1
+            elif lost.up_seconds >= _STABLE_SECONDS:
+                # A stable connection reconnects at once; one that keeps dropping right away
+                # (say, another client with the same id) backs off like a failure.
+                failures = 0
+            base = min(
+                self.settings.reconnect_max_seconds,
+                self.settings.reconnect_min_seconds * 2.0**failures,
+            )
+            failures += 1
+            # Jitter spreads out the reconnects of many collectors after a broker restart.
+            delay = base * random.uniform(0.5, 1.0)
+            log.log(
+                logging.ERROR if lost.refused else logging.WARNING,
+                "MQTT broker %s: %s%s; reconnecting in %.1f s",
+                self.settings.address,
+                lost,
+                "" if lost.up_seconds is None else f" after {lost.up_seconds:.0f} s",
+                delay,
+            )
+            try:
+                async with asyncio.timeout(delay):
+                    await self._closing.wait()
+            except TimeoutError:
+                pass
+
+    async def _connection(self) -> None:
+        """One connection: connect, subscribe, then serve until it is lost or closed.
+
+        Returns when ``aclose()`` is called.
+
+        Raises:
+            _ConnectionLost: The connection could not be established, or was lost.
+            Exception: What the sink raised (a bug).
+        """
+        link = _Link(self.settings, self._client_id, self._deliver)
+        try:
+            try:
+                async with asyncio.timeout(self.settings.connect_timeout):
+                    await asyncio.to_thread(link.blocking_connect)
+                    await link.connack
+                    await link.subscribe(self._filters)
+            except TimeoutError:
+                raise _ConnectionLost(
+                    f"no answer within {self.settings.connect_timeout:g} s"
+                ) from None
+            except (OSError, ValueError) as exc:  # refused, unreachable, DNS, TLS, bad cert file
+                raise _ConnectionLost(f"cannot connect: {exc}") from None
+            up_since = time.monotonic()
+            self.stats.connected = True
+            self.stats.connects_total += 1
+            if self.stats.connects_total > 1:
+                self.stats.reconnects_total += 1
+            log.info("MQTT ingest connected to %s as %s", self.settings.address, self._client_id)
+            async with asyncio.TaskGroup() as tasks:
+                keepalive = tasks.create_task(link.keepalive(), name="mqtt-ingest-keepalive")
+                closing = tasks.create_task(self._closing.wait(), name="mqtt-ingest-closing")
+                await asyncio.wait((link.lost, closing), return_when=asyncio.FIRST_COMPLETED)
+                keepalive.cancel()
+                closing.cancel()
+            if link.lost.done():
+                try:
+                    link.lost.result()
+                except _ConnectionLost as exc:
+                    exc.up_seconds = time.monotonic() - up_since
+                    raise
+        finally:
+            self.stats.connected = False
+            await link.close()
+
+    async def aclose(self) -> None:
+        """Disconnect cleanly and make ``run()`` return; waits for the background task."""
+        self._closing.set()
+        task, self._task = self._task, None
+        if task is not None:
+            await task
+
+    async def __aenter__(self) -> Self:
+        self._task = asyncio.create_task(self.run(), name="mqtt-ingest")
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()

@@ -76,8 +76,30 @@ def test_demo_shows_non_compliant_classrooms_and_a_reboot(
     switches = {s["id"]: s for s in json.loads(body)["switches"]}
     assert switches[rebooted]["reboots"] >= 1
 
+    def terminals_story() -> dict[str, Any] | None:
+        status, body = get(f"{base}/api/v1/classrooms/offline")
+        offline = json.loads(body) if status == 200 else {}
+        status, body = get(f"{base}/api/v1/terminals")
+        counts = json.loads(body)["counts"] if status == 200 else {}
+        done = offline.get("in_lesson") and offline.get("off_schedule") and counts.get("online")
+        return {"offline": offline, "counts": counts} if done else None
+
+    story = wait_until("terminals online, offline in a lesson, off schedule", terminals_story, proc)
+    in_lesson = {c["classroom"] for c in story["offline"]["in_lesson"]}
+    off_schedule = {c["school"] for c in story["offline"]["off_schedule"]}
+    assert in_lesson
+    assert off_schedule
+    assert not {c.split("-")[0] for c in in_lesson} & off_schedule  # no lessons there: no alert
+
     status, metrics = get(f"{base}/metrics")
     assert status == 200
+    expected = {
+        line.rsplit(" ", 1)[1]
+        for line in metrics.splitlines()
+        if line.startswith("edumon_classroom_expected_online{")
+    }
+    assert expected == {"0.0", "1.0"}
+    assert "edumon_terminal_up{" in metrics
     assert "edumon_interface_speed_bytes{" in metrics
     assert "edumon_check_status{" in metrics
 

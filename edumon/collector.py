@@ -188,6 +188,17 @@ class Collector:
         st = self.terminals.terminal(msg.school, msg.terminal)
         heartbeats_before = st.heartbeats if st is not None else 0
         self._record(self.terminals.apply(msg, received_at))
+        if st is None:
+            unknown = self.terminals.unknown.get(msg.district, msg.school, msg.terminal)
+            if unknown is not None and unknown.messages == 1:
+                log.warning(
+                    "terminal %s of school %s (district %s) is not in the inventory: its "
+                    "messages are counted, not used; add it as a classroom's terminal "
+                    "(see GET /api/v1/terminals/unknown)",
+                    msg.terminal,
+                    msg.school,
+                    msg.district,
+                )
         # Only a heartbeat the state accepted is a sample (not a duplicate, not an old session).
         if st is not None and isinstance(msg, Heartbeat) and st.heartbeats > heartbeats_before:
             self._pending.terminal_samples.append(

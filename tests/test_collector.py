@@ -135,7 +135,7 @@ def heartbeat(seq: int, *, terminal: str = "S1-101", boot: str = "b1") -> Heartb
 
 
 async def test_terminal_heartbeats_become_samples_and_silence_goes_offline(
-    config: Config,
+    config: Config, caplog: pytest.LogCaptureFixture
 ) -> None:
     now = [1000.0]
     store = FlakyStore()
@@ -156,6 +156,7 @@ async def test_terminal_heartbeats_become_samples_and_silence_goes_offline(
     assert [e.kind.value for e in store.events] == ["terminal_online"]
     assert collector.terminals is not None
     assert [u.terminal for u in collector.terminals.unknown.entries()] == ["T-unknown"]
+    assert "T-unknown of school S1 (district t) is not in the inventory" in caplog.text
     now[0] = 1020.0
     collector.expire_terminals()
     await collector.flush()

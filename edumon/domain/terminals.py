@@ -293,6 +293,10 @@ class UnknownTerminals:
             entry.mac = msg.mac or entry.mac
         return entry
 
+    def get(self, district: str, school: str, terminal: str) -> UnknownTerminal | None:
+        """The entry of one unknown terminal, if it is listed."""
+        return self._entries.get((district, school, terminal))
+
     def entries(self) -> tuple[UnknownTerminal, ...]:
         """The entries, least recently heard from first."""
         return tuple(self._entries.values())

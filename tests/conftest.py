@@ -6,4 +6,5 @@ pytest_plugins: list[str] = [
     "tests.fixtures.runtime",
     "tests.fixtures.simswitch",
     "tests.fixtures.snmpd",
+    "tests.fixtures.mqtt",
 ]

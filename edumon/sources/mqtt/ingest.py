@@ -367,8 +367,6 @@ class _Link:
         # PUBLISH, and drops an acknowledgement that comes sooner.
         if self.lost.done():
             return
-        if client.want_write():
-            client.loop_write()
         # TLS may hold decrypted bytes the selector cannot see: come back for them.
         sock = client.socket()
         if isinstance(sock, ssl.SSLSocket) and sock.pending():
@@ -410,7 +408,8 @@ class _Link:
         """End the link with ``exc`` (a lost connection, or a bug to propagate)."""
         if not self.connack.done():
             self.connack.set_exception(exc)
-            # Nobody awaits ``lost`` before CONNACK; mark it retrieved to keep asyncio quiet.
+            # The attempt may already have failed elsewhere, so that nobody awaits connack:
+            # mark the exception retrieved, or asyncio logs it as never retrieved.
             self.connack.exception()
         if not self.lost.done():
             self.lost.set_exception(exc)
@@ -520,6 +519,7 @@ class MqttIngest:
         ]
         self._closing = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._running = False
         self._last_warned: dict[str, float] = {}
         self._suppressed: dict[str, int] = dict.fromkeys(REASONS, 0)
 
@@ -621,7 +621,12 @@ class MqttIngest:
 
         Raises:
             Exception: What the sink raised (a bug).
+            RuntimeError: Already running (an ingest runs once; after ``aclose()`` it returns
+                at once).
         """
+        if self._running:
+            raise RuntimeError("MqttIngest.run() is already running")
+        self._running = True
         failures = 0
         while not self._closing.is_set():
             try:
@@ -632,8 +637,9 @@ class MqttIngest:
             if lost.up_seconds is None:
                 self.stats.connect_failures_total += 1
             elif lost.up_seconds >= _STABLE_SECONDS:
-                # A stable connection reconnects at once; one that keeps dropping right away
-                # (say, another client with the same id) backs off like a failure.
+                # A stable connection reconnects after the shortest delay; one that keeps
+                # dropping right away (say, another client with the same id) backs off like
+                # a failed attempt.
                 failures = 0
             base = min(
                 self.settings.reconnect_max_seconds,

@@ -33,6 +33,10 @@ DEFAULT_QUEUE_SIZE = 10_000
 DEFAULT_MAX_PENDING_ROWS = 2_000_000
 _RETRY_MIN_SECONDS = 1.0
 _RETRY_MAX_SECONDS = 30.0
+# While a write is in flight, the consumer wakes this often to notice it finish.
+_WRITER_POLL_SECONDS = 0.02
+# Rows taken from the queue in one go before checking whether a write is due.
+_MAX_BATCH_FACTOR = 20
 # How often silent terminals are looked for; a timeout is noticed at most this late.
 _EXPIRE_EVERY_SECONDS = 1.0
 
@@ -119,6 +123,8 @@ class Collector:
         self._queue: asyncio.Queue[Observation | TerminalMessage] = asyncio.Queue(queue_size)
         self._pending = _Pending()
         self._batch_size = batch_size
+        self._max_batch = batch_size * _MAX_BATCH_FACTOR
+        self._writer: asyncio.Task[bool] | None = None
         self._flush_seconds = flush_seconds
         self._retention_seconds = retention_seconds
         self._max_pending = max_pending_rows
@@ -251,6 +257,11 @@ class Collector:
 
     async def flush(self) -> bool:
         """Write everything pending in one transaction; False (rows kept) if the store fails."""
+        if self._writer is not None and not self._writer.done():
+            await asyncio.shield(self._writer)  # one write at a time, in order
+        return await self._write_pending()
+
+    async def _write_pending(self) -> bool:
         self.stats.pending_rows = len(self._pending)
         if not len(self._pending):
             return True
@@ -269,6 +280,11 @@ class Collector:
             self.stats.pending_rows = len(self._pending)
             log.warning("store write failed, %d rows kept for retry: %s", len(self._pending), exc)
             return False
+        except BaseException:
+            # Cancelled mid-write (shutdown): keep the rows for drain(); the write either
+            # committed (a retry then skips the samples already stored) or did not.
+            self._pending.put_back(batch)
+            raise
         elapsed = time.perf_counter() - started
         self.stats.write_seconds_sum += elapsed
         self.stats.write_seconds_count += 1
@@ -278,27 +294,40 @@ class Collector:
         return True
 
     async def run(self) -> None:
-        """Consume the queue forever: apply each observation, flush in batches, retry on failure."""
+        """Consume the queue forever: apply each observation, flush in batches, retry on failure.
+
+        A write runs in its own task while the queue keeps being consumed (the database works
+        in its driver's thread or server meanwhile); rows that arrive during a write make the
+        next batch, so batches grow with the load.
+        """
         retry = _RETRY_MIN_SECONDS
         deadline = time.monotonic() + self._flush_seconds
         retry_at = 0.0  # after a failed write, no new attempt before this time
         while True:
+            writer = self._writer
+            if writer is not None and writer.done():
+                self._writer = None
+                ok = writer.result()
+                retry = _RETRY_MIN_SECONDS if ok else min(retry * 2, _RETRY_MAX_SECONDS)
+                retry_at = 0.0 if ok else time.monotonic() + retry
+                if not ok:
+                    deadline = retry_at
             timeout = max(0.0, deadline - time.monotonic())
+            if self._writer is not None:
+                timeout = min(timeout, _WRITER_POLL_SECONDS)  # notice the write finishing
             try:
                 async with asyncio.timeout(timeout):
                     obs = await self._queue.get()
                 self._accept(obs)
-                while not self._queue.empty() and len(self._pending) < self._batch_size:
+                while not self._queue.empty() and len(self._pending) < self._max_batch:
                     self._accept(self._queue.get_nowait())
             except TimeoutError:
                 pass
             now = time.monotonic()
             due = len(self._pending) >= self._batch_size or now >= deadline
-            if due and now >= retry_at:
-                ok = await self.flush()
-                retry = _RETRY_MIN_SECONDS if ok else min(retry * 2, _RETRY_MAX_SECONDS)
-                retry_at = 0.0 if ok else time.monotonic() + retry
-                deadline = time.monotonic() + (self._flush_seconds if ok else retry)
+            if due and now >= retry_at and self._writer is None:
+                self._writer = asyncio.create_task(self._write_pending(), name="store-write")
+                deadline = now + self._flush_seconds
 
     async def drain(self) -> None:
         """Apply what is queued and write it out (on shutdown)."""

@@ -346,7 +346,7 @@ def parse_heartbeat(parts: TopicParts, payload: bytes) -> Heartbeat:
     ):
         raise _bad("nic", nic)
     duplex = data.get("duplex", "unknown")
-    if duplex not in _DUPLEXES:
+    if type(duplex) is not str or duplex not in _DUPLEXES:
         raise _bad("duplex", duplex)
     ip = data.get("ip")
     if ip is not None:
@@ -396,10 +396,10 @@ def parse_status(parts: TopicParts, payload: bytes) -> Status:
     """
     data = _load(parts, payload, KIND_STATUS)
     state = data.get("state")
-    if state not in _STATES:
+    if type(state) is not str or state not in _STATES:
         raise _bad("state", state)
     reason = data.get("reason")
-    if reason not in _REASONS_OF_STATE[state]:
+    if type(reason) is not str or reason not in _REASONS_OF_STATE[state]:
         raise _bad("reason", reason)
     return Status(
         district=parts.district,

@@ -474,3 +474,15 @@ def test_wire_module_runs_with_the_standard_library_alone() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == str(HEARTBEAT.seq)
+
+
+@pytest.mark.parametrize(
+    ("kind", "field"),
+    [("heartbeat", "duplex"), ("status", "state"), ("status", "reason")],
+)
+def test_unhashable_enum_fields_are_bad_fields_not_crashes(kind: str, field: str) -> None:
+    data = heartbeat_json(**{field: []}) if kind == "heartbeat" else status_json(**{field: []})
+    topic = f"edumon/v1/county-1/CG01/terminal/CG01-101/{kind}"
+    with pytest.raises(WireError) as info:
+        parse_message(topic, dumps(data))
+    assert info.value.reason == "bad_field"

@@ -35,6 +35,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import re
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
@@ -280,6 +281,11 @@ def _load(parts: TopicParts, payload: bytes, kind: Kind) -> dict[str, Any]:
     return data
 
 
+def _one_of(value: object, allowed: Collection[str]) -> bool:
+    # A JSON list or object is unhashable: "in" on a set or dict would raise TypeError.
+    return type(value) is str and value in allowed
+
+
 def _bad(key: str, value: object) -> WireError:
     return WireError(REASON_BAD_FIELD, f"{key}={type(value).__name__}")
 
@@ -346,7 +352,7 @@ def parse_heartbeat(parts: TopicParts, payload: bytes) -> Heartbeat:
     ):
         raise _bad("nic", nic)
     duplex = data.get("duplex", "unknown")
-    if type(duplex) is not str or duplex not in _DUPLEXES:
+    if not _one_of(duplex, _DUPLEXES):
         raise _bad("duplex", duplex)
     ip = data.get("ip")
     if ip is not None:
@@ -395,11 +401,11 @@ def parse_status(parts: TopicParts, payload: bytes) -> Status:
         WireError: With one of ``REASONS``; nothing else for any input.
     """
     data = _load(parts, payload, KIND_STATUS)
-    state = data.get("state")
-    if type(state) is not str or state not in _STATES:
+    state: Any = data.get("state")
+    if not _one_of(state, _STATES):
         raise _bad("state", state)
-    reason = data.get("reason")
-    if type(reason) is not str or reason not in _REASONS_OF_STATE[state]:
+    reason: Any = data.get("reason")
+    if not _one_of(reason, _REASONS_OF_STATE[state]):
         raise _bad("reason", reason)
     return Status(
         district=parts.district,

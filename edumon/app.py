@@ -116,13 +116,23 @@ async def run(
         sock: an already bound listening socket; bound from config.api.listen if None.
         on_ready: called once the API is about to serve, with the runtime and the base URL.
     """
+    for warning in config.warnings:
+        log.warning("configuration: %s", warning)
+    # Whatever can still refuse the configuration comes before the database is touched.
+    state = NetworkState(inventory_of(config), list(config.switches))
+    terminals = terminals_of(config)
+    schedule = config.schedule.schedule()
+    external = _mqtt_settings(config, None) if config.mqtt.broker == "external" else None
     sock = sock if sock is not None else bind_listener(config.api.listen)
-    store = await open_store(config.storage.url)
+    log.info("storage: %s", config.storage.display_url)
+    try:
+        store = await open_store(config.storage.url)
+    except BaseException:
+        sock.close()
+        raise
     try:
         async with contextlib.AsyncExitStack() as stack:
             await store.sync_inventory(config)
-            state = NetworkState(inventory_of(config), list(config.switches))
-            terminals = terminals_of(config)
             collector = Collector(
                 state,
                 store,
@@ -138,7 +148,8 @@ async def run(
                 broker = await stack.enter_async_context(EmbeddedBroker(host, int(port)))
                 broker_port = broker.port
                 log.info("embedded MQTT broker listening on %s:%d", host, broker.port)
-            ingest = MqttIngest(_mqtt_settings(config, broker_port), collector.submit_terminal)
+            settings = external or _mqtt_settings(config, broker_port)
+            ingest = MqttIngest(settings, collector.submit_terminal)
             poller = await stack.enter_async_context(
                 SnmpPoller(config.switches.values(), max_in_flight=config.polling.max_in_flight)
             )
@@ -151,7 +162,7 @@ async def run(
                 started_at=time.time(),
                 terminals=terminals,
                 ingest=ingest,
-                schedule=config.schedule.schedule(),
+                schedule=schedule,
                 calendar=ChineseWorkingCalendar(),
                 mqtt_broker=f"{ingest.settings.host}:{ingest.settings.port}",
             )

@@ -13,7 +13,7 @@ from pathlib import Path
 import click
 
 from edumon import __version__
-from edumon.config import load_config
+from edumon.config import Config, load_config
 from edumon.errors import EdumonError
 from edumon.runtime import Runtime
 
@@ -61,6 +61,15 @@ def _print_urls(runtime: Runtime, url: str) -> None:
     click.echo("Press Ctrl+C to stop.", err=False)
 
 
+def _load_or_exit(file: Path) -> Config:
+    """The validated configuration, or every problem on stderr and exit status 2."""
+    try:
+        return load_config(file)
+    except EdumonError as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(2)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="edumon")
 @click.option(
@@ -78,18 +87,16 @@ def main(log_level: str) -> None:
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 def check_config(file: Path) -> None:
     """Validate a configuration FILE without starting anything."""
-    try:
-        config = load_config(file)
-    except EdumonError as exc:
-        click.echo(str(exc), err=True)
-        sys.exit(2)
+    config = _load_or_exit(file)
+    for warning in config.warnings:
+        click.echo(f"warning: {warning}", err=True)
     rooms = sum(len(s.classrooms) for s in config.schools.values())
     t = config.targets
     click.echo(
         f"{file}: OK — district {config.district.code} ({config.district.name}), "
         f"{len(config.schools)} schools, {rooms} classrooms, {len(config.switches)} switches; "
         f"targets {t.profile}: uplink {t.uplink_mbps or '-'} Mbit/s, "
-        f"classroom {t.classroom_mbps or '-'} Mbit/s"
+        f"classroom {t.classroom_mbps or '-'} Mbit/s; storage {config.storage.display_url}"
     )
 
 
@@ -106,11 +113,8 @@ def run_cmd(config_file: Path) -> None:
     """Poll the configured switches and serve the API and /metrics."""
     from edumon import app
 
-    try:
-        config = load_config(config_file)
-    except EdumonError as exc:
-        click.echo(str(exc), err=True)
-        sys.exit(2)
+    # The same validation as check-config, all of it before anything opens or binds.
+    config = _load_or_exit(config_file)
 
     async def main_(stop: asyncio.Event) -> None:
         await app.run(config, stop=stop, on_ready=_print_urls)

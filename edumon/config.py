@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import csv
+import difflib
+import ipaddress
 import os
 import re
+import ssl
 import tomllib
+import types
+import typing
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -22,18 +27,32 @@ from pydantic import (
 )
 
 from edumon.domain.inventory import ClassroomRef, Inventory, SchoolRef
-from edumon.domain.targets import PROFILES, Targets, resolve_targets
+from edumon.domain.targets import Targets, resolve_targets
 from edumon.errors import ConfigError
 from edumon.schedule_config import ScheduleConfig, SchoolKind
+from edumon.toml_positions import Loc, TomlPositions
 
 DEFAULT_LISTEN = "127.0.0.1:9310"
 DEFAULT_STORAGE_URL = "sqlite:///edumon.db"
 
-Id = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")]
+_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$"
+Id = Annotated[str, Field(min_length=1, max_length=64, pattern=_ID_PATTERN)]
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class KeyProblem(ValueError):
+    """A model validator's complaint about one key of its table.
+
+    Raised inside a validator, pydantic reports it at the table; the error report moves it to
+    ``key`` so that the message names (and points at the line of) the key itself.
+    """
+
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(message)
+        self.key = key
 
 
 def _secret_from(value: SecretStr | None, env: str | None, what: str) -> SecretStr | None:
@@ -41,9 +60,11 @@ def _secret_from(value: SecretStr | None, env: str | None, what: str) -> SecretS
     if env is None:
         return value
     if value is not None:
-        raise ValueError(f"give either {what} or {what}_env, not both")
+        raise KeyProblem(f"{what}_env", f"give either {what} or {what}_env, not both")
     if env not in os.environ:
-        raise ValueError(f"environment variable {env} (named by {what}_env) is not set")
+        raise KeyProblem(
+            f"{what}_env", f"environment variable {env} (named by {what}_env) is not set"
+        )
     return SecretStr(os.environ[env])
 
 
@@ -74,23 +95,29 @@ class SnmpCredentials(_Strict):
         priv = _secret_from(self.priv_password, self.priv_password_env, "priv_password")
         if self.version == "2c":
             if community is None:
-                raise ValueError("SNMP v2c needs community (or community_env)")
+                raise KeyProblem("community", "SNMP v2c needs community (or community_env)")
             if self.user is not None:
-                raise ValueError('user is for SNMP v3; this entry says version = "2c"')
+                raise KeyProblem("user", 'user is for SNMP v3; this entry says version = "2c"')
         else:
             if not self.user:
-                raise ValueError("SNMP v3 needs user")
+                raise KeyProblem("user", "SNMP v3 needs user")
             if community is not None:
-                raise ValueError('community is for SNMP v2c; this entry says version = "3"')
+                raise KeyProblem(
+                    "community", 'community is for SNMP v2c; this entry says version = "3"'
+                )
             if (self.auth_protocol is None) != (auth is None):
-                raise ValueError("auth_protocol and auth_password go together")
+                missing = "auth_password" if auth is None else "auth_protocol"
+                raise KeyProblem(missing, "auth_protocol and auth_password go together")
             if (self.priv_protocol is None) != (priv is None):
-                raise ValueError("priv_protocol and priv_password go together")
+                missing = "priv_password" if priv is None else "priv_protocol"
+                raise KeyProblem(missing, "priv_protocol and priv_password go together")
             if priv is not None and auth is None:
-                raise ValueError("privacy (priv_protocol) needs authentication (auth_protocol)")
+                raise KeyProblem(
+                    "priv_protocol", "privacy (priv_protocol) needs authentication (auth_protocol)"
+                )
             for secret, name in ((auth, "auth_password"), (priv, "priv_password")):
                 if secret is not None and len(secret.get_secret_value()) < 8:
-                    raise ValueError(f"{name} must be at least 8 characters (RFC 3414)")
+                    raise KeyProblem(name, f"{name} must be at least 8 characters (RFC 3414)")
         object.__setattr__(self, "community", community)
         object.__setattr__(self, "auth_password", auth)
         object.__setattr__(self, "priv_password", priv)
@@ -136,7 +163,10 @@ class ClassroomConfig(_Strict):
     @model_validator(mode="after")
     def _both_or_neither(self) -> ClassroomConfig:
         if (self.switch is None) != (self.port is None):
-            raise ValueError("a classroom needs both switch and port, or neither")
+            raise KeyProblem(
+                "port" if self.port is None else "switch",
+                "a classroom needs both switch and port, or neither",
+            )
         return self
 
 
@@ -160,19 +190,114 @@ class TargetsConfig(_Strict):
     uplink_mbps: float | None = Field(None, gt=0)
     classroom_mbps: float | None = Field(None, gt=0)
 
+    @model_validator(mode="after")
+    def _custom_is_complete(self) -> TargetsConfig:
+        if self.profile == "custom" and (self.uplink_mbps is None or self.classroom_mbps is None):
+            raise ValueError('profile = "custom" needs both uplink_mbps and classroom_mbps')
+        return self
+
+
+# What open_store can open: backend -> the driver suffixes it accepts ("postgresql+asyncpg").
+_STORAGE_BACKENDS: Mapping[str, tuple[str, ...]] = types.MappingProxyType(
+    {
+        "sqlite": ("", "aiosqlite", "pysqlite"),
+        "postgresql": ("", "asyncpg", "psycopg", "psycopg2"),
+        "postgres": ("", "asyncpg", "psycopg", "psycopg2"),
+    }
+)
+_URL_PASSWORD = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://[^:/@?#]*:)(.*)@")
+_QUERY_PASSWORD = re.compile(r"([?&]password=)[^&#]*", re.IGNORECASE)
+
+
+def redact_url(url: str) -> str:
+    """A database URL with its password hidden, host and database kept.
+
+    ``postgresql://edumon:s3cret@db:5432/edumon`` becomes ``postgresql://edumon:***@db:5432/edumon``;
+    a ``password=`` query parameter is hidden too. Works on URLs that do not parse.
+    """
+    # Greedy up to the last "@": a password may contain an unescaped "@".
+    url = _URL_PASSWORD.sub(r"\1***@", url.strip(), count=1)
+    return _QUERY_PASSWORD.sub(r"\1***", url)
+
+
+def check_storage_url(url: str) -> None:
+    """Check that ``url`` names a database edumon can open, without opening it.
+
+    Raises:
+        ValueError: naming the URL with its password hidden.
+    """
+    # Imported here: the rest of the configuration does not need SQLAlchemy loaded.
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    shown = redact_url(url)
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):
+        raise ValueError(
+            f"{shown!r} is not a database URL; use sqlite:///PATH or postgresql://USER@HOST:PORT/DB"
+        ) from None
+    backend, _, driver = parsed.drivername.partition("+")
+    if driver not in _STORAGE_BACKENDS.get(backend, ()):
+        raise ValueError(
+            f"{shown!r}: the database must be sqlite or postgresql, not {parsed.drivername!r}; "
+            "use sqlite:///PATH or postgresql://USER@HOST:PORT/DB"
+        )
+    if backend != "sqlite" and not parsed.host:
+        raise ValueError(f"{shown!r} names no host; use postgresql://USER@HOST:PORT/DB")
+
 
 class StorageConfig(_Strict):
-    url: str = DEFAULT_STORAGE_URL
+    url: SecretStr = SecretStr(DEFAULT_STORAGE_URL)
+    """sqlite:///PATH or postgresql://USER[:PASSWORD]@HOST:PORT/DB; secret for its password."""
+    url_env: str | None = None
+    """The environment variable holding the URL (keeps a PostgreSQL password out of the file)."""
     retention_days: float = Field(30, gt=0)
     batch_size: int = Field(500, ge=1, le=100_000)
     flush_seconds: float = Field(2.0, gt=0, le=300)
 
+    @model_validator(mode="after")
+    def _resolve_url(self) -> StorageConfig:
+        if self.url_env is not None:
+            url = _secret_from(
+                self.url if "url" in self.model_fields_set else None, self.url_env, "url"
+            )
+            assert url is not None
+            object.__setattr__(self, "url", url)
+        try:
+            check_storage_url(self.url.get_secret_value())
+        except ValueError as exc:
+            raise KeyProblem("url_env" if self.url_env else "url", str(exc)) from None
+        return self
 
-def _check_listen(v: str) -> str:
+    @property
+    def display_url(self) -> str:
+        """The URL for logs and messages: its password hidden."""
+        return redact_url(self.url.get_secret_value())
+
+
+_HOSTNAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,62})(\.[A-Za-z0-9-]{1,63})*\.?$")
+
+
+def _check_listen(v: str, example: str = DEFAULT_LISTEN) -> str:
     host, sep, port = v.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise ValueError("listen must be HOST:PORT, e.g. 127.0.0.1:9310")
+    ok = bool(sep and host and port.isdigit() and int(port) <= 65535)
+    if ok and host.startswith("["):
+        ok = host.endswith("]") and _is_ip(host[1:-1], version=6)
+    elif ok and ":" in host:  # an IPv6 address without brackets: "::1:9310" still binds
+        ok = _is_ip(host, version=6)
+    elif ok:
+        ok = _is_ip(host, version=4) or _HOSTNAME.match(host) is not None
+    if not ok:
+        raise ValueError(f"{v!r} is not HOST:PORT; write e.g. {example}")
     return v
+
+
+def _is_ip(text: str, *, version: int) -> bool:
+    try:
+        return ipaddress.ip_address(text).version == version
+    except ValueError:
+        return False
 
 
 class ApiConfig(_Strict):
@@ -190,17 +315,56 @@ class PollingConfig(_Strict):
     """Global limit on switches polled at once."""
 
 
+def _readable(path: Path, key: str) -> None:
+    try:
+        with path.open("rb") as fh:
+            fh.read(1)
+    except OSError as exc:
+        raise KeyProblem(key, f"cannot read {path}: {exc.strerror or exc}") from None
+
+
 class MqttTlsConfig(_Strict):
     ca_file: Path | None = None
     cert_file: Path | None = None
     key_file: Path | None = None
+
+    @model_validator(mode="after")
+    def _files_load(self) -> MqttTlsConfig:
+        # The ingest loads these when it first connects; a typo must not wait until then.
+        if (self.cert_file is None) != (self.key_file is None):
+            raise KeyProblem(
+                "key_file" if self.key_file is None else "cert_file",
+                "cert_file and key_file must be given together",
+            )
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        if self.ca_file is not None:
+            _readable(self.ca_file, "ca_file")
+            try:
+                context.load_verify_locations(cafile=self.ca_file)
+            except ssl.SSLError as exc:
+                raise KeyProblem(
+                    "ca_file", f"{self.ca_file} holds no PEM certificate ({exc.reason})"
+                ) from None
+        if self.cert_file is not None and self.key_file is not None:
+            _readable(self.cert_file, "cert_file")
+            _readable(self.key_file, "key_file")
+            try:
+                # An empty password: an encrypted key fails here instead of prompting.
+                context.load_cert_chain(self.cert_file, self.key_file, password="")
+            except ssl.SSLError as exc:
+                raise KeyProblem(
+                    "key_file",
+                    f"{self.cert_file} and {self.key_file} are not a PEM certificate and its "
+                    f"unencrypted private key ({exc.reason})",
+                ) from None
+        return self
 
 
 class MqttConfig(_Strict):
     """Where terminal heartbeats arrive: an external broker, or the embedded one (the default)."""
 
     broker: Literal["embedded", "external"] = "embedded"
-    host: str = "127.0.0.1"
+    host: str = Field("127.0.0.1", min_length=1)
     port: int | None = Field(None, ge=1, le=65535)
     """External broker port (default 1883, 8883 with TLS)."""
     listen: str = "127.0.0.1:1884"
@@ -213,16 +377,28 @@ class MqttConfig(_Strict):
     heartbeat_interval_seconds: float = Field(30, gt=0, le=3600)
     """The agents' heartbeat interval; a terminal silent for 3 intervals + 10 s is offline."""
 
+    @field_validator("listen")
+    @classmethod
+    def _host_port(cls, v: str) -> str:
+        return _check_listen(v, "127.0.0.1:1884")
+
     @model_validator(mode="after")
     def _password(self) -> MqttConfig:
         object.__setattr__(
             self, "password", _secret_from(self.password, self.password_env, "password")
         )
-        if self.broker == "embedded" and (self.username or self.password or self.tls):
-            raise ValueError(
-                'username, password and tls are for an external broker (broker = "external")'
+        if self.broker == "embedded":
+            for key in ("username", "password", "tls"):
+                if getattr(self, key) is not None:
+                    raise KeyProblem(
+                        key,
+                        "username, password and tls are for an external broker "
+                        '(broker = "external")',
+                    )
+        if self.password is not None and not self.username:
+            raise KeyProblem(
+                "password_env" if self.password_env else "password", "password needs username"
             )
-        _check_listen(self.listen)
         return self
 
     @property
@@ -279,118 +455,401 @@ class Config:
     mqtt: MqttConfig
     schedule: ScheduleConfig
     source: Path | None = None
+    warnings: tuple[str, ...] = ()
+    """Worth fixing, not worth refusing to run (e.g. a school name in the CSV that differs)."""
 
     def school_of_switch(self, switch_id: str) -> str | None:
         return self.switches[switch_id].school
 
 
-def _loc(parts: tuple[int | str, ...]) -> str:
+def key_path(loc: Loc) -> str:
+    """``("schools", 19, "kind")`` as written in messages: ``schools[19].kind``."""
     out = ""
-    for p in parts:
-        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
+    for p in loc:
+        if isinstance(p, int):
+            out += f"[{p}]"
+            continue
+        name = p if p and all(c.isalnum() or c in "_-" for c in p) else f'"{p}"'
+        out += f".{name}" if out else name
     return out
 
 
-def _line_of(text: str, key: str) -> int | None:
-    pattern = re.compile(rf"^\s*(\"{re.escape(key)}\"|{re.escape(key)})\s*=", re.MULTILINE)
-    match = pattern.search(text)
-    if match is None:  # an inline table: { key = ... }
-        match = re.search(rf"[{{,]\s*{re.escape(key)}\s*=", text)
-    return None if match is None else text.count("\n", 0, match.start()) + 1
+def _parse_key_path(text: str) -> Loc:
+    """The inverse of ``key_path`` for plain keys: ``schedule.overrides[0].school``."""
+    loc: list[str | int] = []
+    for part in text.split("."):
+        name, *indexes = part.split("[")
+        loc.append(name)
+        loc.extend(int(i.rstrip("]")) for i in indexes if i.rstrip("]").isdigit())
+    return tuple(loc)
 
 
-def _describe(exc: ValidationError, text: str, where: str) -> str:
-    lines = []
-    for err in exc.errors():
-        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
-        key = _loc(loc) or "(top level)"
-        message = err["msg"].removeprefix("Value error, ")
-        if err["type"] == "extra_forbidden":
-            message = "unknown key (check the spelling; see config.example.toml)"
-        elif err["type"] == "missing":
-            message = "required key is missing"
-        last = next((p for p in reversed(loc) if isinstance(p, str)), None)
-        line = _line_of(text, last) if last else None
-        at = f"{where}:{line}" if line else where
-        lines.append(f"{at}: {key}: {message}")
-    return "\n".join(lines)
+@dataclass(frozen=True, slots=True)
+class _CsvRow:
+    """Where an imported classroom came from: the sheet, its row, its columns by field."""
 
+    file: str
+    row: int
+    columns: Mapping[str, str]
+
+
+@dataclass(slots=True)
+class _Report:
+    """Problems found while validating, each placed at a TOML line or a CSV row and column."""
+
+    where: str
+    positions: TomlPositions
+    csv_rows: dict[Loc, _CsvRow] = field(default_factory=dict)
+    errors: list[tuple[int, int, str]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    def csv_row_of(self, loc: Loc) -> _CsvRow | None:
+        return self.csv_rows.get(loc[:4]) if loc[:1] == ("schools",) else None
+
+    def error(self, loc: Loc, message: str) -> None:
+        """An error at a key path; imported classrooms are placed at their CSV row."""
+        row = self.csv_row_of(loc)
+        if row is not None:
+            column = row.columns.get(loc[4]) if len(loc) > 4 and isinstance(loc[4], str) else None
+            self.csv_error(row.file, row.row, column, message)
+            return
+        line = self.positions.line_of(loc)
+        at = f"{self.where}:{line}" if line else self.where
+        self.errors.append((0, line or 0, f"{at}: {key_path(loc) or '(top level)'}: {message}"))
+
+    def csv_error(self, file: str, row: int, column: str | None, message: str) -> None:
+        self.errors.append((1, row, _csv_line(file, row, column, message)))
+
+    def csv_warning(self, file: str, row: int, column: str | None, message: str) -> None:
+        self.warnings.append(_csv_line(file, row, column, message))
+
+    def place(self, loc: Loc) -> str:
+        """Where ``loc`` is written: ``edumon.toml line 12`` or ``rooms.csv row 3``."""
+        row = self.csv_row_of(loc)
+        if row is not None:
+            return f"{row.file} row {row.row}"
+        line = self.positions.line_of(loc)
+        return f"{self.where} line {line}" if line else self.where
+
+    def text(self) -> str:
+        # Stable sort: TOML lines first, in file order, then the CSV's rows.
+        return "\n".join(text for _, _, text in sorted(self.errors, key=lambda e: e[:2]))
+
+
+def _csv_line(file: str, row: int, column: str | None, message: str) -> str:
+    return f"{file}:{row}: column {column}: {message}" if column else f"{file}:{row}: {message}"
+
+
+# -- pydantic's errors, placed and phrased for the person editing the file -------------------
+
+_ID_HELP = "must be an id: 1-64 letters, digits or _ . : -, starting with a letter or digit"
+_TAG = re.compile(r"^[a-z][a-z-]*\[.*\]$")  # union member tags pydantic puts in a location
+
+
+def _unwrap(annotation: Any) -> Any:
+    while True:
+        origin = typing.get_origin(annotation)
+        if origin is Annotated:
+            annotation = typing.get_args(annotation)[0]
+            continue
+        if origin in (typing.Union, types.UnionType):
+            args = [a for a in typing.get_args(annotation) if a is not type(None)]
+            if len(args) == 1:
+                annotation = args[0]
+                continue
+        return annotation
+
+
+def _annotation_at(loc: Loc) -> Any:
+    """The declared type of the value at ``loc`` (None when the path leaves the models)."""
+    annotation: Any = ConfigFile
+    for part in loc:
+        annotation = _unwrap(annotation)
+        origin = typing.get_origin(annotation)
+        if isinstance(part, str) and isinstance(annotation, type):
+            if not issubclass(annotation, BaseModel) or part not in annotation.model_fields:
+                return None
+            annotation = annotation.model_fields[part].annotation
+        elif isinstance(part, int) and origin in (list, tuple):
+            annotation = typing.get_args(annotation)[0]
+        elif isinstance(part, str) and origin in (dict, Mapping):
+            annotation = typing.get_args(annotation)[1]
+        else:
+            return None
+    return _unwrap(annotation)
+
+
+def _keys_at(loc: Loc) -> list[str]:
+    model = _annotation_at(loc)
+    if isinstance(model, type) and issubclass(model, BaseModel):
+        return list(model.model_fields)
+    return []
+
+
+def _shown(value: object) -> str:
+    text = f'"{value}"' if isinstance(value, str) else repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _report_validation(exc: ValidationError, report: _Report) -> None:
+    """Add pydantic's errors to ``report``: one per problem, at its line, saying what is allowed.
+
+    A misspelt key is one problem, not two: when an unknown key is close to a required key
+    that is missing from the same table, only the unknown key is reported, with the suggestion.
+    """
+    errors: list[tuple[Loc, dict[str, Any]]] = []
+    for detail in exc.errors():
+        loc: Loc = tuple(
+            p
+            for p in detail["loc"]
+            if not (isinstance(p, str) and (p.startswith("function-") or _TAG.match(p)))
+        )
+        problem = (detail.get("ctx") or {}).get("error")
+        if isinstance(problem, KeyProblem):
+            loc = (*loc, problem.key)
+        errors.append((loc, dict(detail)))
+    missing = {loc for loc, err in errors if err["type"] == "missing"}
+    meant: dict[Loc, str] = {}  # unknown key -> the key it probably is
+    for loc, err in errors:
+        if err["type"] != "extra_forbidden" or not loc or not isinstance(loc[-1], str):
+            continue
+        parent, name = loc[:-1], loc[-1]
+        absent = [str(m[-1]) for m in missing if m[:-1] == parent]
+        close = difflib.get_close_matches(name, absent, n=1, cutoff=0.6)
+        if close:
+            missing.discard((*parent, close[0]))
+        else:
+            close = difflib.get_close_matches(name, _keys_at(parent), n=1, cutoff=0.6)
+        if close:
+            meant[loc] = close[0]
+    for loc, err in errors:
+        kind = err["type"]
+        if kind == "missing" and loc not in missing:
+            continue  # the misspelt key reports it
+        report.error(loc, _message(loc, err, meant.get(loc)))
+
+
+def _message(loc: Loc, err: Mapping[str, Any], meant: str | None) -> str:
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        allowed = ", ".join(_keys_at(loc[:-1]))
+        hint = f"; did you mean {meant}?" if meant else ""
+        return f"unknown key{hint} (allowed here: {allowed})" if allowed else f"unknown key{hint}"
+    if kind == "missing":
+        return "required key is missing"
+    if kind == "literal_error":
+        annotation = _annotation_at(loc)
+        if typing.get_origin(annotation) is Literal:
+            choices = ", ".join(str(a) for a in typing.get_args(annotation))
+        else:
+            choices = str((err.get("ctx") or {}).get("expected", ""))
+        # Only choices are echoed back: a value that is not one of a few words is no secret.
+        return f"{_shown(err['input'])} is not allowed; choose one of {choices}"
+    if kind == "string_pattern_mismatch" and (err.get("ctx") or {}).get("pattern") == _ID_PATTERN:
+        return _ID_HELP
+    if kind in ("model_type", "model_attributes_type", "dict_type"):
+        return "must be a table: a [section] or { key = value, ... }"
+    if kind == "list_type":
+        return "must be an array: [ ... ] or [[...]] tables"
+    message = str(err["msg"])
+    for prefix in ("Value error, ", "Assertion failed, "):
+        message = message.removeprefix(prefix)
+    return message
+
+
+# -- the classroom sheet -----------------------------------------------------------------------
 
 CSV_COLUMNS = ("school_code", "school_name", "classroom", "switch", "port")
 
 
-def _import_csv(path: Path, raw: dict[str, Any]) -> None:
-    """Merge classrooms from a CSV sheet (one row per classroom) into the raw TOML data."""
+def _import_csv(path: Path, raw: dict[str, Any], report: _Report) -> None:
+    """Check the classroom sheet row by row and merge its good rows into the raw TOML data.
+
+    Each defect is an error at its row and column; a row with an error is not imported (so it
+    is reported once, here, and not again by the checks that follow).
+    """
+    shown = str(path)
     try:
         with path.open(newline="", encoding="utf-8-sig") as fh:
-            rows = list(csv.DictReader(fh))
-            header = rows[0].keys() if rows else []
+            records = list(csv.reader(fh))
     except OSError as exc:
-        raise ConfigError(f"inventory.csv: cannot read {path}: {exc.strerror}") from exc
-    except UnicodeDecodeError as exc:
-        raise ConfigError(
-            f"inventory.csv: {path} is not UTF-8 (save the sheet as CSV UTF-8)"
-        ) from exc
-    missing = [c for c in CSV_COLUMNS if c not in header]
-    if rows and missing:
-        raise ConfigError(f"inventory.csv: {path} lacks column(s) {', '.join(missing)}")
-    schools = {s["code"]: s for s in raw.setdefault("schools", []) if isinstance(s, dict)}
-    switch_ids = {
-        sw.get("host"): sw.get("id") for sw in raw.get("switches", []) if isinstance(sw, dict)
-    }
-    for number, row in enumerate(rows, start=2):
-        code = (row["school_code"] or "").strip()
-        if not code:
-            raise ConfigError(f"{path}:{number}: school_code is empty")
-        school = schools.get(code)
-        if school is None:
-            raise ConfigError(
-                f"{path}:{number}: school {code} ({row['school_name']}) is not in the TOML file; "
-                "add it under [[schools]] with its kind and uplink"
-            )
-        switch = (row["switch"] or "").strip()
-        switch = switch_ids.get(switch, switch)
-        classroom = (row["classroom"] or "").strip()
-        room_id = (
-            row.get("classroom_id") or ""
-        ).strip() or f"{code}-{len(school.get('classrooms', [])) + 1:03d}"
-        school.setdefault("classrooms", []).append(
-            {
-                "id": room_id,
-                "name": classroom,
-                "switch": switch,
-                "port": (row["port"] or "").strip(),
-            }
+        report.error(("inventory", "csv"), f"cannot read {shown}: {exc.strerror or exc}")
+        return
+    except UnicodeDecodeError:
+        report.error(("inventory", "csv"), f"{shown} is not UTF-8 (save the sheet as CSV UTF-8)")
+        return
+    except csv.Error as exc:
+        report.error(("inventory", "csv"), f"{shown} is not a CSV file: {exc}")
+        return
+    header = [h.strip() for h in records[0]] if records else []
+    absent = [c for c in CSV_COLUMNS if c not in header]
+    if absent:
+        report.csv_error(
+            shown,
+            1,
+            None,
+            f"the sheet lacks column(s) {', '.join(absent)}; the first row must name the "
+            f"columns {', '.join(CSV_COLUMNS)} (optional: classroom_id)",
         )
+        return
+    raw_schools = raw.get("schools", [])
+    raw_switches = raw.get("switches", [])
+    if not isinstance(raw_schools, list) or not isinstance(raw_switches, list):
+        return  # not arrays of tables: validation says so
+    schools: dict[str, tuple[int, dict[str, Any]]] = {
+        s["code"]: (i, s)
+        for i, s in enumerate(raw_schools)
+        if isinstance(s, dict) and isinstance(s.get("code"), str)
+    }
+    switch_ids = [
+        sw["id"] for sw in raw_switches if isinstance(sw, dict) and isinstance(sw.get("id"), str)
+    ]
+    by_host: dict[str, list[str]] = {}
+    for sw in raw_switches:
+        if isinstance(sw, dict) and isinstance(sw.get("host"), str) and "id" in sw:
+            by_host.setdefault(sw["host"], []).append(str(sw["id"]))
+    columns = {
+        "id": "classroom_id" if "classroom_id" in header else "classroom",
+        "name": "classroom",
+        "switch": "switch",
+        "port": "port",
+    }
+    names: dict[tuple[str, str], int] = {}
+    ids: dict[str, int] = {}
+    for number, cells in enumerate(records[1:], start=2):
+        row = {h: (cells[k].strip() if k < len(cells) else "") for k, h in enumerate(header)}
+        if not any(row.values()):
+            continue  # an empty line Excel left at the end
+
+        errors: list[tuple[str, str]] = []
+        code = row["school_code"]
+        entry = schools.get(code)
+        if not code:
+            errors.append(("school_code", "school_code is empty"))
+        elif entry is None:
+            errors.append(
+                (
+                    "school_code",
+                    f"school {code} ({row['school_name']}) is not in the TOML file; "
+                    "add it under [[schools]] with its kind and uplink",
+                )
+            )
+        elif row["school_name"] and row["school_name"] != str(entry[1].get("name", "")).strip():
+            report.csv_warning(
+                shown,
+                number,
+                "school_name",
+                f'"{row["school_name"]}" differs from the name of school {code} in the TOML '
+                f'file, "{entry[1].get("name")}"; the TOML name is used',
+            )
+        name = row["classroom"]
+        if not name:
+            errors.append(("classroom", "classroom (the classroom's name) is empty"))
+        elif code and (code, name) in names:
+            errors.append(
+                (
+                    "classroom",
+                    f"duplicate row: classroom {name} of school {code} is already on row "
+                    f"{names[(code, name)]}",
+                )
+            )
+        room_id = row.get("classroom_id", "")
+        if room_id and room_id in ids:
+            errors.append(
+                (
+                    "classroom_id",
+                    f"duplicate: classroom id {room_id} is already on row {ids[room_id]}",
+                )
+            )
+        switch, port = row["switch"], row["port"]
+        if switch and switch not in switch_ids:
+            hosts = by_host.get(switch, [])
+            if len(hosts) == 1:
+                switch = hosts[0]
+            elif hosts:
+                errors.append(
+                    (
+                        "switch",
+                        f"{switch} is the host of switches {', '.join(hosts)}; write the switch id",
+                    )
+                )
+            else:
+                close = difflib.get_close_matches(switch, switch_ids, n=1, cutoff=0.6)
+                hint = f"; did you mean {close[0]}?" if close else ""
+                errors.append(
+                    (
+                        "switch",
+                        f"{switch} is neither the id nor the host of a switch in the TOML "
+                        f"file{hint}",
+                    )
+                )
+        if switch and not port:
+            errors.append(
+                (
+                    "port",
+                    f"port is empty: write the port on switch {row['switch']} (its ifName), "
+                    "or leave both switch and port empty",
+                )
+            )
+        elif port and not switch:
+            errors.append(
+                (
+                    "switch",
+                    f"switch is empty but port is {port}: write the switch's id or host, or "
+                    "leave both empty",
+                )
+            )
+        names.setdefault((code, name), number)
+        if room_id:
+            ids.setdefault(room_id, number)
+        for column, message in errors:
+            report.csv_error(shown, number, column, message)
+        if errors or entry is None:
+            continue
+        i, school = entry
+        rooms = school.setdefault("classrooms", [])
+        if not isinstance(rooms, list):
+            continue  # validation reports the TOML's own mistake
+        report.csv_rows[("schools", i, "classrooms", len(rooms))] = _CsvRow(shown, number, columns)
+        room: dict[str, Any] = {"id": room_id or f"{code}-{len(rooms) + 1:03d}", "name": name}
+        if switch:
+            room |= {"switch": switch, "port": port}
+        rooms.append(room)
 
 
 def parse_config(text: str, *, where: str = "<config>", base_dir: Path | None = None) -> Config:
     """Validate configuration text and return the resolved Config.
 
     Raises:
-        ConfigError: with one line per problem, each naming the key (and the line where found).
+        ConfigError: with one line per problem, each naming the file and line (or the CSV
+            sheet, row and column), the key and what is allowed.
     """
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{where}: not valid TOML: {exc}") from exc
-    csv_path = (
-        raw.get("inventory", {}).get("csv") if isinstance(raw.get("inventory"), dict) else None
-    )
-    if isinstance(csv_path, str):
+        line = re.search(r"at line (\d+)", str(exc))
+        at = f"{where}:{line[1]}" if line else where
+        raise ConfigError(f"{at}: not valid TOML: {exc}") from exc
+    report = _Report(where, TomlPositions.scan(text))
+    inventory = raw.get("inventory")
+    csv_path = inventory.get("csv") if isinstance(inventory, dict) else None
+    if isinstance(csv_path, str) and csv_path:
         path = Path(csv_path)
         if not path.is_absolute() and base_dir is not None:
             path = base_dir / path
-        _import_csv(path, raw)
+        _import_csv(path, raw, report)
     try:
         parsed = ConfigFile.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(_describe(exc, text, where)) from exc
-    return _resolve(parsed, where)
+        _report_validation(exc, report)
+        raise ConfigError(report.text()) from exc
+    config = _resolve(parsed, report)
+    if report.errors:
+        raise ConfigError(report.text())
+    return config
 
 
-def _resolve(parsed: ConfigFile, where: str) -> Config:
-    problems: list[str] = []
+def _resolve(parsed: ConfigFile, report: _Report) -> Config:
     switches: dict[str, Switch] = {}
     school_codes = {s.code for s in parsed.schools}
     # A switch without `school = ...` belongs to the school whose ports it serves; one that
@@ -403,19 +862,23 @@ def _resolve(parsed: ConfigFile, where: str) -> Config:
                 serves.setdefault(room.switch, set()).add(school.code)
     used_by = {sw: next(iter(codes)) for sw, codes in serves.items() if len(codes) == 1}
     for i, sw in enumerate(parsed.switches):
-        key = f"switches[{i}]"
+        key: Loc = ("switches", i)
         if sw.id in switches:
-            problems.append(f"{key}.id: switch {sw.id} is defined twice")
+            report.error((*key, "id"), f"switch {sw.id} is defined twice")
         if sw.school is not None and sw.school not in school_codes:
-            problems.append(f"{key}.school: no school with code {sw.school}")
+            report.error((*key, "school"), f"no school with code {sw.school}")
         if (sw.snmp is None) == (sw.credentials is None):
-            problems.append(f'{key}: give either snmp = {{...}} or credentials = "NAME"')
+            report.error(key, 'give either snmp = {...} or credentials = "NAME"')
             continue
         creds = sw.snmp
         if sw.credentials is not None:
             creds = parsed.credentials.get(sw.credentials)
             if creds is None:
-                problems.append(f"{key}.credentials: no [credentials.{sw.credentials}] table")
+                close = difflib.get_close_matches(sw.credentials, list(parsed.credentials), n=1)
+                hint = f"; did you mean {close[0]}?" if close else ""
+                report.error(
+                    (*key, "credentials"), f"no [credentials.{sw.credentials}] table{hint}"
+                )
                 continue
         assert creds is not None
         switches[sw.id] = Switch(
@@ -430,39 +893,57 @@ def _resolve(parsed: ConfigFile, where: str) -> Config:
             sw.max_in_flight,
         )
     schools: dict[str, SchoolConfig] = {}
-    room_ids: set[str] = set()
+    room_ids: dict[str, Loc] = {}
     terminal_ids: dict[tuple[str, str], str] = {}
+    # Which switch port serves what: a port serves one classroom (or is a school's uplink).
+    ports: dict[tuple[str, str], tuple[str, Loc]] = {
+        (s.uplink.switch, s.uplink.port): (f"uplink of school {s.code}", ("schools", i, "uplink"))
+        for i, s in enumerate(parsed.schools)
+    }
     for i, school in enumerate(parsed.schools):
-        key = f"schools[{i}]"
+        key = ("schools", i)
         if school.code in schools:
-            problems.append(f"{key}.code: school {school.code} is defined twice")
+            report.error((*key, "code"), f"school {school.code} is defined twice")
         schools[school.code] = school
         if school.uplink.switch not in switches:
-            problems.append(f"{key}.uplink.switch: no switch with id {school.uplink.switch}")
+            report.error((*key, "uplink", "switch"), f"no switch with id {school.uplink.switch}")
         for j, room in enumerate(school.classrooms):
+            at: Loc = (*key, "classrooms", j)
             if room.id in room_ids:
-                problems.append(f"{key}.classrooms[{j}].id: classroom {room.id} is defined twice")
-            room_ids.add(room.id)
+                report.error(
+                    (*at, "id"),
+                    f"classroom {room.id} is defined twice (first at "
+                    f"{report.place(room_ids[room.id])})",
+                )
+            room_ids.setdefault(room.id, at)
             other = terminal_ids.setdefault((school.code, room.terminal_id), room.id)
             if other != room.id:
-                problems.append(
-                    f"{key}.classrooms[{j}].terminal: terminal {room.terminal_id} is already "
-                    f"the terminal of classroom {other}"
+                report.error(
+                    (*at, "terminal"),
+                    f"terminal {room.terminal_id} is already the terminal of classroom {other}",
                 )
-            if room.switch is not None and room.switch not in switches:
-                problems.append(f"{key}.classrooms[{j}].switch: no switch with id {room.switch}")
-    try:
-        targets = resolve_targets(
-            parsed.targets.profile, parsed.targets.uplink_mbps, parsed.targets.classroom_mbps
-        )
-    except KeyError:  # pragma: no cover - Literal already restricts the names
-        problems.append(f"targets.profile: choose one of {', '.join(PROFILES)} or custom")
-        targets = PROFILES["district-1000m"]
-    problems += parsed.schedule.unknown_references(
-        {code: [r.id for r in s.classrooms] for code, s in schools.items()}
+            if room.switch is None or room.port is None:
+                continue
+            if room.switch not in switches:
+                report.error((*at, "switch"), f"no switch with id {room.switch}")
+                continue
+            what, first = ports.setdefault(
+                (room.switch, room.port), (f"port of classroom {room.id}", at)
+            )
+            if first != at:
+                report.error(
+                    (*at, "port"),
+                    f"port {room.port} of switch {room.switch} is already the {what} "
+                    f"({report.place(first)}); a port serves one classroom",
+                )
+    targets = resolve_targets(
+        parsed.targets.profile, parsed.targets.uplink_mbps, parsed.targets.classroom_mbps
     )
-    if problems:
-        raise ConfigError("\n".join(f"{where}: {p}" for p in problems))
+    for problem in parsed.schedule.unknown_references(
+        {code: [r.id for r in s.classrooms] for code, s in schools.items()}
+    ):
+        path, _, message = problem.partition(": ")
+        report.error(_parse_key_path(path), message)
     return Config(
         parsed.district,
         targets,
@@ -473,6 +954,7 @@ def _resolve(parsed: ConfigFile, where: str) -> Config:
         schools,
         parsed.mqtt,
         parsed.schedule,
+        warnings=tuple(report.warnings),
     )
 
 
@@ -487,6 +969,8 @@ def load_config(path: Path | str) -> Config:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read the configuration: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (save the file as UTF-8)") from exc
     config = parse_config(text, where=str(path), base_dir=path.parent)
     object.__setattr__(config, "source", path)
     return config
@@ -500,6 +984,8 @@ def redacted(mapping: Mapping[str, Any]) -> dict[str, Any]:
             out[k] = redacted(v)
         elif isinstance(v, SecretStr) or any(s in k for s in ("community", "password", "token")):
             out[k] = "**********"
+        elif isinstance(v, str) and k.endswith("url"):
+            out[k] = redact_url(v)
         else:
             out[k] = v
     return out

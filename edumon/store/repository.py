@@ -17,6 +17,7 @@ from typing import Any, Self
 from alembic import command
 from alembic.config import Config as AlembicConfig
 from alembic.util.exc import CommandError
+from pydantic import SecretStr
 from sqlalchemy import (
     BigInteger,
     ColumnElement,
@@ -176,13 +177,16 @@ def _upgrade_to_head(connection: Connection) -> None:
     command.upgrade(config, "head")
 
 
-async def open_store(url: str, *, timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS) -> Store:
+async def open_store(
+    url: str | SecretStr, *, timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS
+) -> Store:
     """Open the database at ``url`` and migrate its schema to the current version.
 
     Args:
         url: ``sqlite:///relative.db``, ``sqlite:////absolute/path.db`` or
             ``postgresql://user[:password]@host:5432/database``; the async drivers
-            (aiosqlite, asyncpg) are chosen here.
+            (aiosqlite, asyncpg) are chosen here. A ``SecretStr`` (the configuration's
+            ``storage.url``) is unwrapped here and nowhere else.
         timeout_seconds: upper bound on any one store operation.
 
     Returns:
@@ -192,6 +196,8 @@ async def open_store(url: str, *, timeout_seconds: float = DEFAULT_TIMEOUT_SECON
         StoreError: the database cannot be reached, created or migrated. The message names
             the database with its password hidden.
     """
+    if isinstance(url, SecretStr):
+        url = url.get_secret_value()
     target = _parse_url(url)
     # Named as the user wrote it (minus the password), not in its async-driver form.
     is_sqlite = target.get_backend_name() == "sqlite"

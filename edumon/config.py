@@ -851,6 +851,9 @@ def parse_config(text: str, *, where: str = "<config>", base_dir: Path | None = 
 
 def _resolve(parsed: ConfigFile, report: _Report) -> Config:
     switches: dict[str, Switch] = {}
+    # References are checked against every switch written, resolved or not: one mistake in a
+    # switch entry must not also make each port on that switch an error.
+    switch_ids = {sw.id for sw in parsed.switches}
     school_codes = {s.code for s in parsed.schools}
     # A switch without `school = ...` belongs to the school whose ports it serves; one that
     # serves several schools (a district core switch) belongs to none.
@@ -905,7 +908,7 @@ def _resolve(parsed: ConfigFile, report: _Report) -> Config:
         if school.code in schools:
             report.error((*key, "code"), f"school {school.code} is defined twice")
         schools[school.code] = school
-        if school.uplink.switch not in switches:
+        if school.uplink.switch not in switch_ids:
             report.error((*key, "uplink", "switch"), f"no switch with id {school.uplink.switch}")
         for j, room in enumerate(school.classrooms):
             at: Loc = (*key, "classrooms", j)
@@ -924,7 +927,7 @@ def _resolve(parsed: ConfigFile, report: _Report) -> Config:
                 )
             if room.switch is None or room.port is None:
                 continue
-            if room.switch not in switches:
+            if room.switch not in switch_ids:
                 report.error((*at, "switch"), f"no switch with id {room.switch}")
                 continue
             what, first = ports.setdefault(

@@ -45,7 +45,7 @@ async def test_config_describes_the_district_and_points_at_its_switches(
     district: SimulatedDistrict,
 ) -> None:
     config = district.config
-    assert config.storage.url == STORAGE_URL
+    assert config.storage.url.get_secret_value() == STORAGE_URL
     assert config.api.listen == LISTEN
     assert config.polling.interval_seconds == 7.0
     assert config.targets.profile == "district-1000m"

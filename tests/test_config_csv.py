@@ -179,7 +179,8 @@ def test_a_good_sheet_imports(tmp_path: Path) -> None:
         ),
         pytest.param(
             GOOD + "S1,第一小学,一年级(2)班,acc1,Gi0/3,S1-900\n",
-            "3: column classroom_id: classroom S1-900 is defined twice (first at {toml} line {room_line})",
+            "3: column classroom_id: classroom S1-900 is defined twice "
+            "(first at {toml} line {room_line})",
             id="classroom-id-of-a-toml-classroom",
         ),
         pytest.param(

@@ -543,6 +543,7 @@ def _csv_line(file: str, row: int, column: str | None, message: str) -> str:
 # -- pydantic's errors, placed and phrased for the person editing the file -------------------
 
 _ID_HELP = "must be an id: 1-64 letters, digits or _ . : -, starting with a letter or digit"
+_NAMED_KEY = re.compile(r"^([A-Za-z_][\w-]*(?:\[\d+\]|\.[A-Za-z_][\w-]*)*): (.+)$", re.DOTALL)
 _TAG = re.compile(r"^[a-z][a-z-]*\[.*\]$")  # union member tags pydantic puts in a location
 
 
@@ -607,6 +608,15 @@ def _report_validation(exc: ValidationError, report: _Report) -> None:
         problem = (detail.get("ctx") or {}).get("error")
         if isinstance(problem, KeyProblem):
             loc = (*loc, problem.key)
+        elif detail["type"] == "value_error":
+            # A table's rule may name the key it is about ("defaults.high: no timetable ..."):
+            # when that key is written there, the error moves to it.
+            named = _NAMED_KEY.match(str(problem))
+            if named is not None:
+                inner = (*loc, *_parse_key_path(named[1]))
+                if report.positions.has(inner[: len(loc) + 1]):
+                    loc = inner
+                    detail = {**detail, "msg": named[2]}
         errors.append((loc, dict(detail)))
     missing = {loc for loc, err in errors if err["type"] == "missing"}
     meant: dict[Loc, str] = {}  # unknown key -> the key it probably is

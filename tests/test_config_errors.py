@@ -285,6 +285,20 @@ TOP = HEADER + school_block(0)
             "schedule.overrides[0].school: no school with code S9",
             id="schedule-reference",
         ),
+        pytest.param(
+            '[schedule.defaults]\nhigh = "senior"\n',
+            "high =",
+            "schedule.defaults.high: no timetable 'senior' (defined: middle, none, primary)",
+            id="rule-naming-its-key",
+        ),
+        pytest.param(
+            "[schedule.timetables.senior]\nperiods = [\n"
+            '  { start = "07:40", end = "08:25" },\n'
+            '  { start = "09:40", end = "08:25" },\n]\n',
+            '{ start = "09:40"',
+            "schedule.timetables.senior.periods[1]: end 08:25 must be after start 09:40",
+            id="inline-table-in-an-array",
+        ),
     ],
 )
 def test_section_errors(extra: str, needle: str, expected: str) -> None:

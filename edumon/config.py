@@ -7,7 +7,7 @@ import os
 import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -24,6 +24,7 @@ from pydantic import (
 from edumon.domain.inventory import ClassroomRef, Inventory, SchoolRef
 from edumon.domain.targets import PROFILES, Targets, resolve_targets
 from edumon.errors import ConfigError
+from edumon.notify_config import NotifyConfig
 from edumon.schedule_config import ScheduleConfig, SchoolKind
 
 DEFAULT_LISTEN = "127.0.0.1:9310"
@@ -245,6 +246,7 @@ class ConfigFile(_Strict):
     inventory: InventoryConfig = InventoryConfig()
     mqtt: MqttConfig = MqttConfig()
     schedule: ScheduleConfig = ScheduleConfig()
+    notify: NotifyConfig = NotifyConfig()
     credentials: dict[str, SnmpCredentials] = Field(default_factory=dict)
     switches: list[SwitchConfig] = Field(default_factory=list)
     schools: list[SchoolConfig] = Field(default_factory=list)
@@ -279,6 +281,7 @@ class Config:
     mqtt: MqttConfig
     schedule: ScheduleConfig
     source: Path | None = None
+    notify: NotifyConfig = field(default_factory=NotifyConfig)
 
     def school_of_switch(self, switch_id: str) -> str | None:
         return self.switches[switch_id].school
@@ -461,6 +464,7 @@ def _resolve(parsed: ConfigFile, where: str) -> Config:
     problems += parsed.schedule.unknown_references(
         {code: [r.id for r in s.classrooms] for code, s in schools.items()}
     )
+    problems += parsed.notify.unknown_references(schools)
     if problems:
         raise ConfigError("\n".join(f"{where}: {p}" for p in problems))
     return Config(
@@ -473,6 +477,7 @@ def _resolve(parsed: ConfigFile, where: str) -> Config:
         schools,
         parsed.mqtt,
         parsed.schedule,
+        notify=parsed.notify,
     )
 
 

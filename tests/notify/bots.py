@@ -199,7 +199,7 @@ class BotServer:
                 )
                 self._changed.set()
                 if problem and answer is None:  # the vendor's own error for a bad request
-                    return JSONResponse(SIGN_FAILED[kind])
+                    return JSONResponse(SIGN_FAILED[kind], 401 if kind == "webhook" else 200)
                 if answer is not None and (answer.status != 200 or answer.body):
                     return JSONResponse(answer.body or {}, answer.status, headers=answer.headers)
                 return JSONResponse(SUCCESS[kind])

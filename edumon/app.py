@@ -17,6 +17,7 @@ from edumon.domain.state import NetworkState
 from edumon.domain.terminals import TerminalInventory, TerminalsState
 from edumon.errors import ConfigError
 from edumon.exporters.api import create_app
+from edumon.exporters.notify import Notifier
 from edumon.runtime import Runtime
 from edumon.sources.mqtt.broker import EmbeddedBroker
 from edumon.sources.mqtt.ingest import MqttIngest, MqttSettings, MqttTls
@@ -153,6 +154,12 @@ async def run(
             poller = await stack.enter_async_context(
                 SnmpPoller(config.switches.values(), max_in_flight=config.polling.max_in_flight)
             )
+            schedule = config.schedule.schedule()
+            notifier = (
+                Notifier.from_config(config.notify, tz=schedule.timezone)
+                if config.notify.channels
+                else None
+            )
             runtime = Runtime(
                 config,
                 state,
@@ -165,6 +172,7 @@ async def run(
                 schedule=schedule,
                 calendar=ChineseWorkingCalendar(),
                 mqtt_broker=f"{ingest.settings.host}:{ingest.settings.port}",
+                notifier=notifier,
             )
             server = uvicorn.Server(
                 uvicorn.Config(
@@ -186,6 +194,8 @@ async def run(
                     tg.create_task(collector.expire_forever(), name="terminal-timeouts"),
                     tg.create_task(collector.prune_forever(), name="prune-samples"),
                 ]
+                if notifier is not None:
+                    workers.append(tg.create_task(notifier.run(), name="notify"))
                 api = tg.create_task(server.serve(sockets=[sock]), name="api")
                 if on_ready is not None:
                     on_ready(runtime, url_of(sock))

@@ -29,6 +29,7 @@ from pydantic import (
 from edumon.domain.inventory import ClassroomRef, Inventory, SchoolRef
 from edumon.domain.targets import Targets, resolve_targets
 from edumon.errors import ConfigError
+from edumon.notify_config import NotifyConfig
 from edumon.schedule_config import ScheduleConfig, SchoolKind
 from edumon.toml_positions import Loc, TomlPositions
 
@@ -421,6 +422,7 @@ class ConfigFile(_Strict):
     inventory: InventoryConfig = InventoryConfig()
     mqtt: MqttConfig = MqttConfig()
     schedule: ScheduleConfig = ScheduleConfig()
+    notify: NotifyConfig = NotifyConfig()
     credentials: dict[str, SnmpCredentials] = Field(default_factory=dict)
     switches: list[SwitchConfig] = Field(default_factory=list)
     schools: list[SchoolConfig] = Field(default_factory=list)
@@ -457,6 +459,7 @@ class Config:
     source: Path | None = None
     warnings: tuple[str, ...] = ()
     """Worth fixing, not worth refusing to run (e.g. a school name in the CSV that differs)."""
+    notify: NotifyConfig = field(default_factory=NotifyConfig)
 
     def school_of_switch(self, switch_id: str) -> str | None:
         return self.switches[switch_id].school
@@ -954,7 +957,7 @@ def _resolve(parsed: ConfigFile, report: _Report) -> Config:
     )
     for problem in parsed.schedule.unknown_references(
         {code: [r.id for r in s.classrooms] for code, s in schools.items()}
-    ):
+    ) + parsed.notify.unknown_references(schools):
         path, _, message = problem.partition(": ")
         report.error(_parse_key_path(path), message)
     return Config(
@@ -968,6 +971,7 @@ def _resolve(parsed: ConfigFile, report: _Report) -> Config:
         parsed.mqtt,
         parsed.schedule,
         warnings=tuple(report.warnings),
+        notify=parsed.notify,
     )
 
 

@@ -35,3 +35,6 @@ class Runtime:
     calendar: WorkingCalendar | None = None
     mqtt_broker: str | None = None
     """host:port of the broker terminals publish to (the embedded one's actual port)."""
+    notifier: object | None = None
+    """The Notifier (edumon.exporters.notify) when [notify] has channels; its statistics feed
+    the notify_* self-metrics and the Alertmanager receiver submits to it."""

@@ -31,6 +31,7 @@ from edumon.domain.models import Event, EventKind, OperStatus
 from edumon.domain.state import DeviceState, InterfaceState
 from edumon.errors import StoreError
 from edumon.exporters import schemas as s
+from edumon.exporters.alertmanager_receiver import alertmanager_router
 from edumon.exporters.availability import (
     ClassroomNow,
     Report,
@@ -90,6 +91,7 @@ def create_app(runtime: Runtime, *, clock: Callable[[], float] = time.time) -> F
     )
     registry = create_registry(runtime, clock=clock)
     app.include_router(_api_router(runtime, clock), prefix=API_PREFIX)
+    app.include_router(alertmanager_router(runtime), prefix=API_PREFIX)
 
     @app.get("/healthz", response_model=s.Health, tags=["health"])
     async def healthz() -> s.Health:

@@ -48,6 +48,7 @@ from edumon.exporters.availability import (
     local_date,
     terminal_speeds,
 )
+from edumon.exporters.notify import Notifier, notify_families
 from edumon.runtime import Runtime
 from edumon.sources.mqtt.ingest import MqttIngest
 from edumon.sources.snmp.poller import SnmpPoller
@@ -144,6 +145,7 @@ class EdumonCollector:
         families.extend(self._collector())
         families.extend(self._snmp())
         families.extend(self._mqtt())
+        families.extend(self._notify())
         for family in families:
             yield family.metric if isinstance(family, _Family) else family
 
@@ -784,6 +786,13 @@ class EdumonCollector:
             )
             last.add(stats.last_message_at)
             yield last
+
+    # -- notifications ---------------------------------------------------------------------
+
+    def _notify(self) -> Iterator[Metric]:
+        notifier = self._runtime.notifier
+        if isinstance(notifier, Notifier):  # None: no [notify] channels configured
+            yield from notify_families(notifier)
 
 
 def _port_known(dev: DeviceState, iface: InterfaceState) -> bool:

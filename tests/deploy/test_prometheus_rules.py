@@ -15,6 +15,7 @@ REPO = Path(__file__).resolve().parents[2]
 PROMETHEUS = REPO / "deploy" / "prometheus"
 RULE_FILES = sorted((PROMETHEUS / "rules").glob("*.yml"))
 TEST_FILES = sorted((PROMETHEUS / "tests").glob("*.yml"))
+ALERTING_DOC = REPO / "docs" / "alerting.md"
 
 # Metrics edumon no longer exports (or that only edumon itself should act on).
 RETIRED_METRICS = (
@@ -145,6 +146,12 @@ def test_expected_school_alerts_carry_the_school_name() -> None:
             labels = alert["exp_labels"]
             if labels["scope"] == "school":
                 assert labels.get("school_name"), f"{group}: {case['alertname']}"
+
+
+def test_alerting_doc_lists_every_alert() -> None:
+    doc = ALERTING_DOC.read_text(encoding="utf-8")
+    table = {m for m in re.findall(r"^\| `(Edumon\w+)`", doc, re.M)}
+    assert table == {str(rule["alert"]) for rule in all_alert_rules()}
 
 
 # Each change breaks a property the rules promise; promtool's tests must notice it, in the test

@@ -14,6 +14,7 @@ declare -A PACKAGE_OF=(
   [snmpd]=snmpd
   [snmpwalk]=snmp
   [promtool]=prometheus
+  [amtool]=prometheus-alertmanager
   [pg_ctlcluster]=postgresql
   [mosquitto]=mosquitto
   [mosquitto_passwd]=mosquitto

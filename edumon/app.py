@@ -13,10 +13,12 @@ import uvicorn
 
 from edumon.collector import Collector
 from edumon.config import Config, inventory_of
+from edumon.domain.outages import OutageTracker
 from edumon.domain.state import NetworkState
 from edumon.domain.terminals import TerminalInventory, TerminalsState
 from edumon.errors import ConfigError
 from edumon.exporters.api import create_app
+from edumon.outage_watch import OutageWatch
 from edumon.runtime import Runtime
 from edumon.sources.mqtt.broker import EmbeddedBroker
 from edumon.sources.mqtt.ingest import MqttIngest, MqttSettings, MqttTls
@@ -107,6 +109,7 @@ async def run(
     stop: asyncio.Event,
     sock: socket.socket | None = None,
     on_ready: Callable[[Runtime, str], None] | None = None,
+    clock: Callable[[], float] = time.time,
 ) -> None:
     """Run the daemon until ``stop`` is set; then drain the queue and close cleanly.
 
@@ -115,6 +118,8 @@ async def run(
         stop: set it to shut down (the CLI sets it on SIGINT/SIGTERM).
         sock: an already bound listening socket; bound from config.api.listen if None.
         on_ready: called once the API is about to serve, with the runtime and the base URL.
+        clock: the wall clock (Unix seconds) every part dates things by; a test drives a
+            controllable one through a school week.
     """
     sock = sock if sock is not None else bind_listener(config.api.listen)
     store = await open_store(config.storage.url)
@@ -131,6 +136,7 @@ async def run(
                 batch_size=config.storage.batch_size,
                 flush_seconds=config.storage.flush_seconds,
                 retention_seconds=config.storage.retention_days * 86400,
+                clock=clock,
             )
             broker_port = None
             if config.mqtt.broker == "embedded":
@@ -138,9 +144,15 @@ async def run(
                 broker = await stack.enter_async_context(EmbeddedBroker(host, int(port)))
                 broker_port = broker.port
                 log.info("embedded MQTT broker listening on %s:%d", host, broker.port)
-            ingest = MqttIngest(_mqtt_settings(config, broker_port), collector.submit_terminal)
+            ingest = MqttIngest(
+                _mqtt_settings(config, broker_port), collector.submit_terminal, clock=clock
+            )
             poller = await stack.enter_async_context(
-                SnmpPoller(config.switches.values(), max_in_flight=config.polling.max_in_flight)
+                SnmpPoller(
+                    config.switches.values(),
+                    max_in_flight=config.polling.max_in_flight,
+                    clock=clock,
+                )
             )
             runtime = Runtime(
                 config,
@@ -148,16 +160,21 @@ async def run(
                 store,
                 collector,
                 poller,
-                started_at=time.time(),
+                started_at=clock(),
                 terminals=terminals,
                 ingest=ingest,
                 schedule=config.schedule.schedule(),
                 calendar=ChineseWorkingCalendar(),
                 mqtt_broker=f"{ingest.settings.host}:{ingest.settings.port}",
+                outages=OutageTracker(
+                    classroom_grace=config.alerting.classroom_offline_minutes * 60,
+                    school_grace=config.alerting.school_cut_off_seconds,
+                ),
             )
+            watch = OutageWatch(runtime, clock=clock)
             server = uvicorn.Server(
                 uvicorn.Config(
-                    create_app(runtime),
+                    create_app(runtime, clock=clock),
                     log_config=None,
                     access_log=False,
                     lifespan="off",
@@ -174,6 +191,7 @@ async def run(
                     tg.create_task(ingest.run(), name="mqtt-ingest"),
                     tg.create_task(collector.expire_forever(), name="terminal-timeouts"),
                     tg.create_task(collector.prune_forever(), name="prune-samples"),
+                    tg.create_task(watch.run(), name="outage-watch"),
                 ]
                 api = tg.create_task(server.serve(sockets=[sock]), name="api")
                 if on_ready is not None:

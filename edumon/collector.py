@@ -180,6 +180,10 @@ class Collector:
         self._record(applied.events)
         self._shed()
 
+    def record_events(self, events: tuple[Event, ...]) -> None:
+        """Record events found outside an observation (outages): stored with the next batch."""
+        self._record(events)
+
     def _record(self, events: tuple[Event, ...]) -> None:
         self._pending.events.extend(events)
         for event in events:

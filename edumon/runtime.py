@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from edumon.collector import Collector
 from edumon.config import Config
+from edumon.domain.outages import OutageTracker
 from edumon.domain.schedule import Schedule, WorkingCalendar
 from edumon.domain.state import NetworkState
 from edumon.domain.terminals import TerminalsState
@@ -35,3 +36,5 @@ class Runtime:
     calendar: WorkingCalendar | None = None
     mqtt_broker: str | None = None
     """host:port of the broker terminals publish to (the embedded one's actual port)."""
+    outages: OutageTracker | None = None
+    """Open school and classroom outages (edumon.outage_watch keeps it current)."""

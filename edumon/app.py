@@ -110,6 +110,7 @@ async def run(
     sock: socket.socket | None = None,
     on_ready: Callable[[Runtime, str], None] | None = None,
     clock: Callable[[], float] = time.time,
+    tick_seconds: float = 1.0,
 ) -> None:
     """Run the daemon until ``stop`` is set; then drain the queue and close cleanly.
 
@@ -120,6 +121,8 @@ async def run(
         on_ready: called once the API is about to serve, with the runtime and the base URL.
         clock: the wall clock (Unix seconds) every part dates things by; a test drives a
             controllable one through a school week.
+        tick_seconds: how often time-driven state is re-evaluated (silent terminals,
+            outages opening after their grace or closing at the end of the school day).
     """
     sock = sock if sock is not None else bind_listener(config.api.listen)
     store = await open_store(config.storage.url)
@@ -137,6 +140,7 @@ async def run(
                 flush_seconds=config.storage.flush_seconds,
                 retention_seconds=config.storage.retention_days * 86400,
                 clock=clock,
+                expire_every_seconds=tick_seconds,
             )
             broker_port = None
             if config.mqtt.broker == "embedded":
@@ -171,7 +175,7 @@ async def run(
                     school_grace=config.alerting.school_cut_off_seconds,
                 ),
             )
-            watch = OutageWatch(runtime, clock=clock)
+            watch = OutageWatch(runtime, clock=clock, every_seconds=tick_seconds)
             server = uvicorn.Server(
                 uvicorn.Config(
                     create_app(runtime, clock=clock),

@@ -122,6 +122,7 @@ class OutageTracker:
     classrooms: dict[str, Outage] = field(default_factory=dict)
     evaluated_at: float | None = None
     """The ``now`` of the last ``update`` (a controllable clock's tests wait on it)."""
+    evaluations: int = 0
     _cut_since: dict[str, float] = field(default_factory=dict)
     opened_total: dict[OutageKind, int] = field(
         default_factory=lambda: dict.fromkeys(OutageKind, 0)
@@ -145,6 +146,7 @@ class OutageTracker:
         """
         out = [*self._schools(now, connectivity), *self._rooms(now, rooms)]
         self.evaluated_at = now
+        self.evaluations += 1
         return out
 
     def _schools(self, now: float, connectivity: Mapping[str, Connectivity]) -> list[Transition]:

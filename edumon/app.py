@@ -13,11 +13,13 @@ import uvicorn
 
 from edumon.collector import Collector
 from edumon.config import Config, inventory_of
+from edumon.domain.outages import OutageTracker
 from edumon.domain.state import NetworkState
 from edumon.domain.terminals import TerminalInventory, TerminalsState
 from edumon.errors import ConfigError
 from edumon.exporters.api import create_app
 from edumon.exporters.notify import Notifier
+from edumon.outage_watch import OutageWatch
 from edumon.runtime import Runtime
 from edumon.sources.mqtt.broker import EmbeddedBroker
 from edumon.sources.mqtt.ingest import MqttIngest, MqttSettings, MqttTls
@@ -108,6 +110,8 @@ async def run(
     stop: asyncio.Event,
     sock: socket.socket | None = None,
     on_ready: Callable[[Runtime, str], None] | None = None,
+    clock: Callable[[], float] = time.time,
+    tick_seconds: float = 1.0,
 ) -> None:
     """Run the daemon until ``stop`` is set; then drain the queue and close cleanly.
 
@@ -116,6 +120,10 @@ async def run(
         stop: set it to shut down (the CLI sets it on SIGINT/SIGTERM).
         sock: an already bound listening socket; bound from config.api.listen if None.
         on_ready: called once the API is about to serve, with the runtime and the base URL.
+        clock: the wall clock (Unix seconds) every part dates things by; a test drives a
+            controllable one through a school week.
+        tick_seconds: how often time-driven state is re-evaluated (silent terminals,
+            outages opening after their grace or closing at the end of the school day).
     """
     for warning in config.warnings:
         log.warning("configuration: %s", warning)
@@ -142,6 +150,8 @@ async def run(
                 batch_size=config.storage.batch_size,
                 flush_seconds=config.storage.flush_seconds,
                 retention_seconds=config.storage.retention_days * 86400,
+                clock=clock,
+                expire_every_seconds=tick_seconds,
             )
             broker_port = None
             if config.mqtt.broker == "embedded":
@@ -150,9 +160,13 @@ async def run(
                 broker_port = broker.port
                 log.info("embedded MQTT broker listening on %s:%d", host, broker.port)
             settings = external or _mqtt_settings(config, broker_port)
-            ingest = MqttIngest(settings, collector.submit_terminal)
+            ingest = MqttIngest(settings, collector.submit_terminal, clock=clock)
             poller = await stack.enter_async_context(
-                SnmpPoller(config.switches.values(), max_in_flight=config.polling.max_in_flight)
+                SnmpPoller(
+                    config.switches.values(),
+                    max_in_flight=config.polling.max_in_flight,
+                    clock=clock,
+                )
             )
             schedule = config.schedule.schedule()
             notifier = (
@@ -166,17 +180,22 @@ async def run(
                 store,
                 collector,
                 poller,
-                started_at=time.time(),
+                started_at=clock(),
                 terminals=terminals,
                 ingest=ingest,
                 schedule=schedule,
                 calendar=ChineseWorkingCalendar(),
                 mqtt_broker=f"{ingest.settings.host}:{ingest.settings.port}",
                 notifier=notifier,
+                outages=OutageTracker(
+                    classroom_grace=config.alerting.classroom_offline_minutes * 60,
+                    school_grace=config.alerting.school_cut_off_seconds,
+                ),
             )
+            watch = OutageWatch(runtime, clock=clock, every_seconds=tick_seconds)
             server = uvicorn.Server(
                 uvicorn.Config(
-                    create_app(runtime),
+                    create_app(runtime, clock=clock),
                     log_config=None,
                     access_log=False,
                     lifespan="off",
@@ -193,6 +212,7 @@ async def run(
                     tg.create_task(ingest.run(), name="mqtt-ingest"),
                     tg.create_task(collector.expire_forever(), name="terminal-timeouts"),
                     tg.create_task(collector.prune_forever(), name="prune-samples"),
+                    tg.create_task(watch.run(), name="outage-watch"),
                 ]
                 if notifier is not None:
                     workers.append(tg.create_task(notifier.run(), name="notify"))

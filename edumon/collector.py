@@ -114,6 +114,7 @@ class Collector:
         queue_size: int = DEFAULT_QUEUE_SIZE,
         max_pending_rows: int = DEFAULT_MAX_PENDING_ROWS,
         clock: Callable[[], float] = time.time,
+        expire_every_seconds: float = _EXPIRE_EVERY_SECONDS,
     ) -> None:
         self.state = state
         self.store = store
@@ -129,6 +130,9 @@ class Collector:
         self._retention_seconds = retention_seconds
         self._max_pending = max_pending_rows
         self._clock = clock
+        self._expire_every = expire_every_seconds
+        self.expired_at: float | None = None
+        """The clock's time at the last look for silent terminals."""
 
     @property
     def queue_depth(self) -> int:
@@ -180,6 +184,10 @@ class Collector:
         self._record(applied.events)
         self._shed()
 
+    def record_events(self, events: tuple[Event, ...]) -> None:
+        """Record events found outside an observation (outages): stored with the next batch."""
+        self._record(events)
+
     def _record(self, events: tuple[Event, ...]) -> None:
         self._pending.events.extend(events)
         for event in events:
@@ -226,14 +234,16 @@ class Collector:
 
     def expire_terminals(self) -> None:
         """Mark terminals silent past the heartbeat timeout offline (called every second)."""
+        now = self._clock()
         if self.terminals is not None:
-            self._record(self.terminals.expire(self._clock(), self._heartbeat_timeout))
+            self._record(self.terminals.expire(now, self._heartbeat_timeout))
+        self.expired_at = now
 
     async def expire_forever(self) -> None:
-        """Look for silent terminals every second."""
+        """Look for silent terminals every second (``expire_every_seconds``)."""
         while True:
             self.expire_terminals()
-            await asyncio.sleep(_EXPIRE_EVERY_SECONDS)
+            await asyncio.sleep(self._expire_every)
 
     def _shed(self) -> None:
         over = len(self._pending) - self._max_pending

@@ -125,6 +125,13 @@ class SnmpCredentials(_Strict):
         return self
 
 
+class PortRef(_Strict):
+    """A switch port, named by ifName (ifDescr where the switch has no ifName)."""
+
+    switch: Id
+    port: str = Field(min_length=1)
+
+
 class SwitchConfig(_Strict):
     """A switch polled over SNMP."""
 
@@ -138,13 +145,8 @@ class SwitchConfig(_Strict):
     retries: int = Field(2, ge=0, le=10)
     max_repetitions: int = Field(10, ge=1, le=200)
     max_in_flight: int = Field(1, ge=1, le=8)
-
-
-class PortRef(_Strict):
-    """A switch port, named by ifName (ifDescr where the switch has no ifName)."""
-
-    switch: Id
-    port: str = Field(min_length=1)
+    upstream: PortRef | None = None
+    """The port of another switch this one hangs off (topology: docs/topology.md)."""
 
 
 class ClassroomConfig(_Strict):
@@ -407,6 +409,15 @@ class MqttConfig(_Strict):
         return 3 * self.heartbeat_interval_seconds + 10
 
 
+class AlertingConfig(_Strict):
+    """When a failure becomes an outage (one alert each; docs/alerting.md)."""
+
+    classroom_offline_minutes: float = Field(5, ge=0, le=120)
+    """Lesson time a terminal must be offline before its classroom is in an outage."""
+    school_cut_off_seconds: float = Field(120, ge=0, le=3600)
+    """How long a school must be cut off before it is in an outage (a lost poll is not one)."""
+
+
 class InventoryConfig(_Strict):
     csv: Path | None = None
 
@@ -423,6 +434,7 @@ class ConfigFile(_Strict):
     mqtt: MqttConfig = MqttConfig()
     schedule: ScheduleConfig = ScheduleConfig()
     notify: NotifyConfig = NotifyConfig()
+    alerting: AlertingConfig = AlertingConfig()
     credentials: dict[str, SnmpCredentials] = Field(default_factory=dict)
     switches: list[SwitchConfig] = Field(default_factory=list)
     schools: list[SchoolConfig] = Field(default_factory=list)
@@ -441,6 +453,8 @@ class Switch:
     retries: int
     max_repetitions: int
     max_in_flight: int
+    upstream: tuple[str, str] | None = None
+    """(switch id, port) this switch hangs off; None: inferred (docs/topology.md)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -460,6 +474,7 @@ class Config:
     warnings: tuple[str, ...] = ()
     """Worth fixing, not worth refusing to run (e.g. a school name in the CSV that differs)."""
     notify: NotifyConfig = field(default_factory=NotifyConfig)
+    alerting: AlertingConfig = field(default_factory=AlertingConfig)
 
     def school_of_switch(self, switch_id: str) -> str | None:
         return self.switches[switch_id].school
@@ -907,7 +922,18 @@ def _resolve(parsed: ConfigFile, report: _Report) -> Config:
             sw.retries,
             sw.max_repetitions,
             sw.max_in_flight,
+            (sw.upstream.switch, sw.upstream.port) if sw.upstream is not None else None,
         )
+    for i, sw in enumerate(parsed.switches):
+        if sw.upstream is None:
+            continue
+        where: Loc = ("switches", i, "upstream", "switch")
+        if sw.upstream.switch not in switch_ids:
+            report.error(where, f"no switch with id {sw.upstream.switch}")
+        elif sw.upstream.switch == sw.id:
+            report.error(where, "a switch cannot hang off itself")
+    for loop in _upstream_cycles(switches):
+        report.error(("switches",), loop)
     schools: dict[str, SchoolConfig] = {}
     room_ids: dict[str, Loc] = {}
     terminal_ids: dict[tuple[str, str], str] = {}
@@ -972,7 +998,26 @@ def _resolve(parsed: ConfigFile, report: _Report) -> Config:
         parsed.schedule,
         warnings=tuple(report.warnings),
         notify=parsed.notify,
+        alerting=parsed.alerting,
     )
+
+
+def _upstream_cycles(switches: Mapping[str, Switch]) -> list[str]:
+    """A loop of ``upstream`` links has no way to the district network: refuse it."""
+    problems = []
+    for start in switches:
+        seen = [start]
+        current = switches[start].upstream
+        while current is not None and current[0] in switches:
+            if current[0] == start:
+                problems.append(f"upstream links form a loop: {' → '.join([*seen, start])}")
+                break
+            if current[0] in seen:
+                break
+            seen.append(current[0])
+            current = switches[current[0]].upstream
+    # Each loop is found once per member; report it once.
+    return sorted(set(problems))[:1] if problems else []
 
 
 def load_config(path: Path | str) -> Config:
@@ -1021,4 +1066,8 @@ def inventory_of(config: Config) -> Inventory:
         )
         for code, s in config.schools.items()
     }
-    return Inventory(schools, {sid: sw.school for sid, sw in config.switches.items()})
+    return Inventory(
+        schools,
+        {sid: sw.school for sid, sw in config.switches.items()},
+        {sid: sw.upstream for sid, sw in config.switches.items() if sw.upstream is not None},
+    )

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from edumon.collector import Collector
 from edumon.config import Config
+from edumon.domain.outages import OutageTracker
 from edumon.domain.schedule import Schedule, WorkingCalendar
 from edumon.domain.state import NetworkState
 from edumon.domain.terminals import TerminalsState
@@ -38,3 +39,5 @@ class Runtime:
     notifier: object | None = None
     """The Notifier (edumon.exporters.notify) when [notify] has channels; its statistics feed
     the notify_* self-metrics and the Alertmanager receiver submits to it."""
+    outages: OutageTracker | None = None
+    """Open school and classroom outages (edumon.outage_watch keeps it current)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import bisect
 import logging
+import math
 import random
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -258,8 +259,12 @@ class DeviceModel:
         return (self._uptime_base + elapsed) % _UINT32
 
     def silent(self) -> bool:
-        """Whether the switch is still rebooting and answers nothing."""
+        """Whether the switch answers nothing (rebooting, or cut off by ``set_reachable``)."""
         return self._clock() < self._silent_until
+
+    def set_reachable(self, reachable: bool) -> None:
+        """Cut the switch off (a fibre cut, a power loss: it answers nothing) or bring it back."""
+        self._silent_until = 0.0 if reachable else math.inf
 
     def set_link(self, if_index: int, up: bool, speed_mbps: float | None = None) -> None:
         """Bring a port up (at ``speed_mbps``, default its last speed) or down.
@@ -567,6 +572,10 @@ class SimulatedSwitch:
     def set_link(self, if_index: int, up: bool, speed_mbps: float | None = None) -> None:
         """See :meth:`DeviceModel.set_link`."""
         self.model.set_link(if_index, up, speed_mbps)
+
+    def set_reachable(self, reachable: bool) -> None:
+        """See :meth:`DeviceModel.set_reachable`."""
+        self.model.set_reachable(reachable)
 
     def reboot(self, *, uptime_ticks: int = 0, silent_seconds: float = 0.0) -> None:
         """See :meth:`DeviceModel.reboot`."""

@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 class PortRole(enum.StrEnum):
     UPLINK = "uplink"
     CLASSROOM = "classroom"
+    TRUNK = "trunk"
+    """A link between two switches (a switch's configured ``upstream`` port)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,11 +46,15 @@ class Inventory:
 
     schools: dict[str, SchoolRef]
     switch_school: dict[str, str | None]
+    upstream: dict[str, tuple[str, str]] = field(default_factory=dict)
+    """``(parent switch, port on it)`` by switch id, where the configuration names one."""
 
     ports: dict[tuple[str, str], PortOwner] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         ports: dict[tuple[str, str], PortOwner] = {}
+        for device, (parent, port) in self.upstream.items():
+            ports[(parent, port)] = PortOwner(PortRole.TRUNK, self.switch_school.get(device) or "")
         for school in self.schools.values():
             ports[(school.uplink_switch, school.uplink_port)] = PortOwner(
                 PortRole.UPLINK, school.code

@@ -107,6 +107,12 @@ class EventKind(enum.StrEnum):
     DEVICE_REACHABLE = "device_reachable"
     TERMINAL_ONLINE = "terminal_online"
     TERMINAL_OFFLINE = "terminal_offline"
+    SCHOOL_OUTAGE = "school_outage"
+    """A school cut off from the district network (one per outage, docs/alerting.md)."""
+    SCHOOL_RESTORED = "school_restored"
+    CLASSROOM_OUTAGE = "classroom_outage"
+    """A classroom's terminal offline during lessons (one per outage, across breaks)."""
+    CLASSROOM_RESTORED = "classroom_restored"
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,7 +32,6 @@ from edumon.domain.availability import (
     classroom_day,
     days_of_month,
 )
-from edumon.domain.checks import CheckName, Verdict, check_uplink
 from edumon.domain.inventory import ClassroomRef, SchoolRef
 from edumon.domain.models import Event, EventKind
 from edumon.domain.schedule import (
@@ -44,6 +43,7 @@ from edumon.domain.schedule import (
     WorkingCalendar,
     lesson_at,
     school_day,
+    timetable_for,
 )
 from edumon.domain.terminals import (
     Interval,
@@ -53,6 +53,7 @@ from edumon.domain.terminals import (
     clip_intervals,
     intervals_from_events,
 )
+from edumon.domain.topology import Topology, assess
 from edumon.runtime import Runtime
 from edumon.store.protocol import StoreReader
 
@@ -138,16 +139,25 @@ class ClassroomNow:
         school: the school.
         room: the classroom.
         terminal: its terminal's state (None when the runtime keeps no terminal state).
-        uplink_down: the school's uplink port is down: its terminals cannot be heard, so an
-            offline one is unknown rather than offline (one school alert, not forty).
+        unknown_reason: why the classroom cannot be judged now (its school is cut off, or its
+            access switch does not answer): its terminal cannot be heard, so an offline one is
+            unknown rather than offline (one school or switch alert, not forty). None if it can.
         lesson: the schedule's answer for now; None without a schedule and calendar.
+        day_end: Unix time today's last lesson ends in this classroom; None on a day without
+            lessons or without a schedule.
     """
 
     school: SchoolRef
     room: ClassroomRef
     terminal: TerminalState | None
-    uplink_down: bool
+    unknown_reason: str | None
     lesson: LessonAt | None
+    day_end: float | None = None
+
+    @property
+    def uplink_down(self) -> bool:
+        """The classroom is behind a failure (its school cut off or its switch down)."""
+        return self.unknown_reason is not None
 
     @property
     def online(self) -> bool:
@@ -194,19 +204,31 @@ class ClassroomNow:
         period = self.lesson.period if self.lesson is not None else None
         return None if period is None else str(period)
 
+    @property
+    def lesson_start(self) -> float | None:
+        """Unix time the lesson in progress began; None outside lessons."""
+        if self.lesson is None or self.lesson.period is None:
+            return None
+        local = self.lesson.when
+        return datetime.combine(local.date(), self.lesson.period.start, local.tzinfo).timestamp()
 
-def uplinks_down(runtime: Runtime) -> set[str]:
-    """Codes of the schools whose uplink port is down now (not merely unknown)."""
-    down = set()
-    for code, school in runtime.state.inventory.schools.items():
-        up_check = check_uplink(runtime.state, school, runtime.config.targets)[0]
-        if up_check.check is CheckName.UPLINK_UP and up_check.verdict is Verdict.FAIL:
-            down.add(code)
-    return down
+
+def _day_end(lesson: LessonAt, schedule: Schedule, place: Place) -> float | None:
+    if not lesson.day.is_school_day:
+        return None
+    periods = timetable_for(schedule, place).periods
+    if not periods:
+        return None
+    local = lesson.when
+    return datetime.combine(local.date(), periods[-1].end, local.tzinfo).timestamp()
 
 
 def classrooms_now(
-    runtime: Runtime, now: float, *, school: str | None = None
+    runtime: Runtime,
+    now: float,
+    *,
+    school: str | None = None,
+    topology: Topology | None = None,
 ) -> list[ClassroomNow]:
     """Every classroom (of one school, or all) with its terminal and the lesson at ``now``.
 
@@ -214,11 +236,12 @@ def classrooms_now(
         runtime: the daemon's parts; read only.
         now: the moment (Unix seconds).
         school: only this school's classrooms.
+        topology: the parent-failure view to use (computed from the state when not given).
     """
     schedule = runtime.schedule
     calendar = MemoCalendar(runtime.calendar) if runtime.calendar is not None else None
     when = datetime.fromtimestamp(now, UTC)
-    down = uplinks_down(runtime)
+    topo = topology if topology is not None else assess(runtime.state)
     terminals = runtime.terminals
     out = []
     for code, ref in runtime.state.inventory.schools.items():
@@ -226,10 +249,14 @@ def classrooms_now(
             continue
         for room in ref.classrooms:
             lesson = None
+            day_end = None
             if schedule is not None and calendar is not None:
-                lesson = lesson_at(schedule, calendar, Place(code, ref.kind, room.id), when)
+                place = Place(code, ref.kind, room.id)
+                lesson = lesson_at(schedule, calendar, place, when)
+                day_end = _day_end(lesson, schedule, place)
             st = terminals.of_classroom(room.id) if terminals is not None else None
-            out.append(ClassroomNow(ref, room, st, code in down, lesson))
+            why = topo.classroom_unknown(code, room.switch)
+            out.append(ClassroomNow(ref, room, st, why, lesson, day_end))
     return out
 
 

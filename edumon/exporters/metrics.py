@@ -37,10 +37,11 @@ from prometheus_client.metrics_core import (
     SummaryMetricFamily,
 )
 
-from edumon.domain.checks import CheckName, SchoolCompliance, Verdict, check_district
+from edumon.domain.checks import SchoolCompliance, Verdict, check_district
 from edumon.domain.models import EventKind, OperStatus
 from edumon.domain.state import DeviceState, InterfaceState
 from edumon.domain.terminals import IGNORED_REASONS
+from edumon.domain.topology import Condition, Connectivity, assess
 from edumon.exporters.availability import (
     CalendarFallbackLog,
     ClassroomNow,
@@ -140,6 +141,7 @@ class EdumonCollector:
         families.extend(self._devices())
         families.extend(self._interfaces())
         families.extend(self._compliance())
+        families.extend(self._topology())
         families.extend(self._terminals(classrooms_now(self._runtime, now)))
         families.extend(self._calendar(now))
         families.extend(self._collector())
@@ -414,16 +416,7 @@ class EdumonCollector:
             "school",
             "verdict",
         )
-        uplink_up = _gauge(
-            "edumon_school_uplink_up",
-            "Whether each school's uplink port is up (1) or not (0); absent while it cannot "
-            "be judged (its switch unreachable or not polled yet).",
-            "school",
-        )
         for code, sc in results.items():
-            for result in sc.uplink:
-                if result.check is CheckName.UPLINK_UP and result.verdict is not Verdict.UNKNOWN:
-                    uplink_up.add(1 if result.verdict is Verdict.PASS else 0, school=code)
             for result in sc.results:
                 ids = {
                     "school": code,
@@ -439,7 +432,94 @@ class EdumonCollector:
                     1 if sc.verdict is verdict else 0, school=code, verdict=verdict.value
                 )
                 classrooms.add(_count(sc, verdict), school=code, verdict=verdict.value)
-        yield from (status, measured, uplink_up, school_status, classrooms)
+        yield from (status, measured, school_status, classrooms)
+
+    # -- parent failure and outages ---------------------------------------------------------
+
+    def _topology(self) -> Iterator[_Family]:
+        topo = assess(self._runtime.state)
+        connectivity = _gauge(
+            "edumon_school_connectivity",
+            "Each school's link to the district network as a state set, present for every "
+            "school: ok, uplink_down (port down on a switch that answers), unreachable (its "
+            "uplink switch does not answer: fibre cut, core switch dead), unknown (not polled "
+            "yet, or its uplink is on a district switch that does not answer).",
+            "school",
+            "state",
+        )
+        for code, link in topo.schools.items():
+            for conn in Connectivity:
+                connectivity.add(1 if link.connectivity is conn else 0, school=code, state=conn)
+        condition = _gauge(
+            "edumon_device_state",
+            "Each switch as alerts see it, a state set: up; unreachable (this switch is the root "
+            "cause); unknown (behind a failure: its school is cut off or the switch above it is "
+            "down, so it raises nothing); pending (not polled yet).",
+            "device",
+            "school",
+            "state",
+        )
+        for device, view in topo.switches.items():
+            for cond in Condition:
+                condition.add(
+                    1 if view.condition is cond else 0,
+                    device=device,
+                    school=view.school or "",
+                    state=cond,
+                )
+        yield from (connectivity, condition)
+        tracker = self._runtime.outages
+        if tracker is None:
+            return
+        school_outage = _gauge(
+            "edumon_school_outage",
+            "1 while the school is in an outage (cut off for longer than the grace; one outage "
+            "from the first failure until its connectivity is ok again), else 0.",
+            "school",
+        )
+        school_start = _gauge(
+            "edumon_school_outage_start_timestamp_seconds",
+            "When the school's open outage began, Unix seconds; absent without one.",
+            "school",
+        )
+        for code in topo.schools:
+            outage = tracker.schools.get(code)
+            school_outage.add(1 if outage is not None else 0, school=code)
+            if outage is not None:
+                school_start.add(outage.started_at, school=code)
+        room_outage = _gauge(
+            "edumon_classroom_outage",
+            "1 while the classroom is in an outage: its terminal offline for the grace period of "
+            "a scheduled lesson, then until it is back or the school day ends — across breaks "
+            "and lunch, so one outage is one alert. 0 otherwise and while the classroom is "
+            "unknown (its school or switch failed).",
+            "school",
+            "classroom",
+        )
+        room_start = _gauge(
+            "edumon_classroom_outage_start_timestamp_seconds",
+            "When the classroom's open outage began, Unix seconds; absent without one.",
+            "school",
+            "classroom",
+        )
+        terminals = self._runtime.terminals
+        for school in self._runtime.state.inventory.schools.values():
+            for room in school.classrooms:
+                if terminals is None or terminals.of_classroom(room.id) is None:
+                    continue
+                outage = tracker.classrooms.get(room.id)
+                ids = {"school": school.code, "classroom": room.id}
+                room_outage.add(1 if outage is not None else 0, **ids)
+                if outage is not None:
+                    room_start.add(outage.started_at, **ids)
+        opened = _counter(
+            "edumon_outages_opened",
+            "Outages opened since start, by kind (school, classroom).",
+            "kind",
+        )
+        for kind, count in tracker.opened_total.items():
+            opened.add(count, kind=kind.value)
+        yield from (school_outage, school_start, room_outage, room_start, opened)
 
     # -- classroom terminals and the schedule ----------------------------------------------
 

@@ -197,9 +197,11 @@ def test_compliance_is_a_one_hot_state_set(populated_runtime: Runtime) -> None:
     assert verdict(school="C", check="uplink_up", classroom="") == "unknown"
 
     assert one(text, "edumon_check_speed_bytes", school="B", check="uplink_speed") == 100e6 / 8
-    assert one(text, "edumon_school_uplink_up", school="A") == 1
-    assert one(text, "edumon_school_uplink_up", school="B") == 1
-    assert find(text, "edumon_school_uplink_up", school="C") == []  # never polled: unknown
+    assert one(text, "edumon_school_connectivity", school="A", state="ok") == 1
+    assert one(text, "edumon_school_connectivity", school="B", state="ok") == 1
+    # Never polled: unknown, and still present (a school never vanishes from /metrics).
+    assert one(text, "edumon_school_connectivity", school="C", state="unknown") == 1
+    assert one(text, "edumon_school_connectivity", school="C", state="ok") == 0
     assert one(text, "edumon_school_classrooms", school="A", verdict="fail") == 1
     assert one(text, "edumon_school_classrooms", school="A", verdict="pass") == 1
     assert one(text, "edumon_school_classrooms", school="B", verdict="unknown") == 1
@@ -284,7 +286,8 @@ async def test_a_school_uplink_that_goes_down(populated_runtime: Runtime) -> Non
     await populated_runtime.collector.submit(down)
     await populated_runtime.collector.drain()
     text = generate_latest(registry).decode()
-    assert one(text, "edumon_school_uplink_up", school="A") == 0
+    assert one(text, "edumon_school_connectivity", school="A", state="uplink_down") == 1
+    assert one(text, "edumon_school_connectivity", school="A", state="ok") == 0
     assert one(text, "edumon_check_status", school="A", check="uplink_up", verdict="fail") == 1
     # Behind a dead uplink the classrooms are unknown, not failing.
     assert one(text, "edumon_school_classrooms", school="A", verdict="unknown") == 3

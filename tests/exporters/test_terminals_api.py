@@ -314,7 +314,7 @@ async def test_metrics_follow_the_schedule(district: District) -> None:
     assert one(text, "edumon_classroom_offline_in_lesson", classroom="K-1") == 0
     # Behind a dead uplink: unknown, so no series (the school alert covers it).
     assert find(text, "edumon_classroom_offline_in_lesson", classroom="B-701") == []
-    assert one(text, "edumon_school_uplink_up", school="B") == 0
+    assert one(text, "edumon_school_connectivity", school="B", state="uplink_down") == 1
 
     reasons = {
         labels: value

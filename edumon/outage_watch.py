@@ -1,0 +1,147 @@
+"""Keeps the outage tracker current: every few seconds, school and classroom outages from state.
+
+The tracker (``edumon.domain.outages``) is pure; this task feeds it the parent-failure view
+(``edumon.domain.topology``) and each classroom's terminal and lesson, records an event for
+every outage that opens or closes, and hands the transitions to whoever listens (the built-in
+notifications). /metrics reads the tracker for ``edumon_school_outage`` and
+``edumon_classroom_outage``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from datetime import datetime
+
+from edumon.domain.models import Event, EventKind
+from edumon.domain.outages import OutageKind, OutageTracker, RoomNow, Transition
+from edumon.domain.topology import assess
+from edumon.exporters.availability import classrooms_now, schedule_timezone
+from edumon.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+DEFAULT_EVERY_SECONDS = 2.0
+
+Listener = Callable[[list[Transition]], None]
+
+
+class OutageWatch:
+    """Ticks the runtime's outage tracker and records what changes.
+
+    Args:
+        runtime: the daemon's parts; its ``outages`` tracker is the one updated.
+        clock: the current time (Unix seconds); tests pass a controllable one.
+        every_seconds: how often ``run`` ticks.
+        listeners: called with each tick's transitions (never blocking: they queue).
+    """
+
+    def __init__(
+        self,
+        runtime: Runtime,
+        *,
+        clock: Callable[[], float] = time.time,
+        every_seconds: float = DEFAULT_EVERY_SECONDS,
+        listeners: tuple[Listener, ...] = (),
+    ) -> None:
+        if runtime.outages is None:
+            runtime.outages = OutageTracker()
+        self.tracker: OutageTracker = runtime.outages
+        self._runtime = runtime
+        self._clock = clock
+        self._every = every_seconds
+        self._listeners = listeners
+
+    def tick(self) -> list[Transition]:
+        """Update the tracker for now; record events and notify listeners of what changed."""
+        now = self._clock()
+        runtime = self._runtime
+        topo = assess(runtime.state)
+        rooms = [
+            RoomNow(
+                school=c.school.code,
+                classroom=c.room.id,
+                status=c.status,
+                offline_since=c.since if not c.online else None,
+                lesson_start=c.lesson_start,
+                lesson=c.period,
+                day_end=c.day_end,
+            )
+            for c in classrooms_now(runtime, now, topology=topo)
+            if c.terminal is not None and c.lesson is not None
+        ]
+        connectivity = {code: link.connectivity for code, link in topo.schools.items()}
+        transitions = self.tracker.update(now, connectivity, rooms)
+        if transitions:
+            events = tuple(self._event(t) for t in transitions)
+            runtime.collector.record_events(events)
+            for listener in self._listeners:
+                listener(transitions)
+        return transitions
+
+    async def run(self) -> None:
+        """Tick forever; a bug in one tick is logged, not fatal to the daemon."""
+        while True:
+            try:
+                self.tick()
+            except Exception:  # pragma: no cover - a bug; keep watching, say so loudly
+                log.exception("outage watch failed this tick")
+            await asyncio.sleep(self._every)
+
+    def _event(self, t: Transition) -> Event:
+        o = t.outage
+        inventory = self._runtime.state.inventory
+        school = inventory.schools.get(o.school)
+        school_name = school.name if school is not None else o.school
+        zone = schedule_timezone(self._runtime)
+        since = datetime.fromtimestamp(o.started_at, zone).strftime("%m-%d %H:%M")
+        if o.kind is OutageKind.SCHOOL:
+            kind = EventKind.SCHOOL_OUTAGE if t.opened else EventKind.SCHOOL_RESTORED
+            device = school.uplink_switch if school is not None else o.school
+            if t.opened:
+                what = "上联中断" if o.cause == "uplink_down" else "与城域网失联"
+                message = f"{school_name}（{o.school}）{what}，自 {since} 起 / school cut off"
+            else:
+                message = (
+                    f"{school_name}（{o.school}）网络已恢复（中断自 {since}）/ school restored"
+                )
+            classroom = None
+        else:
+            kind = EventKind.CLASSROOM_OUTAGE if t.opened else EventKind.CLASSROOM_RESTORED
+            room = next(
+                (r for r in (school.classrooms if school else ()) if r.id == o.classroom), None
+            )
+            room_name = room.name if room is not None else o.classroom
+            device = o.classroom or ""
+            classroom = o.classroom
+            if t.opened:
+                message = (
+                    f"{school_name} {room_name}（{o.classroom}）上课时间终端离线"
+                    f"（{o.lesson}，自 {since} 起）/ terminal offline during a lesson"
+                )
+            else:
+                why = o.close_reason.label if o.close_reason is not None else ""
+                message = f"{school_name} {room_name}（{o.classroom}）离线结束：{why} / outage over"
+        details: dict[str, object] = {
+            "started_at": o.started_at,
+            "opened_at": o.opened_at,
+        }
+        if o.lesson is not None:
+            details["lesson"] = o.lesson
+        if o.cause is not None:
+            details["cause"] = o.cause
+        if not t.opened:
+            details["close_reason"] = o.close_reason.value if o.close_reason else None
+            details["duration_seconds"] = (o.closed_at or o.opened_at) - o.started_at
+        at = o.opened_at if t.opened else (o.closed_at or o.opened_at)
+        return Event(
+            at=at,
+            kind=kind,
+            device_id=device,
+            school=o.school,
+            classroom=classroom,
+            message=message,
+            details=details,
+        )

@@ -13,13 +13,13 @@ import uvicorn
 
 from edumon.collector import Collector
 from edumon.config import Config, inventory_of
-from edumon.domain.outages import OutageTracker
+from edumon.domain.outages import OutageTracker, Transition
 from edumon.domain.state import NetworkState
 from edumon.domain.terminals import TerminalInventory, TerminalsState
 from edumon.errors import ConfigError
 from edumon.exporters.api import create_app
 from edumon.exporters.notify import Notifier
-from edumon.outage_watch import OutageWatch
+from edumon.outage_watch import Listener, OutageWatch, alerts_of
 from edumon.runtime import Runtime
 from edumon.sources.mqtt.broker import EmbeddedBroker
 from edumon.sources.mqtt.ingest import MqttIngest, MqttSettings, MqttTls
@@ -192,7 +192,17 @@ async def run(
                     school_grace=config.alerting.school_cut_off_seconds,
                 ),
             )
-            watch = OutageWatch(runtime, clock=clock, every_seconds=tick_seconds)
+            listeners: tuple[Listener, ...] = ()
+            if notifier is not None and config.notify.builtin:
+                sink = notifier
+
+                def notify(transitions: list[Transition]) -> None:
+                    sink.submit(alerts_of(runtime, transitions))
+
+                listeners = (notify,)
+            watch = OutageWatch(
+                runtime, clock=clock, every_seconds=tick_seconds, listeners=listeners
+            )
             server = uvicorn.Server(
                 uvicorn.Config(
                     create_app(runtime, clock=clock),

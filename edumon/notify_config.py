@@ -97,6 +97,9 @@ class NotifyConfig(_Strict):
     answers 503)."""
 
     channels: list[NotifyChannelConfig] = Field(default_factory=list)
+    builtin: bool = True
+    """Send edumon's own outages (a school cut off, a classroom offline in lessons). Set it to
+    false when Alertmanager sends them through the receiver instead, or each is sent twice."""
     digest_seconds: float = Field(30.0, ge=0, le=3600)
     """Alerts of one school arriving within this window go out as one message."""
     queue_size: int = Field(10_000, ge=1, le=1_000_000)

@@ -15,8 +15,9 @@ import time
 from collections.abc import Callable
 from datetime import datetime
 
+from edumon.domain.alerts import Alert, AlertStatus
 from edumon.domain.models import Event, EventKind
-from edumon.domain.outages import OutageKind, OutageTracker, RoomNow, Transition
+from edumon.domain.outages import Outage, OutageKind, OutageTracker, RoomNow, Transition
 from edumon.domain.topology import assess
 from edumon.exporters.availability import classrooms_now, schedule_timezone
 from edumon.runtime import Runtime
@@ -145,3 +146,57 @@ class OutageWatch:
             message=message,
             details=details,
         )
+
+
+# The names of the shipped Prometheus rules for the same outages (deploy/prometheus/rules/), so
+# that a district reading both sees one vocabulary.
+SCHOOL_ALERT = "EdumonSchoolDown"
+CLASSROOM_ALERT = "EdumonClassroomTerminalOffline"
+
+
+def alerts_of(runtime: Runtime, transitions: list[Transition]) -> list[Alert]:
+    """Built-in notifications for outages that opened (firing) or closed (resolved)."""
+    return [_alert(runtime, t) for t in transitions]
+
+
+def _alert(runtime: Runtime, t: Transition) -> Alert:
+    o: Outage = t.outage
+    school = runtime.state.inventory.schools.get(o.school)
+    school_name = school.name if school is not None else o.school
+    status: AlertStatus = "firing" if t.opened else "resolved"
+    ends = None if t.opened else o.closed_at
+    key = f"edumon|{o.kind.value}|{o.school}|{o.classroom or ''}|{o.started_at:.0f}"
+    if o.kind is OutageKind.SCHOOL:
+        what = "上联中断" if o.cause == "uplink_down" else "与教育城域网失联"
+        return Alert(
+            name=SCHOOL_ALERT,
+            status=status,
+            severity="critical",
+            school=o.school,
+            school_name=school_name,
+            starts_at=o.started_at,
+            ends_at=ends,
+            summary=f"{school_name} {what}，全校教室终端状态未知",
+            device=school.uplink_switch if school is not None else None,
+            fingerprint=key,
+        )
+    room = next((r for r in (school.classrooms if school else ()) if r.id == o.classroom), None)
+    room_name = room.name if room is not None else o.classroom
+    summary = f"{school_name} {room_name} 上课时间班班通终端离线"
+    if not t.opened and o.close_reason is not None:
+        summary += f"（{o.close_reason.label}）"
+    return Alert(
+        name=CLASSROOM_ALERT,
+        status=status,
+        severity="warning",
+        school=o.school,
+        school_name=school_name,
+        starts_at=o.started_at,
+        ends_at=ends,
+        summary=summary,
+        classroom=o.classroom,
+        classroom_name=room_name,
+        lesson=o.lesson,
+        device=o.classroom,
+        fingerprint=key,
+    )

@@ -29,6 +29,7 @@ from edumon.domain.checks import CheckName, CheckResult, SchoolCompliance, Verdi
 from edumon.domain.inventory import SchoolRef
 from edumon.domain.models import Event, EventKind, OperStatus
 from edumon.domain.state import DeviceState, InterfaceState
+from edumon.domain.topology import Connectivity, Topology, assess
 from edumon.errors import StoreError
 from edumon.exporters import schemas as s
 from edumon.exporters.alertmanager_receiver import alertmanager_router
@@ -43,6 +44,7 @@ from edumon.exporters.availability import (
     terminal_speeds,
 )
 from edumon.exporters.metrics import create_registry
+from edumon.exporters.outages_api import outages_router
 from edumon.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -92,6 +94,7 @@ def create_app(runtime: Runtime, *, clock: Callable[[], float] = time.time) -> F
     registry = create_registry(runtime, clock=clock)
     app.include_router(_api_router(runtime, clock), prefix=API_PREFIX)
     app.include_router(alertmanager_router(runtime), prefix=API_PREFIX)
+    app.include_router(outages_router(runtime), prefix=API_PREFIX)
 
     @app.get("/healthz", response_model=s.Health, tags=["health"])
     async def healthz() -> s.Health:
@@ -148,6 +151,8 @@ def _api_router(runtime: Runtime, clock: Callable[[], float]) -> APIRouter:
         results = compliance()
         devices = state.devices.values()
         district = runtime.config.district
+        topo = assess(state)
+        tracker = runtime.outages
         by_kind = {k.value: runtime.collector.stats.events_total.get(k.value, 0) for k in EventKind}
         return s.Summary(
             district=s.District(code=district.code, name=district.name),
@@ -160,6 +165,14 @@ def _api_router(runtime: Runtime, clock: Callable[[], float]) -> APIRouter:
                 down=sum(1 for d in devices if d.reachable is False),
                 never_polled=sum(1 for d in devices if d.reachable is None),
             ),
+            connectivity={
+                c.value: sum(1 for link in topo.schools.values() if link.connectivity is c)
+                for c in Connectivity
+            },
+            outages=s.OutageCounts(
+                schools=len(tracker.schools) if tracker is not None else 0,
+                classrooms=len(tracker.classrooms) if tracker is not None else 0,
+            ),
             events=s.EventCounts(total=sum(by_kind.values()), by_kind=by_kind),
             generated_at=datetime.now(UTC),
         )
@@ -168,6 +181,7 @@ def _api_router(runtime: Runtime, clock: Callable[[], float]) -> APIRouter:
     async def schools() -> s.SchoolList:
         """Every school with its verdict, uplink and number of failing classrooms."""
         results = compliance()
+        topo = assess(state)
         rows = []
         for code, school in inventory.schools.items():
             sc = results[code]
@@ -177,6 +191,7 @@ def _api_router(runtime: Runtime, clock: Callable[[], float]) -> APIRouter:
                     name=school.name,
                     kind=school.kind,
                     verdict=sc.verdict,
+                    connectivity=_connectivity(runtime, topo, code),
                     uplink=_uplink(runtime, school),
                     classrooms_total=len(school.classrooms),
                     classrooms_failing=sum(1 for r in sc.classrooms if r.verdict is Verdict.FAIL),
@@ -217,15 +232,17 @@ def _api_router(runtime: Runtime, clock: Callable[[], float]) -> APIRouter:
         switch_ids = {sid for sid, sw in runtime.config.switches.items() if sw.school == code}
         switch_ids.add(ref.uplink_switch)
         switch_ids.update(r.switch for r in ref.classrooms if r.switch is not None)
+        topo = assess(state)
         return s.SchoolDetail(
             code=code,
             name=ref.name,
             kind=ref.kind,
             verdict=sc.verdict,
+            connectivity=_connectivity(runtime, topo, code),
             uplink=s.UplinkDetail(**base.model_dump(), checks=[_check(r) for r in sc.uplink]),
             classrooms=classrooms,
             switches=[
-                _switch(runtime, state.devices[sid])
+                _switch(runtime, state.devices[sid], topo)
                 for sid in sorted(switch_ids)
                 if sid in state.devices
             ],
@@ -234,8 +251,9 @@ def _api_router(runtime: Runtime, clock: Callable[[], float]) -> APIRouter:
     @router.get("/switches", response_model=s.SwitchList, tags=["switches"])
     async def switches() -> s.SwitchList:
         """Every switch: reachability, uptime, reboots, last error and poll statistics."""
+        topo = assess(state)
         return s.SwitchList(
-            switches=[_switch(runtime, state.devices[sid]) for sid in sorted(state.devices)]
+            switches=[_switch(runtime, state.devices[sid], topo) for sid in sorted(state.devices)]
         )
 
     @router.get(
@@ -594,10 +612,21 @@ def _ts(seconds: float | None) -> datetime | None:
     return None if seconds is None else datetime.fromtimestamp(seconds, UTC)
 
 
-def _switch(runtime: Runtime, dev: DeviceState) -> s.Switch:
+def _connectivity(runtime: Runtime, topo: Topology, code: str) -> s.SchoolConnectivity:
+    link = topo.schools[code]
+    outage = runtime.outages.schools.get(code) if runtime.outages is not None else None
+    return s.SchoolConnectivity(
+        state=link.connectivity.value,
+        reason=link.reason,
+        outage_since=_ts(outage.started_at) if outage is not None else None,
+    )
+
+
+def _switch(runtime: Runtime, dev: DeviceState, topo: Topology | None = None) -> s.Switch:
     # Only the host is taken from the switch's configuration; its SNMP credentials are
     # never read here.
     sw = runtime.config.switches.get(dev.device_id)
+    view = (topo if topo is not None else assess(runtime.state)).switches[dev.device_id]
     status: s.SwitchStatus = (
         "never_polled" if dev.reachable is None else ("up" if dev.reachable else "down")
     )
@@ -618,6 +647,8 @@ def _switch(runtime: Runtime, dev: DeviceState) -> s.Switch:
         polls_ok=dev.polls_ok,
         polls_failed=dev.polls_failed,
         interfaces=len(dev.interfaces),
+        condition=view.condition.value,
+        condition_reason=view.reason,
     )
 
 

@@ -68,14 +68,49 @@ class EventCounts(_Out):
     by_kind: dict[str, int]
 
 
+class OutageCounts(_Out):
+    schools: int = Field(description="Schools in an open outage (cut off past the grace)")
+    classrooms: int = Field(description="Classrooms in an open outage (offline in lessons)")
+
+
 class Summary(_Out):
     district: District
     targets: TargetProfile
     schools: VerdictCounts
     classrooms: VerdictCounts
     switches: SwitchCounts
+    connectivity: dict[str, int] = Field(
+        description="Schools by connectivity: ok, uplink_down, unreachable, unknown"
+    )
+    outages: OutageCounts
     events: EventCounts
     generated_at: datetime
+
+
+class Outage(_Out):
+    """An open outage: one alert, however many lessons and bells it spans."""
+
+    kind: Literal["school", "classroom"]
+    school: str
+    school_name: str
+    classroom: str | None = None
+    classroom_name: str | None = None
+    lesson: str | None = Field(None, description="The lesson it began in, e.g. 第3节 10:20-11:00")
+    cause: str | None = Field(None, description="School outages: uplink_down or unreachable")
+    started_at: datetime
+    opened_at: datetime = Field(description="When the grace ran out and it became an alert")
+
+
+class OutageList(_Out):
+    outages: list[Outage]
+
+
+class SchoolConnectivity(_Out):
+    """A school's link to the district network (docs/topology.md)."""
+
+    state: Literal["ok", "uplink_down", "unreachable", "unknown"]
+    reason: str = Field(description="Chinese first, then English")
+    outage_since: datetime | None = Field(description="Start of its open outage, if any")
 
 
 class Check(_Out):
@@ -108,6 +143,7 @@ class SchoolRow(_Out):
     name: str
     kind: str
     verdict: Verdict
+    connectivity: SchoolConnectivity
     uplink: Uplink
     classrooms_total: int
     classrooms_failing: int
@@ -172,6 +208,11 @@ class Switch(_Out):
     polls_ok: int
     polls_failed: int
     interfaces: int
+    condition: Literal["up", "unreachable", "unknown", "pending"] = Field(
+        description="As alerts see it: unreachable only when this switch is the root cause; "
+        "unknown when its school is cut off or the switch above it is down"
+    )
+    condition_reason: str
 
 
 class SwitchList(_Out):
@@ -183,6 +224,7 @@ class SchoolDetail(_Out):
     name: str
     kind: str
     verdict: Verdict
+    connectivity: SchoolConnectivity
     uplink: UplinkDetail
     classrooms: list[Classroom]
     switches: list[Switch]

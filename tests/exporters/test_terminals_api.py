@@ -29,6 +29,7 @@ from prometheus_client import generate_latest
 from edumon.domain.models import DeviceReading
 from edumon.exporters.api import create_app
 from edumon.exporters.metrics import create_registry
+from edumon.outage_watch import OutageWatch
 from edumon.runtime import Runtime
 from edumon.wire import REASONS as WIRE_REASONS
 from edumon.wire import terminal_topic
@@ -495,3 +496,34 @@ def test_mqtt_families_are_pre_filled_before_any_traffic(populated_runtime: Runt
     for reason in WIRE_REASONS:
         assert len(find(text, "edumon_mqtt_rejected_total", reason=reason)) == 1, reason
     assert one(text, "edumon_terminal_messages_ignored_total", reason="old_session") == 0
+
+
+async def test_outages_one_per_failure_with_names(district: District) -> None:
+    runtime, clock = district.runtime, district.clock
+    watch = OutageWatch(runtime, clock=clock)
+    for minutes in range(0, 16):  # 10:30 .. 10:45, a tick a minute
+        clock.now = IN_LESSON + minutes * 60
+        watch.tick()
+    body = await district.get(f"{API}/outages")
+    by_kind = {(o["kind"], o["classroom"] or o["school"]): o for o in body["outages"]}
+    school = by_kind[("school", "B")]
+    assert (school["school_name"], school["cause"]) == ("城关中学", "uplink_down")
+    # Behind the school's failure its classroom is unknown: no classroom outage for B-701.
+    assert not any(o["school"] == "B" and o["kind"] == "classroom" for o in body["outages"])
+    rooms = {o["classroom"] for o in body["outages"] if o["kind"] == "classroom"}
+    assert rooms <= {"A-102", "A-104"}
+    schools = {row["code"]: row for row in (await district.get(f"{API}/schools"))["schools"]}
+    assert schools["B"]["connectivity"]["state"] == "uplink_down"
+    assert schools["B"]["connectivity"]["reason"].startswith("学校上联端口")
+    assert schools["B"]["connectivity"]["outage_since"] is not None
+    assert schools["A"]["connectivity"]["state"] == "ok"
+    summary = await district.get(f"{API}/summary")
+    assert summary["connectivity"] == {"ok": 2, "uplink_down": 1, "unreachable": 0, "unknown": 0}
+    assert summary["outages"]["schools"] >= 1
+    text = district.metrics()
+    assert one(text, "edumon_school_outage", school="B") == 1
+    assert one(text, "edumon_school_outage", school="A") == 0
+    # One school outage event, however many ticks.
+    await runtime.collector.flush()
+    events = await district.get(f"{API}/events?kind=school_outage")
+    assert [e["school"] for e in events["events"]].count("B") == 1

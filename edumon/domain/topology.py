@@ -126,8 +126,13 @@ class Topology:
 
 
 def parent_of(inventory: Inventory, device: str) -> str | None:
-    """The switch ``device`` hangs off, or None for a root (a school's own uplink switch, a
-    district switch without ``upstream``, a switch under its school's uplink port)."""
+    """The switch ``device`` hangs off, or None for a root.
+
+    An explicit ``upstream`` wins. Otherwise a school's switch hangs off the school's uplink
+    switch when that is the school's own, or, when the uplink is a port of a district switch,
+    off the school's core: its one switch whose ``upstream`` is that uplink port. Roots are a
+    school's own uplink switch, a district switch without ``upstream``, and a school's core.
+    """
     explicit = inventory.upstream.get(device)
     if explicit is not None:
         return explicit[0]
@@ -135,8 +140,15 @@ def parent_of(inventory: Inventory, device: str) -> str | None:
     school = inventory.schools.get(code) if code is not None else None
     if school is None or school.uplink_switch == device:
         return None
-    uplink_owner = inventory.switch_school.get(school.uplink_switch)
-    return school.uplink_switch if uplink_owner == school.code else None
+    if inventory.switch_school.get(school.uplink_switch) == school.code:
+        return school.uplink_switch
+    cores = [
+        d
+        for d, link in inventory.upstream.items()
+        if link == (school.uplink_switch, school.uplink_port)
+        and inventory.switch_school.get(d) == school.code
+    ]
+    return cores[0] if len(cores) == 1 and cores[0] != device else None
 
 
 def _school_link(state: NetworkState, school: SchoolRef) -> SchoolLink:

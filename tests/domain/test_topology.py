@@ -53,6 +53,12 @@ host = "127.0.0.1"
 credentials = "c"
 upstream = { switch = "agg", port = "Gi1/0/5" }
 
+[[switches]]
+id = "agg-acc"
+school = "AGG"
+host = "127.0.0.1"
+credentials = "c"
+
 [[schools]]
 code = "OWN"
 name = "城关小学"
@@ -104,6 +110,7 @@ def polls(**situation: str) -> list[Observation]:
         "acc1": ["Gi0/1", "Gi0/24"],
         "acc2": ["Gi0/1"],
         "agg-school": ["Gi0/1"],
+        "agg-acc": ["Gi0/1"],
     }
     out: list[Observation] = []
     for device, names in ports.items():
@@ -143,16 +150,17 @@ def assessed(**situation: str) -> tuple[NetworkState, Topology]:
         ),
         # Fibre cut, aggregation layout: the district port goes down, the school goes silent.
         (
-            {"agg": "Gi1/0/5", "agg_school": DEAD},
+            {"agg": "Gi1/0/5", "agg_school": DEAD, "agg_acc": DEAD},
             {"OWN": "ok", "AGG": "uplink_down"},
-            {"agg": "up", "agg-school": "unknown"},
+            {"agg": "up", "agg-school": "unknown", "agg-acc": "unknown"},
             {"AGG-1"},
         ),
-        # The school's switch dies but the district port stays up (a powered-down core).
+        # The school's core dies but the district port stays up (a powered-down core): one
+        # alarm, the switch behind the core is unknown.
         (
-            {"agg_school": DEAD},
+            {"agg_school": DEAD, "agg_acc": DEAD},
             {"AGG": "ok"},
-            {"agg-school": "unreachable"},
+            {"agg-school": "unreachable", "agg-acc": "unknown"},
             {"AGG-1"},
         ),
         # An access switch dies: one switch alarm; the switch behind it is unknown.
@@ -171,9 +179,9 @@ def assessed(**situation: str) -> tuple[NetworkState, Topology]:
         ),
         # The district aggregation switch dies: its own alarm; the school behind it is unknown.
         (
-            {"agg": DEAD, "agg_school": DEAD},
+            {"agg": DEAD, "agg_school": DEAD, "agg_acc": DEAD},
             {"AGG": "unknown", "OWN": "ok"},
-            {"agg": "unreachable", "agg-school": "unknown"},
+            {"agg": "unreachable", "agg-school": "unknown", "agg-acc": "unknown"},
             {"AGG-1"},
         ),
     ],

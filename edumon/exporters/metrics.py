@@ -18,8 +18,13 @@ cannot judge" are plain selectors.
 
 Classroom terminals: ``edumon_terminal_up{school,classroom,terminal}`` is 0 for a terminal
 never heard from, and ``edumon_classroom_expected_online{school,classroom}`` says whether a
-lesson is scheduled at scrape time; deploy/prometheus/rules/edumon-terminals.yml alerts on
-the two together, unless the school's ``edumon_school_uplink_up`` is 0 (parent failure).
+lesson is scheduled at scrape time (for dashboards).
+
+Parent failure and outages (docs/topology.md, docs/alerting.md): every school's
+``edumon_school_connectivity{state}`` and every switch's ``edumon_device_state{state}`` are
+present at every scrape; ``edumon_school_outage`` and ``edumon_classroom_outage`` are edumon's
+outages — one per failure, a classroom's kept across breaks and lunch — which the shipped rules
+in deploy/prometheus/rules/ alert on.
 """
 
 from __future__ import annotations

@@ -450,6 +450,7 @@ def test_first_authenticated_reply_replaces_an_unauthenticated_discovery_clock()
         (oids.USM_STATS_UNKNOWN_ENGINE_IDS, b"\x80\x00\x00\x00\x01forged", 0, 0),
         (oids.USM_STATS_UNKNOWN_USER_NAMES, b"\x80\x00\x00\x00\x01forged", 9, 9),
     ],
+    ids=["clock-back", "clock-max", "engine-id", "unknown-user"],
 )
 def test_unauthenticated_report_changes_nothing_once_authenticated(
     oid: tuple[int, ...], engine: bytes, boots: int, engine_time: int

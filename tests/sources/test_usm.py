@@ -578,3 +578,16 @@ def test_weak_algorithms_are_warned_about_once_per_switch(
     assert PRIV_PW not in warnings[0]
     usm.UsmSession(creds(auth, priv, user="weak-user"), KEYS, target=f"192.0.2.{host}:1161")
     assert len(caplog.records) == 2  # another switch is warned about too
+
+
+def test_late_authenticated_reply_after_reset_syncs_nothing() -> None:
+    # A reply to a request sent before the reset (another walk stream) arrives afterwards.
+    s = session(creds(), FakeClock())
+    late = agent_reply("SHA", response())
+    s.reset()
+    with pytest.raises(SnmpAuthError, match="different SNMP engine"):
+        opened(s, late)
+    assert not s.authenticated
+    s.learn(ber.UsmSecurityParameters(ENGINE, 4, 10, b""))
+    assert s.discovered
+    assert s.engine_clock() == (4, 10)

@@ -326,6 +326,7 @@ class UsmSession:
         with a new engine ID), never on the word of a single unauthenticated Report.
         """
         self.engine_id = None
+        self._keys = LocalizedKeys(None, None)
         self._boots = self._time = self._latest_time = 0
         self._time_at = 0.0
         self._synced = False
@@ -446,7 +447,9 @@ class UsmSession:
             raise SnmpAuthError(f"{self._who()}: unexpected authenticated reply")
         if sec.user_name != self.user:
             raise SnmpAuthError(f"{self._who()}: reply names a different user")
-        if self.engine_id is not None and sec.engine_id != self.engine_id:
+        if sec.engine_id != self.engine_id:
+            # Also after reset(): a late reply to a request sent before cannot sync the clock
+            # of an engine not yet rediscovered.
             raise SnmpAuthError(f"{self._who()}: reply comes from a different SNMP engine")
         if not self._digest_ok(msg, auth):
             raise SnmpAuthError(

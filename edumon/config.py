@@ -76,10 +76,12 @@ class SnmpCredentials(_Strict):
     community: SecretStr | None = None
     community_env: str | None = None
     user: str | None = None
-    auth_protocol: Literal["SHA", "SHA-256", "SHA-512"] | None = None
+    auth_protocol: Literal["MD5", "SHA", "SHA-224", "SHA-256", "SHA-384", "SHA-512"] | None = None
     auth_password: SecretStr | None = None
     auth_password_env: str | None = None
-    priv_protocol: Literal["AES-128", "AES-256"] | None = None
+    priv_protocol: (
+        Literal["DES", "3DES", "AES-128", "AES-192", "AES-256", "AES-192-C", "AES-256-C"] | None
+    ) = None
     priv_password: SecretStr | None = None
     priv_password_env: str | None = None
 

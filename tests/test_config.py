@@ -84,7 +84,7 @@ def test_bad_snmp_version_is_named() -> None:
     [
         ('{ version = "3", auth_protocol = "SHA", auth_password = "abcdefgh" }', "needs user"),
         (
-            '{ version = "3", user = "u", auth_protocol = "MD5", auth_password = "abcdefgh" }',
+            '{ version = "3", user = "u", auth_protocol = "MD4", auth_password = "abcdefgh" }',
             "auth_protocol",
         ),
         (

@@ -5,18 +5,19 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from typing import cast
 
 import pytest
 
 from edumon.domain import oids
 from edumon.domain.models import DeviceReading, DeviceUnreachable, NoValue, Observation, OperStatus
-from edumon.errors import SnmpAuthError, SnmpTimeout
+from edumon.errors import SnmpAuthError, SnmpError, SnmpTimeout
 from edumon.sources.snmp import ber
 from edumon.sources.snmp.client import SnmpClient
 from edumon.sources.snmp.poller import SnmpPoller
 from edumon.sources.snmp.transport import UdpTransport
-from tests.fixtures.snmpd import Snmpd
+from tests.fixtures.snmpd import SNMPD_USERS, Snmpd
 
 V3_KINDS = [
     "sha-aes128",
@@ -353,3 +354,195 @@ async def test_stray_datagrams_are_counted_and_dropped(
     assert transport.stats.unmatched >= 1
     assert transport.stats.matched > before
     assert transport.pending == 0
+
+
+# ------------------------------------------------------------------------------ USM matrix
+
+AUTH_PRIV_KINDS = [k for k in SNMPD_USERS if k != "noauthnopriv"]
+
+
+@pytest.mark.parametrize("kind", AUTH_PRIV_KINDS)
+async def test_every_auth_and_priv_protocol_reads_snmpd(
+    snmpd: Snmpd, transport: UdpTransport, kind: str
+) -> None:
+    client = SnmpClient(snmpd.host, snmpd.port, snmpd.v3(kind), transport=transport, timeout=1)
+    assert client.engine_boots is None
+    got = await client.get([oids.SYS_UPTIME_0, oids.SYS_NAME_0])
+    assert got[oids.SYS_NAME_0] == socket.gethostname().encode()
+    walked = await client.walk([oids.IF_DESCR])
+    assert walked[oids.IF_DESCR][(1,)] == b"lo"
+    # The engine clock of authenticated replies, for reboot detection.
+    assert client.engine_boots is not None
+    assert client.engine_boots >= 1
+    assert client.engine_time is not None
+    assert client.engine_time >= 0
+    assert client.stats.timeouts == 0
+
+
+async def test_v2c_and_no_auth_have_no_engine_clock(snmpd: Snmpd, transport: UdpTransport) -> None:
+    for creds in (snmpd.v2c(), snmpd.v3("noauthnopriv")):
+        client = SnmpClient(snmpd.host, snmpd.port, creds, transport=transport, timeout=1)
+        await client.get([oids.SYS_UPTIME_0])
+        assert client.engine_boots is None
+        assert client.engine_time is None
+
+
+@pytest.mark.parametrize(
+    ("kind", "ours"),
+    [
+        ("sha-aes256c", "AES-256"),
+        ("sha-aes256", "AES-256-C"),
+        ("md5-aes192c", "AES-192"),
+        ("md5-aes192", "AES-192-C"),
+    ],
+)
+async def test_blumenthal_and_reeder_keys_do_not_interoperate_over_sha1_and_md5(
+    snmpd: Snmpd, transport: UdpTransport, kind: str, ours: str
+) -> None:
+    # Proof that snmpd's "-C" users really extend keys the Reeder way: the other extension
+    # cannot talk to them (snmpd cannot decrypt, drops the request, and we time out).
+    creds = snmpd.v3(kind).model_copy(update={"priv_protocol": ours})
+    client = SnmpClient(snmpd.host, snmpd.port, creds, transport=transport, timeout=0.3, retries=0)
+    with pytest.raises(SnmpError) as caught:
+        await client.get([oids.SYS_UPTIME_0])
+    assert "priv_p" in str(caught.value)
+    assert str(snmpd.users[kind].priv_password) not in str(caught.value)
+
+
+async def test_with_sha_256_the_key_extensions_coincide(
+    snmpd: Snmpd, transport: UdpTransport
+) -> None:
+    # SHA-256 yields 32 octets, enough for AES-256 without extension: "-C" changes nothing.
+    creds = snmpd.v3("sha256-aes256").model_copy(update={"priv_protocol": "AES-256-C"})
+    client = SnmpClient(snmpd.host, snmpd.port, creds, transport=transport, timeout=1)
+    assert isinstance((await client.get([oids.SYS_UPTIME_0]))[oids.SYS_UPTIME_0], int)
+
+
+# ------------------------------------------------------------------------------ forged reports
+
+
+class ForgingRelay(asyncio.DatagramProtocol):
+    """A UDP relay between the client and snmpd that can answer a request with a forged,
+    unauthenticated Report before passing it on (an attacker on the path)."""
+
+    def __init__(self, upstream: tuple[str, int]) -> None:
+        self.upstream = upstream
+        self.forge: Callable[[ber.V3Message], bytes] | None = None
+        self.seen: list[ber.UsmSecurityParameters] = []
+        self._client: tuple[str, int] | None = None
+        self._transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # The selector loop's datagram transport does not subclass DatagramTransport.
+        self._transport = cast(asyncio.DatagramTransport, transport)
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        assert self._transport is not None
+        if addr == self.upstream:
+            if self._client is not None:
+                self._transport.sendto(data, self._client)
+            return
+        self._client = addr
+        msg = ber.decode_message(data)
+        assert isinstance(msg, ber.V3Message)
+        self.seen.append(msg.security)
+        if self.forge is not None and msg.security.engine_id:
+            forged, self.forge = self.forge(msg), None
+            self._transport.sendto(forged, addr)  # sent first, so it arrives first
+        self._transport.sendto(data, self.upstream)
+
+
+def forged_report(
+    oid: tuple[int, ...], *, engine: bytes | None = None, boots: int = 0, engine_time: int = 0
+) -> Callable[[ber.V3Message], bytes]:
+    def build(request: ber.V3Message) -> bytes:
+        engine_id = request.security.engine_id if engine is None else engine
+        pdu = ber.Pdu(ber.PduType.REPORT, request.msg_id, 0, 0, [(oid, ber.counter32(1))])
+        data, _ = ber.encode_v3_message(
+            msg_id=request.msg_id,
+            max_size=65507,
+            flags=0,
+            security=ber.UsmSecurityParameters(engine_id, boots, engine_time, b""),
+            scoped_pdu=ber.encode_scoped_pdu(ber.ScopedPdu(engine_id, b"", pdu)),
+        )
+        return data
+
+    return build
+
+
+@pytest.fixture
+async def relay(snmpd: Snmpd) -> AsyncIterator[tuple[ForgingRelay, int]]:
+    loop = asyncio.get_running_loop()
+    transport, protocol = await loop.create_datagram_endpoint(
+        lambda: ForgingRelay((snmpd.host, snmpd.port)), local_addr=("127.0.0.1", 0)
+    )
+    try:
+        yield protocol, transport.get_extra_info("sockname")[1]
+    finally:
+        transport.close()
+
+
+@pytest.mark.parametrize(
+    "forge",
+    [
+        forged_report(oids.USM_STATS_NOT_IN_TIME_WINDOWS, boots=0, engine_time=0),
+        forged_report(oids.USM_STATS_NOT_IN_TIME_WINDOWS, boots=2**31 - 1, engine_time=9),
+        forged_report(oids.USM_STATS_UNKNOWN_ENGINE_IDS, engine=b"\x80\x00\x00\x00\x04forged"),
+        forged_report(oids.USM_STATS_UNKNOWN_USER_NAMES),
+    ],
+    ids=["clock-back", "clock-max", "engine-id", "unknown-user"],
+)
+async def test_forged_unauthenticated_report_changes_no_engine_state(
+    snmpd: Snmpd,
+    transport: UdpTransport,
+    relay: tuple[ForgingRelay, int],
+    forge: Callable[[ber.V3Message], bytes],
+) -> None:
+    proxy, port = relay
+    client = SnmpClient(
+        snmpd.host, port, snmpd.v3("sha-aes128"), transport=transport, timeout=1, retries=2
+    )
+    await client.get([oids.SYS_UPTIME_0])
+    boots, engine_time = client.engine_boots, client.engine_time
+    assert boots is not None
+    assert engine_time is not None
+    real_engine = proxy.seen[-1].engine_id
+    proxy.forge = forge
+    got = await client.get([oids.SYS_UPTIME_0])
+    assert isinstance(got[oids.SYS_UPTIME_0], int)
+    # The forged Report cost one attempt and changed nothing: no rediscovery, same engine,
+    # a clock neither rolled back nor pushed forward.
+    assert client.stats.retries == 1
+    assert client.engine_boots == boots
+    assert client.engine_time is not None
+    assert engine_time <= client.engine_time <= engine_time + 60
+    await client.get([oids.SYS_UPTIME_0])
+    requests = proxy.seen[1:]  # after the one discovery
+    assert [r.engine_id for r in requests] == [real_engine] * 4
+    assert all(r.engine_boots == boots for r in requests)
+    assert all(engine_time <= r.engine_time <= engine_time + 60 for r in requests)
+    assert client.stats.requests == 5
+    assert client.stats.timeouts == 0
+
+
+async def test_replaced_switch_is_rediscovered_after_a_failed_request(
+    snmpd: Snmpd, other_snmpd: Snmpd, transport: UdpTransport, relay: tuple[ForgingRelay, int]
+) -> None:
+    proxy, port = relay
+    client = SnmpClient(
+        snmpd.host, port, snmpd.v3("sha256-aes256"), transport=transport, timeout=1, retries=1
+    )
+    await client.get([oids.SYS_UPTIME_0])
+    first_engine = proxy.seen[-1].engine_id
+    # The switch is swapped for another one (new engine ID) at the same address: its
+    # unauthenticated unknownEngineID Reports are not believed one by one...
+    proxy.upstream = (other_snmpd.host, other_snmpd.port)
+    with pytest.raises(SnmpAuthError, match="engine ID unknown"):
+        await client.get([oids.SYS_UPTIME_0])
+    # ...but a request refused on every attempt resets the session: the next one discovers.
+    got = await client.get([oids.SYS_UPTIME_0])
+    assert isinstance(got[oids.SYS_UPTIME_0], int)
+    second_engine = proxy.seen[-1].engine_id
+    assert second_engine
+    assert second_engine != first_engine
+    assert client.engine_boots is not None

@@ -22,7 +22,7 @@ from edumon.domain.oids import format_oid
 from edumon.errors import SnmpError, SnmpProtocolError, SnmpTimeout
 from edumon.sources.snmp import ber
 from edumon.sources.snmp.transport import Address, UdpTransport
-from edumon.sources.snmp.usm import KeyCache, UsmSession, report_reason
+from edumon.sources.snmp.usm import KeyCache, ReportAction, UsmSession, report_reason
 
 logger = logging.getLogger(__name__)
 
@@ -147,6 +147,20 @@ class SnmpClient:
 
     def __repr__(self) -> str:
         return f"SnmpClient({self.target}, v{self._credentials.version})"
+
+    @property
+    def engine_boots(self) -> int | None:
+        """The switch's snmpEngineBoots from its last authenticated SNMPv3 message.
+
+        None for v2c, a noAuthNoPriv user, or before an authenticated reply arrived.
+        """
+        return self._usm.engine_boots if self._usm is not None else None
+
+    @property
+    def engine_time(self) -> int | None:
+        """The switch's snmpEngineTime (seconds since engine_boots changed) from its newest
+        authenticated SNMPv3 message; None as for :attr:`engine_boots`."""
+        return self._usm.engine_time if self._usm is not None else None
 
     @property
     def max_repetitions(self) -> int:
@@ -454,16 +468,21 @@ class SnmpClient:
                     raise SnmpProtocolError(
                         f"{self.target}: unexpected {reply.type.name} PDU in reply"
                     )
+                assert isinstance(msg, ber.V3Message)
                 reason = report_reason(reply)
-                if not resynced and reason == "notInTimeWindow":
-                    assert isinstance(msg, ber.V3Message)
-                    usm.learn(msg.security)
+                action = usm.handle_report(msg, reason)
+                if action is ReportAction.RETRY and not resynced:
                     resynced = True
                     continue
-                if not resynced and reason == "unknownEngineID":
-                    usm.forget_engine()
-                    resynced = True
-                    continue
+                if action is ReportAction.IGNORE:
+                    # Unauthenticated, maybe forged: it changed nothing; the attempt is lost.
+                    attempt += 1
+                    if attempt <= self.retries:
+                        self.stats.retries += 1
+                        continue
+                    # Refused on every attempt (e.g. a replaced switch with a new engine ID):
+                    # a real failure, so the next request starts with discovery.
+                    usm.reset()
                 raise usm.report_error(reason)
 
 

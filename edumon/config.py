@@ -21,7 +21,7 @@ from pydantic import (
     model_validator,
 )
 
-from edumon.domain.inventory import ClassroomRef, Inventory, SchoolRef
+from edumon.domain.inventory import ClassroomRef, Inventory, SchoolRef, SwitchLink
 from edumon.domain.targets import PROFILES, Targets, resolve_targets
 from edumon.errors import ConfigError
 from edumon.schedule_config import ScheduleConfig, SchoolKind
@@ -110,6 +110,14 @@ class SwitchConfig(_Strict):
     retries: int = Field(2, ge=0, le=10)
     max_repetitions: int = Field(10, ge=1, le=200)
     max_in_flight: int = Field(1, ge=1, le=8)
+    max_walk_rows: int | None = Field(None, ge=1, le=1_000_000)
+    """Rows one table walk may return before the agent is taken as broken; [polling]'s if unset."""
+    max_walk_requests: int | None = Field(None, ge=1, le=100_000)
+    """GETBULK requests one table walk may take; [polling]'s if unset."""
+    export_all_ports: bool | None = None
+    """Export every port of this switch on /metrics, not only the inventory's ([polling]'s)."""
+    upstream: PortRef | None = None
+    """The port of another switch this switch hangs off (an inter-switch link)."""
 
 
 class PortRef(_Strict):
@@ -117,6 +125,9 @@ class PortRef(_Strict):
 
     switch: Id
     port: str = Field(min_length=1)
+
+
+SwitchConfig.model_rebuild()
 
 
 class ClassroomConfig(_Strict):
@@ -184,10 +195,21 @@ class ApiConfig(_Strict):
         return _check_listen(v)
 
 
+DEFAULT_MAX_WALK_ROWS = 4096
+"""Rows of one table (interfaces) a walk accepts: more than the largest chassis has."""
+DEFAULT_MAX_WALK_REQUESTS = 512
+"""GETBULK requests a walk may take: 4096 rows at max-repetitions 8, with room for back-offs."""
+
+
 class PollingConfig(_Strict):
     interval_seconds: float = Field(60, ge=1, le=3600)
     max_in_flight: int = Field(64, ge=1, le=4096)
     """Global limit on switches polled at once."""
+    max_walk_rows: int = Field(DEFAULT_MAX_WALK_ROWS, ge=1, le=1_000_000)
+    max_walk_requests: int = Field(DEFAULT_MAX_WALK_REQUESTS, ge=1, le=100_000)
+    export_all_ports: bool = False
+    """Export every port on /metrics; by default only the inventory's (uplinks, classrooms,
+    inter-switch links)."""
 
 
 class MqttTlsConfig(_Strict):
@@ -263,6 +285,11 @@ class Switch:
     retries: int
     max_repetitions: int
     max_in_flight: int
+    max_walk_rows: int = DEFAULT_MAX_WALK_ROWS
+    max_walk_requests: int = DEFAULT_MAX_WALK_REQUESTS
+    export_all_ports: bool = False
+    upstream: PortRef | None = None
+    """The port of another switch this one hangs off, if configured."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -418,6 +445,7 @@ def _resolve(parsed: ConfigFile, where: str) -> Config:
                 problems.append(f"{key}.credentials: no [credentials.{sw.credentials}] table")
                 continue
         assert creds is not None
+        polling = parsed.polling
         switches[sw.id] = Switch(
             sw.id,
             sw.school or used_by.get(sw.id),
@@ -428,7 +456,14 @@ def _resolve(parsed: ConfigFile, where: str) -> Config:
             sw.retries,
             sw.max_repetitions,
             sw.max_in_flight,
+            max_walk_rows=sw.max_walk_rows or polling.max_walk_rows,
+            max_walk_requests=sw.max_walk_requests or polling.max_walk_requests,
+            export_all_ports=(
+                sw.export_all_ports if sw.export_all_ports is not None else polling.export_all_ports
+            ),
+            upstream=sw.upstream,
         )
+    problems += _upstream_problems(parsed.switches, switches)
     schools: dict[str, SchoolConfig] = {}
     room_ids: set[str] = set()
     terminal_ids: dict[tuple[str, str], str] = {}
@@ -476,6 +511,34 @@ def _resolve(parsed: ConfigFile, where: str) -> Config:
     )
 
 
+def _upstream_problems(configured: list[SwitchConfig], switches: dict[str, Switch]) -> list[str]:
+    """An upstream names another configured switch, and following upstreams never loops."""
+    problems = []
+    for i, sw in enumerate(configured):
+        up = sw.upstream
+        if up is None:
+            continue
+        if up.switch == sw.id:
+            problems.append(f"switches[{i}].upstream.switch: a switch cannot hang off itself")
+        elif up.switch not in switches:
+            problems.append(f"switches[{i}].upstream.switch: no switch with id {up.switch}")
+    for i, sw in enumerate(configured):
+        seen = [sw.id]
+        current = switches.get(sw.id)
+        while current is not None and current.upstream is not None:
+            nxt = current.upstream.switch
+            if nxt in seen:
+                if nxt == sw.id and len(seen) > 1:
+                    chain = " → ".join([*seen, nxt])
+                    problems.append(
+                        f"switches[{i}].upstream: switches hang off each other ({chain})"
+                    )
+                break
+            seen.append(nxt)
+            current = switches.get(nxt)
+    return problems
+
+
 def load_config(path: Path | str) -> Config:
     """Read and validate a configuration file.
 
@@ -518,4 +581,9 @@ def inventory_of(config: Config) -> Inventory:
         )
         for code, s in config.schools.items()
     }
-    return Inventory(schools, {sid: sw.school for sid, sw in config.switches.items()})
+    upstream = {
+        sid: SwitchLink(sid, sw.upstream.switch, sw.upstream.port)
+        for sid, sw in config.switches.items()
+        if sw.upstream is not None
+    }
+    return Inventory(schools, {sid: sw.school for sid, sw in config.switches.items()}, upstream)

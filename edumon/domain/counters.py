@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 TICKS_PER_SECOND = 100
 UPTIME_MODULUS = 2**32
@@ -229,3 +229,32 @@ def extend_counter(
     ):
         return cur
     return total + delta
+
+
+POLL_SECONDS_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+"""Upper bounds of the poll-duration histogram: a quick LAN switch answers a whole poll in
+tens of milliseconds, a slow control plane with retries takes seconds, a poll that times out
+takes up to the interval."""
+
+
+@dataclass(slots=True)
+class DurationHistogram:
+    """Cumulative counts of durations per upper bound, as a Prometheus histogram wants them."""
+
+    bounds: tuple[float, ...] = POLL_SECONDS_BUCKETS
+    counts: list[int] = field(default_factory=list)
+    """Observations at or below each bound (cumulative), one per bound."""
+    total: int = 0
+    sum: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not self.counts:
+            self.counts = [0] * len(self.bounds)
+
+    def observe(self, seconds: float) -> None:
+        """Count one duration."""
+        self.total += 1
+        self.sum += seconds
+        for i, bound in enumerate(self.bounds):
+            if seconds <= bound:
+                self.counts[i] += 1

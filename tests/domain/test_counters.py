@@ -4,6 +4,7 @@ import pytest
 
 from edumon.domain.counters import (
     Clocks,
+    DurationHistogram,
     UptimeChange,
     counter_rate,
     extend_counter,
@@ -218,3 +219,20 @@ def test_a_wrapping_32bit_counter_gives_a_monotonic_total() -> None:
         totals.append(total)
     assert totals == sorted(totals)
     assert totals[-1] - totals[0] == rate * 3600
+
+
+@pytest.mark.parametrize(
+    ("durations", "counts"),
+    [
+        pytest.param([], [0] * 9, id="empty"),
+        pytest.param([0.01], [1] * 9, id="fast"),
+        pytest.param([0.05, 0.051], [1, 2, 2, 2, 2, 2, 2, 2, 2], id="on-a-bound"),
+        pytest.param([3.0, 45.0], [0, 0, 0, 0, 0, 0, 1, 1, 1], id="slow-and-beyond"),
+    ],
+)
+def test_duration_histogram(durations: list[float], counts: list[int]) -> None:
+    hist = DurationHistogram()
+    for d in durations:
+        hist.observe(d)
+    assert hist.counts == counts
+    assert (hist.total, hist.sum) == (len(durations), pytest.approx(sum(durations)))

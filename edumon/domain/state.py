@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from edumon.domain.counters import (
     Clocks,
+    DurationHistogram,
     UptimeChange,
     counter_rate,
     extend_counter,
@@ -88,6 +89,8 @@ class DeviceState:
     polls_ok: int = 0
     polls_failed: int = 0
     interfaces: dict[str, InterfaceState] = field(default_factory=dict)
+    poll_durations: DurationHistogram = field(default_factory=DurationHistogram)
+    """How long the polls applied here took (the poller keeps its own, complete, count)."""
 
     @property
     def uptime_seconds(self) -> float | None:
@@ -183,6 +186,7 @@ class NetworkState:
         dev.last_poll_at = obs.at
         dev.last_error = obs.reason
         dev.poll_seconds = obs.poll_seconds
+        dev.poll_durations.observe(obs.poll_seconds)
         dev.polls_failed += 1
         # The ports of a switch we cannot reach are unknown, not down.
         for iface in dev.interfaces.values():
@@ -245,6 +249,7 @@ class NetworkState:
         dev.last_poll_at = dev.last_ok_at = obs.at
         dev.last_error = None
         dev.poll_seconds = obs.poll_seconds
+        dev.poll_durations.observe(obs.poll_seconds)
         dev.polls_ok += 1
         seconds = obs.at - prev_at if prev_at is not None else 0.0
         samples = tuple(

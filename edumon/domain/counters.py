@@ -251,6 +251,14 @@ class DurationHistogram:
         if not self.counts:
             self.counts = [0] * len(self.bounds)
 
+    def merge(self, other: DurationHistogram) -> None:
+        """Add another histogram's counts (with the same bounds) to this one."""
+        if other.bounds != self.bounds:
+            raise ValueError("histograms with different bounds cannot be merged")
+        self.counts = [a + b for a, b in zip(self.counts, other.counts, strict=True)]
+        self.total += other.total
+        self.sum += other.sum
+
     def observe(self, seconds: float) -> None:
         """Count one duration."""
         self.total += 1

@@ -19,10 +19,11 @@ as the switch is unreachable, while ``edumon_interface_info`` stays, so that an 
 Octet and error counters are 64-bit monotonic totals that edumon keeps: a 32-bit ifInOctets
 that wraps goes on counting past 2^32, so ``rate()`` never mistakes a wrap for a reset.
 
-Compliance is a one-hot state set, ``edumon_check_status{school,check,classroom,verdict}``
-with exactly one of pass/fail/unknown at 1 per check, so that both "uplink below target"
-(``edumon_check_status{check="uplink_speed",verdict="fail"} == 1``) and "how many checks we
-cannot judge" are plain selectors.
+Compliance is one series per check carrying its current verdict,
+``edumon_check_status{school,check,classroom,verdict} 1`` (one series per current state, not
+one per possible value: the series budget), so that both "uplink below target"
+(``edumon_check_status{check="uplink_speed",verdict="fail"}``) and "how many checks we
+cannot judge" (``count(edumon_check_status{verdict="unknown"})``) are plain selectors.
 
 Classroom terminals: ``edumon_terminal_up{school,classroom,terminal}`` is 0 for a terminal
 never heard from, and ``edumon_classroom_expected_online{school,classroom}`` says whether a
@@ -75,7 +76,6 @@ _DROP_REASONS = (
     "pending_device_samples",
     "pending_terminal_samples",
 )
-_OFFLINE_REASONS = ("will", "shutdown", "timeout", "never_seen")
 _POLL_RESULTS = ("ok", "failed")
 _VERDICTS = tuple(Verdict)
 
@@ -410,8 +410,8 @@ class EdumonCollector:
         )
         status = _gauge(
             "edumon_check_status",
-            "Outcome of each compliance check as a state set: exactly one of "
-            "verdict pass/fail/unknown is 1 per school, check and classroom.",
+            "Outcome of each compliance check: one series per school, check and classroom, "
+            "at 1, whose verdict label (pass, fail, unknown) is the current verdict.",
             "school",
             "check",
             "classroom",
@@ -454,8 +454,7 @@ class EdumonCollector:
                     "check": result.check.value,
                     "classroom": result.classroom or "",
                 }
-                for verdict in _VERDICTS:
-                    status.add(1 if result.verdict is verdict else 0, **ids, verdict=verdict.value)
+                status.add(1, **ids, verdict=result.verdict.value)
                 if result.speed_mbps is not None:
                     measured.add(mbps_to_bytes(result.speed_mbps), **ids)
             for verdict in _VERDICTS:
@@ -499,9 +498,9 @@ class EdumonCollector:
         )
         reason = _gauge(
             "edumon_terminal_offline_reason",
-            "Why the terminal is not online, as a state set: while it is not online exactly "
-            "one of will (Last Will: connection lost, agent killed), shutdown, timeout "
-            "(heartbeats stopped) and never_seen is 1; all 0 while it is online.",
+            "Why the terminal is not online: one series at 1 while it is not online, whose "
+            "reason is will (Last Will: connection lost, agent killed), shutdown, timeout "
+            "(heartbeats stopped) or never_seen; absent while it is online.",
             *labels,
             "reason",
         )
@@ -537,9 +536,8 @@ class EdumonCollector:
                 continue
             ids = {**room, "terminal": st.terminal}
             up.add(1 if c.online else 0, **ids)
-            why = c.offline_reason
-            for value in _OFFLINE_REASONS:
-                reason.add(1 if why == value else 0, **ids, reason=value)
+            if not c.online and c.offline_reason is not None:
+                reason.add(1, **ids, reason=c.offline_reason)
             info.add(
                 1,
                 **ids,
@@ -659,10 +657,16 @@ class EdumonCollector:
             yield last
 
     def _snmp(self) -> Iterator[_Family | Metric]:
+        # District-wide: a histogram per switch would cost 12 series each; the last poll's
+        # duration per switch is a gauge beside it.
         duration = HistogramMetricFamily(
             "edumon_snmp_poll_duration_seconds",
-            "How long the polls of each switch took (successful or not).",
-            labels=("device",),
+            "How long polls of the switches took (successful or not), all switches together.",
+        )
+        last_duration = _gauge(
+            "edumon_snmp_last_poll_duration_seconds",
+            "How long the last poll of each switch took (successful or not).",
+            "device",
         )
         polls = _counter(
             "edumon_snmp_polls", "Polls of each switch by result (ok, failed).", "device", "result"
@@ -671,20 +675,27 @@ class EdumonCollector:
         if not isinstance(poller, SnmpPoller):
             # No poller in this process (a collector fed over MQTT, or a test): what the
             # state recorded from the observations is all there is.
+            total = DurationHistogram()
             for dev in self._runtime.state.devices.values():
                 if dev.last_poll_at is not None:
-                    _observe(duration, dev.device_id, dev.poll_durations)
+                    last_duration.add(dev.poll_seconds, device=dev.device_id)
+                    total.merge(dev.poll_durations)
                 for result, value in zip(
                     _POLL_RESULTS, (dev.polls_ok, dev.polls_failed), strict=True
                 ):
                     polls.add(value, device=dev.device_id, result=result)
+            _observe(duration, total)
             yield duration
-            yield polls
+            yield from (last_duration, polls)
             return
-        yield from self._poller(poller, duration, polls)
+        yield from self._poller(poller, duration, last_duration, polls)
 
     def _poller(
-        self, poller: SnmpPoller, duration: HistogramMetricFamily, polls: _Family
+        self,
+        poller: SnmpPoller,
+        duration: HistogramMetricFamily,
+        last_duration: _Family,
+        polls: _Family,
     ) -> Iterator[_Family | Metric]:
         per_device = {
             "requests": _counter(
@@ -726,6 +737,7 @@ class EdumonCollector:
             "device",
         )
         ids = sorted({sw.id for sw in poller.switches} | set(poller.device_stats))
+        total = DurationHistogram()
         for device in ids:
             st = poller.device_stats.get(device)
             for result in _POLL_RESULTS:
@@ -735,11 +747,13 @@ class EdumonCollector:
                 family.add(0 if st is None else getattr(st, attr), device=device)
             if st is None or st.polls_ok + st.polls_failed == 0:
                 continue  # not polled yet: no last poll to describe
-            _observe(duration, device, st.poll_seconds)
+            total.merge(st.poll_seconds)
+            last_duration.add(st.last_poll_seconds, device=device)
             last_varbinds.add(st.last_varbinds, device=device)
             max_repetitions.add(st.max_repetitions, device=device)
+        _observe(duration, total)
         yield duration
-        yield from (polls, *per_device.values(), last_varbinds, max_repetitions)
+        yield from (last_duration, polls, *per_device.values(), last_varbinds, max_repetitions)
 
         in_flight = _gauge("edumon_snmp_polls_in_flight", "Switches being polled right now.")
         in_flight.add(poller.stats.polls_in_flight)
@@ -819,10 +833,10 @@ class EdumonCollector:
             yield last
 
 
-def _observe(family: HistogramMetricFamily, device: str, hist: DurationHistogram) -> None:
+def _observe(family: HistogramMetricFamily, hist: DurationHistogram) -> None:
     buckets = [(repr(float(b)), float(c)) for b, c in zip(hist.bounds, hist.counts, strict=True)]
     buckets.append(("+Inf", float(hist.total)))
-    family.add_metric([device], buckets, hist.sum)
+    family.add_metric([], buckets, hist.sum)
 
 
 def _port_known(dev: DeviceState, iface: InterfaceState) -> bool:

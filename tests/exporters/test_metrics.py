@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 
 import prometheus_client
+import pytest
 from prometheus_client import generate_latest
 from prometheus_client.openmetrics import exposition as openmetrics
 from prometheus_client.openmetrics import parser as openmetrics_parser
@@ -173,22 +174,22 @@ def test_ports_of_an_unreachable_switch_are_unknown_not_down(populated_runtime: 
     )
 
 
-def test_compliance_is_a_one_hot_state_set(populated_runtime: Runtime) -> None:
+def test_compliance_is_one_series_per_check_with_its_verdict(populated_runtime: Runtime) -> None:
     text = render(populated_runtime)
     checks: dict[Labels, list[tuple[str, float]]] = {}
     for (name, labels), value in samples(text).items():
         if name == "edumon_check_status":
             ids = frozenset((k, v) for k, v in labels if k != "verdict")
             checks.setdefault(ids, []).append((dict(labels)["verdict"], value))
-    # 3 schools x 2 uplink checks + 4 classrooms.
+    # 3 schools x 2 uplink checks + 4 classrooms, each one series: its current verdict at 1.
     assert len(checks) == 10
     for ids, verdicts in checks.items():
-        assert sorted(v for v, _ in verdicts) == ["fail", "pass", "unknown"], ids
-        assert sum(value for _, value in verdicts) == 1, ids
+        assert len(verdicts) == 1, ids
+        assert verdicts[0][0] in ("pass", "fail", "unknown"), ids
+        assert verdicts[0][1] == 1, ids
 
     def verdict(**labels: str) -> str:
-        hot = [v for v, x in checks[frozenset(labels.items())] if x == 1]
-        return hot[0]
+        return checks[frozenset(labels.items())][0][0]
 
     assert verdict(school="A", check="classroom_speed", classroom="A-102") == "fail"
     assert verdict(school="A", check="classroom_speed", classroom="A-101") == "pass"
@@ -232,15 +233,18 @@ def test_collector_and_snmp_health(populated_runtime: Runtime) -> None:
     assert one(text, "edumon_store_write_failures_total") == 0
     assert one(text, "edumon_store_pending_rows") == 0
     assert one(text, "edumon_store_written_rows_total") == stats.rows_written_total > 0
-    assert one(text, "edumon_snmp_poll_duration_seconds_sum", device="sw-b") == 6.0 + 0.4
-    assert one(text, "edumon_snmp_poll_duration_seconds_count", device="sw-b") == 2
-    assert one(text, "edumon_snmp_poll_duration_seconds_bucket", device="sw-b", le="0.25") == 0
-    assert one(text, "edumon_snmp_poll_duration_seconds_bucket", device="sw-b", le="5.0") == 1
-    assert one(text, "edumon_snmp_poll_duration_seconds_bucket", device="sw-b", le="+Inf") == 2
+    # Poll durations of the fixture: 0.25, 0.5, 0.4 (sw-b), 0.3, 0.6 and 6.0 (sw-b failing).
+    assert one(text, "edumon_snmp_last_poll_duration_seconds", device="sw-b") == 6.0
+    assert one(text, "edumon_snmp_poll_duration_seconds_count") == 6
+    assert one(text, "edumon_snmp_poll_duration_seconds_sum") == pytest.approx(8.05)
+    assert one(text, "edumon_snmp_poll_duration_seconds_bucket", le="0.25") == 1
+    assert one(text, "edumon_snmp_poll_duration_seconds_bucket", le="0.5") == 4
+    assert one(text, "edumon_snmp_poll_duration_seconds_bucket", le="5.0") == 5
+    assert one(text, "edumon_snmp_poll_duration_seconds_bucket", le="+Inf") == 6
     assert one(text, "edumon_snmp_polls_total", device="sw-b", result="failed") == 1
     assert one(text, "edumon_snmp_polls_total", device="sw-b", result="ok") == 1
     assert one(text, "edumon_snmp_polls_total", device="sw-a", result="ok") == 2
-    assert find(text, "edumon_snmp_poll_duration_seconds_count", device="sw-c") == []
+    assert find(text, "edumon_snmp_last_poll_duration_seconds", device="sw-c") == []
 
 
 async def test_drops_and_queue_depth_are_rendered_at_scrape_time(
@@ -381,12 +385,13 @@ async def test_snmp_self_metrics_from_a_real_poller(snmpd: Snmpd, tmp_path: Path
     assert one(text, "edumon_snmp_varbinds_total", device="good") == stats["good"].varbinds > 0
     assert one(text, "edumon_snmp_last_poll_varbinds", device="good") > 0
     assert one(text, "edumon_snmp_max_repetitions", device="good") >= 1
-    assert one(text, "edumon_snmp_poll_duration_seconds_sum", device="silent") >= 0.4
-    assert one(text, "edumon_snmp_poll_duration_seconds_count", device="silent") == 1
+    assert one(text, "edumon_snmp_last_poll_duration_seconds", device="silent") >= 0.4
+    assert one(text, "edumon_snmp_poll_duration_seconds_count") == 2
+    assert one(text, "edumon_snmp_poll_duration_seconds_sum") >= 0.4
     assert one(text, "edumon_snmp_walks_aborted_total", device="good") == 0
     # Configured but not polled yet: counters at zero, no last poll.
     assert one(text, "edumon_snmp_polls_total", device="later", result="ok") == 0
-    assert find(text, "edumon_snmp_poll_duration_seconds_count", device="later") == []
+    assert find(text, "edumon_snmp_last_poll_duration_seconds", device="later") == []
     assert one(text, "edumon_snmp_datagrams_sent_total") == transport.sent >= 3
     assert one(text, "edumon_snmp_datagrams_received_total") == transport.received > 0
     assert one(text, "edumon_snmp_datagrams_dropped_total", reason="unmatched") == 0

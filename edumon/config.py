@@ -26,7 +26,7 @@ from pydantic import (
     model_validator,
 )
 
-from edumon.domain.inventory import ClassroomRef, Inventory, SchoolRef
+from edumon.domain.inventory import ClassroomRef, Inventory, SchoolRef, SwitchLink
 from edumon.domain.targets import Targets, resolve_targets
 from edumon.errors import ConfigError
 from edumon.notify_config import NotifyConfig
@@ -147,8 +147,17 @@ class SwitchConfig(_Strict):
     retries: int = Field(2, ge=0, le=10)
     max_repetitions: int = Field(10, ge=1, le=200)
     max_in_flight: int = Field(1, ge=1, le=8)
+    max_walk_rows: int | None = Field(None, ge=1, le=1_000_000)
+    """Rows one table walk may return before the agent is taken as broken; [polling]'s if unset."""
+    max_walk_requests: int | None = Field(None, ge=1, le=100_000)
+    """GETBULK requests one table walk may take; [polling]'s if unset."""
+    export_all_ports: bool | None = None
+    """Export every port of this switch on /metrics, not only the inventory's ([polling]'s)."""
     upstream: PortRef | None = None
-    """The port of another switch this one hangs off (topology: docs/topology.md)."""
+    """The port of another switch this switch hangs off (docs/topology.md)."""
+
+
+SwitchConfig.model_rebuild()
 
 
 class ClassroomConfig(_Strict):
@@ -314,10 +323,21 @@ class ApiConfig(_Strict):
         return _check_listen(v)
 
 
+DEFAULT_MAX_WALK_ROWS = 4096
+"""Rows of one table (interfaces) a walk accepts: more than the largest chassis has."""
+DEFAULT_MAX_WALK_REQUESTS = 512
+"""GETBULK requests a walk may take: 4096 rows at max-repetitions 8, with room for back-offs."""
+
+
 class PollingConfig(_Strict):
     interval_seconds: float = Field(60, ge=1, le=3600)
     max_in_flight: int = Field(64, ge=1, le=4096)
     """Global limit on switches polled at once."""
+    max_walk_rows: int = Field(DEFAULT_MAX_WALK_ROWS, ge=1, le=1_000_000)
+    max_walk_requests: int = Field(DEFAULT_MAX_WALK_REQUESTS, ge=1, le=100_000)
+    export_all_ports: bool = False
+    """Export every port on /metrics; by default only the inventory's (uplinks, classrooms,
+    inter-switch links)."""
 
 
 def _readable(path: Path, key: str) -> None:
@@ -455,8 +475,11 @@ class Switch:
     retries: int
     max_repetitions: int
     max_in_flight: int
-    upstream: tuple[str, str] | None = None
-    """(switch id, port) this switch hangs off; None: inferred (docs/topology.md)."""
+    max_walk_rows: int = DEFAULT_MAX_WALK_ROWS
+    max_walk_requests: int = DEFAULT_MAX_WALK_REQUESTS
+    export_all_ports: bool = False
+    upstream: PortRef | None = None
+    """The port of another switch this one hangs off, if configured (docs/topology.md)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -914,6 +937,7 @@ def _resolve(parsed: ConfigFile, report: _Report) -> Config:
                 )
                 continue
         assert creds is not None
+        polling = parsed.polling
         switches[sw.id] = Switch(
             sw.id,
             sw.school or used_by.get(sw.id),
@@ -924,18 +948,16 @@ def _resolve(parsed: ConfigFile, report: _Report) -> Config:
             sw.retries,
             sw.max_repetitions,
             sw.max_in_flight,
-            (sw.upstream.switch, sw.upstream.port) if sw.upstream is not None else None,
+            max_walk_rows=sw.max_walk_rows or polling.max_walk_rows,
+            max_walk_requests=sw.max_walk_requests or polling.max_walk_requests,
+            export_all_ports=(
+                sw.export_all_ports if sw.export_all_ports is not None else polling.export_all_ports
+            ),
+            upstream=sw.upstream,
         )
-    for i, sw in enumerate(parsed.switches):
-        if sw.upstream is None:
-            continue
-        where: Loc = ("switches", i, "upstream", "switch")
-        if sw.upstream.switch not in switch_ids:
-            report.error(where, f"no switch with id {sw.upstream.switch}")
-        elif sw.upstream.switch == sw.id:
-            report.error(where, "a switch cannot hang off itself")
-    for loop in _upstream_cycles(switches):
-        report.error(("switches",), loop)
+    for problem in _upstream_problems(parsed.switches, switches):
+        path, _, message = problem.partition(": ")
+        report.error(_parse_key_path(path), message)
     schools: dict[str, SchoolConfig] = {}
     room_ids: dict[str, Loc] = {}
     terminal_ids: dict[tuple[str, str], str] = {}
@@ -1004,22 +1026,32 @@ def _resolve(parsed: ConfigFile, report: _Report) -> Config:
     )
 
 
-def _upstream_cycles(switches: Mapping[str, Switch]) -> list[str]:
-    """A loop of ``upstream`` links has no way to the district network: refuse it."""
+def _upstream_problems(configured: list[SwitchConfig], switches: dict[str, Switch]) -> list[str]:
+    """An upstream names another configured switch, and following upstreams never loops."""
     problems = []
-    for start in switches:
-        seen = [start]
-        current = switches[start].upstream
-        while current is not None and current[0] in switches:
-            if current[0] == start:
-                problems.append(f"upstream links form a loop: {' → '.join([*seen, start])}")
+    for i, sw in enumerate(configured):
+        up = sw.upstream
+        if up is None:
+            continue
+        if up.switch == sw.id:
+            problems.append(f"switches[{i}].upstream.switch: a switch cannot hang off itself")
+        elif up.switch not in switches:
+            problems.append(f"switches[{i}].upstream.switch: no switch with id {up.switch}")
+    for i, sw in enumerate(configured):
+        seen = [sw.id]
+        current = switches.get(sw.id)
+        while current is not None and current.upstream is not None:
+            nxt = current.upstream.switch
+            if nxt in seen:
+                if nxt == sw.id and len(seen) > 1:
+                    chain = " → ".join([*seen, nxt])
+                    problems.append(
+                        f"switches[{i}].upstream: switches hang off each other ({chain})"
+                    )
                 break
-            if current[0] in seen:
-                break
-            seen.append(current[0])
-            current = switches[current[0]].upstream
-    # Each loop is found once per member; report it once.
-    return sorted(set(problems))[:1] if problems else []
+            seen.append(nxt)
+            current = switches.get(nxt)
+    return problems
 
 
 def load_config(path: Path | str) -> Config:
@@ -1068,8 +1100,9 @@ def inventory_of(config: Config) -> Inventory:
         )
         for code, s in config.schools.items()
     }
-    return Inventory(
-        schools,
-        {sid: sw.school for sid, sw in config.switches.items()},
-        {sid: sw.upstream for sid, sw in config.switches.items() if sw.upstream is not None},
-    )
+    upstream = {
+        sid: SwitchLink(sid, sw.upstream.switch, sw.upstream.port)
+        for sid, sw in config.switches.items()
+        if sw.upstream is not None
+    }
+    return Inventory(schools, {sid: sw.school for sid, sw in config.switches.items()}, upstream)

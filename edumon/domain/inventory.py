@@ -9,8 +9,6 @@ from dataclasses import dataclass, field
 class PortRole(enum.StrEnum):
     UPLINK = "uplink"
     CLASSROOM = "classroom"
-    TRUNK = "trunk"
-    """A link between two switches (a switch's configured ``upstream`` port)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,20 +39,29 @@ class SchoolRef:
 
 
 @dataclass(frozen=True, slots=True)
+class SwitchLink:
+    """An inter-switch link: ``switch`` hangs off ``upstream_port`` of ``upstream_switch``."""
+
+    switch: str
+    upstream_switch: str
+    upstream_port: str
+
+
+@dataclass(frozen=True, slots=True)
 class Inventory:
     """Schools, classrooms and the ports that serve them; switches by id with their school."""
 
     schools: dict[str, SchoolRef]
     switch_school: dict[str, str | None]
-    upstream: dict[str, tuple[str, str]] = field(default_factory=dict)
-    """``(parent switch, port on it)`` by switch id, where the configuration names one."""
+    upstream: dict[str, SwitchLink] = field(default_factory=dict)
+    """Where each switch hangs off, for the switches whose upstream port is configured."""
 
     ports: dict[tuple[str, str], PortOwner] = field(init=False, repr=False, compare=False)
+    link_ports: frozenset[tuple[str, str]] = field(init=False, repr=False, compare=False)
+    """(switch, port) of every configured inter-switch link, on the upstream switch's side."""
 
     def __post_init__(self) -> None:
         ports: dict[tuple[str, str], PortOwner] = {}
-        for device, (parent, port) in self.upstream.items():
-            ports[(parent, port)] = PortOwner(PortRole.TRUNK, self.switch_school.get(device) or "")
         for school in self.schools.values():
             ports[(school.uplink_switch, school.uplink_port)] = PortOwner(
                 PortRole.UPLINK, school.code
@@ -65,9 +72,16 @@ class Inventory:
                         PortRole.CLASSROOM, school.code, room.id
                     )
         object.__setattr__(self, "ports", ports)
+        links = frozenset((u.upstream_switch, u.upstream_port) for u in self.upstream.values())
+        object.__setattr__(self, "link_ports", links)
 
     def owner(self, device_id: str, interface: str) -> PortOwner | None:
         return self.ports.get((device_id, interface))
+
+    def monitored(self, device_id: str, interface: str) -> bool:
+        """Whether a port is one the inventory names: an uplink, a classroom's or a link's."""
+        key = (device_id, interface)
+        return key in self.ports or key in self.link_ports
 
     def school_of_device(self, device_id: str) -> str | None:
         return self.switch_school.get(device_id)

@@ -73,13 +73,19 @@ class DeviceReading:
 
     device_id: str
     at: float
-    """Wall-clock time of the poll (Unix seconds)."""
+    """Wall-clock time the system reply (sysUpTime) arrived, Unix seconds."""
     sys_uptime_ticks: int | None
     sys_name: str
     sys_descr: str
     interfaces: tuple[InterfaceReading, ...]
     poll_seconds: float = 0.0
     varbinds: int = 0
+    hr_uptime_ticks: int | None = None
+    """HOST-RESOURCES-MIB hrSystemUptime, where the agent has it (the host's, not the agent's)."""
+    engine_boots: int | None = None
+    """snmpEngineBoots (SNMPv3 USM, or read as a scalar), where known."""
+    engine_time: int | None = None
+    """snmpEngineTime in seconds since the engine's last boot, where known."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,6 +14,12 @@ SYS_DESCR_0: Oid = (*SYS_DESCR, 0)
 SYS_UPTIME_0: Oid = (*SYS_UPTIME, 0)
 SYS_NAME_0: Oid = (*SYS_NAME, 0)
 
+# Optional clocks that tell a reboot from an agent restart or a misbehaving sysUpTime.
+# SNMP-FRAMEWORK-MIB snmpEngine group, and HOST-RESOURCES-MIB hrSystemUptime.
+SNMP_ENGINE_BOOTS_0: Oid = (1, 3, 6, 1, 6, 3, 10, 2, 1, 2, 0)
+SNMP_ENGINE_TIME_0: Oid = (1, 3, 6, 1, 6, 3, 10, 2, 1, 3, 0)
+HR_SYSTEM_UPTIME_0: Oid = (1, 3, 6, 1, 2, 1, 25, 1, 1, 0)
+
 # IF-MIB ifTable (ifEntry columns; the index is ifIndex).
 IF_ENTRY: Oid = (1, 3, 6, 1, 2, 1, 2, 2, 1)
 IF_INDEX: Oid = (*IF_ENTRY, 1)
@@ -56,6 +62,17 @@ USM_STATS_UNKNOWN_USER_NAMES: Oid = (*USM_STATS, 3, 0)
 USM_STATS_UNKNOWN_ENGINE_IDS: Oid = (*USM_STATS, 4, 0)
 USM_STATS_WRONG_DIGESTS: Oid = (*USM_STATS, 5, 0)
 USM_STATS_DECRYPTION_ERRORS: Oid = (*USM_STATS, 6, 0)
+
+
+_TABLES: tuple[tuple[Oid, str], ...] = ((IF_ENTRY, "ifTable"), (IF_X_ENTRY, "ifXTable"))
+
+
+def table_name(column: Oid) -> str:
+    """The MIB table a column belongs to (``ifTable``, ``ifXTable``), else the dotted OID."""
+    for entry, name in _TABLES:
+        if column[: len(entry)] == entry:
+            return name
+    return format_oid(column)
 
 
 def format_oid(oid: Oid) -> str:

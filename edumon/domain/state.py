@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from edumon.domain.counters import counter_rate, is_reboot, uptime_seconds
+from edumon.domain.counters import (
+    Clocks,
+    DurationHistogram,
+    UptimeChange,
+    counter_rate,
+    extend_counter,
+    judge_uptime,
+    uptime_seconds,
+    wraps_from_engine_time,
+)
 from edumon.domain.inventory import Inventory
 from edumon.domain.models import (
     AdminStatus,
@@ -45,6 +54,14 @@ class InterfaceState:
     last_change: float
     last_seen: float
     known: bool = True
+    in_octets_total: int | None = None
+    """Octets received as a 64-bit monotonic total: the device's counter with every 32-bit
+    wrap added back; restarts only at a reboot or counter discontinuity."""
+    out_octets_total: int | None = None
+    in_errors_total: int | None = None
+    out_errors_total: int | None = None
+    speed_downgrades: int = 0
+    """Speed drops seen while the port stayed up (SPEED_DOWNGRADE events), since start."""
 
 
 @dataclass(slots=True)
@@ -58,6 +75,12 @@ class DeviceState:
     sys_name: str = ""
     sys_descr: str = ""
     uptime_ticks: int | None = None
+    """sysUpTime at the last successful poll, as read (it wraps at 2^32)."""
+    uptime_wraps: int = 0
+    """How often sysUpTime has wrapped since the device's boot (seen, or from snmpEngineTime)."""
+    hr_uptime_ticks: int | None = None
+    engine_boots: int | None = None
+    engine_time: int | None = None
     last_poll_at: float | None = None
     last_ok_at: float | None = None
     last_error: str | None = None
@@ -66,10 +89,27 @@ class DeviceState:
     polls_ok: int = 0
     polls_failed: int = 0
     interfaces: dict[str, InterfaceState] = field(default_factory=dict)
+    poll_durations: DurationHistogram = field(default_factory=DurationHistogram)
+    """How long the polls applied here took (the poller keeps its own, complete, count)."""
 
     @property
     def uptime_seconds(self) -> float | None:
-        return None if self.uptime_ticks is None else uptime_seconds(self.uptime_ticks)
+        """The true uptime: sysUpTime with its wraps at 2^32 (every 497 days) added back."""
+        if self.uptime_ticks is None:
+            return None
+        return uptime_seconds(self.uptime_ticks, self.uptime_wraps)
+
+    def clocks(self) -> Clocks | None:
+        """The clocks read at the last successful poll, to judge the next one against."""
+        if self.last_ok_at is None:
+            return None
+        return Clocks(
+            self.last_ok_at,
+            self.uptime_ticks,
+            self.hr_uptime_ticks,
+            self.engine_boots,
+            self.engine_time,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +186,7 @@ class NetworkState:
         dev.last_poll_at = obs.at
         dev.last_error = obs.reason
         dev.poll_seconds = obs.poll_seconds
+        dev.poll_durations.observe(obs.poll_seconds)
         dev.polls_failed += 1
         # The ports of a switch we cannot reach are unknown, not down.
         for iface in dev.interfaces.values():
@@ -168,32 +209,47 @@ class NetworkState:
             )
         rebooted = False
         prev_at = dev.last_ok_at
-        if (
-            obs.sys_uptime_ticks is not None
-            and dev.uptime_ticks is not None
-            and prev_at is not None
-            and is_reboot(dev.uptime_ticks, prev_at, obs.sys_uptime_ticks, obs.at)
-        ):
-            rebooted = True
-            dev.reboots += 1
-            events.append(
-                self._event(
-                    dev,
-                    obs.at,
-                    EventKind.DEVICE_REBOOT,
-                    f"switch {dev.device_id} rebooted (uptime now "
-                    f"{uptime_seconds(obs.sys_uptime_ticks):.0f} s)",
-                    previous_uptime_seconds=uptime_seconds(dev.uptime_ticks),
-                    uptime_seconds=uptime_seconds(obs.sys_uptime_ticks),
+        prev = dev.clocks()
+        cur = Clocks(
+            obs.at, obs.sys_uptime_ticks, obs.hr_uptime_ticks, obs.engine_boots, obs.engine_time
+        )
+        change = UptimeChange.STEADY
+        if prev is not None:
+            verdict = judge_uptime(prev, cur)
+            change = verdict.change
+            if verdict.rebooted:
+                rebooted = True
+                dev.reboots += 1
+                now_s = (
+                    uptime_seconds(obs.sys_uptime_ticks)
+                    if obs.sys_uptime_ticks is not None
+                    else None
                 )
-            )
+                events.append(
+                    self._event(
+                        dev,
+                        obs.at,
+                        EventKind.DEVICE_REBOOT,
+                        f"交换机 {dev.device_id} 已重启 (switch rebooted; uptime now "
+                        + (f"{now_s:.0f} s" if now_s is not None else "unknown")
+                        + f", from {verdict.evidence})",
+                        previous_uptime_seconds=dev.uptime_seconds,
+                        uptime_seconds=now_s,
+                        evidence=verdict.evidence,
+                    )
+                )
+        self._track_uptime(dev, obs, change, first=prev is None)
         dev.reachable = True
         dev.sys_name = obs.sys_name
         dev.sys_descr = obs.sys_descr
         dev.uptime_ticks = obs.sys_uptime_ticks
+        dev.hr_uptime_ticks = obs.hr_uptime_ticks
+        dev.engine_boots = obs.engine_boots
+        dev.engine_time = obs.engine_time
         dev.last_poll_at = dev.last_ok_at = obs.at
         dev.last_error = None
         dev.poll_seconds = obs.poll_seconds
+        dev.poll_durations.observe(obs.poll_seconds)
         dev.polls_ok += 1
         seconds = obs.at - prev_at if prev_at is not None else 0.0
         samples = tuple(
@@ -202,6 +258,25 @@ class NetworkState:
         )
         sample = DeviceSample(obs.at, dev.device_id, True, dev.uptime_seconds, obs.poll_seconds)
         return Applied(tuple(events), samples, sample)
+
+    @staticmethod
+    def _track_uptime(
+        dev: DeviceState, obs: DeviceReading, change: UptimeChange, *, first: bool
+    ) -> None:
+        """Keep count of sysUpTime's wraps so the uptime stays true past 497 days."""
+        if change is UptimeChange.REBOOTED:
+            dev.uptime_wraps = 0
+        elif change is UptimeChange.WRAPPED:
+            dev.uptime_wraps += 1
+        ticks = obs.sys_uptime_ticks
+        if ticks is None:
+            return
+        if first or change is UptimeChange.REBOOTED or dev.uptime_wraps == 0:
+            # Seen for the first time (or since a boot): the engine's clock, which counts
+            # seconds in 31 bits, tells whether the device has been up for more than one wrap.
+            from_engine = wraps_from_engine_time(ticks, obs.engine_time)
+            if from_engine is not None and from_engine > dev.uptime_wraps:
+                dev.uptime_wraps = from_engine
 
     def _interface(
         self,
@@ -219,6 +294,7 @@ class NetworkState:
         else:
             old_known_status = old.oper_status
         in_bps = out_bps = None
+        same_counters = old is not None and old.counter_bits == r.counter_bits
         if old is not None and old.counter_bits == r.counter_bits:
             limit = r.speed_mbps if r.speed_mbps is not None else old.last_speed_mbps
             in_bps = counter_rate(
@@ -237,6 +313,7 @@ class NetworkState:
                 speed_mbps=limit,
                 discontinuity=rebooted,
             )
+        downgrades = old.speed_downgrades if old is not None else 0
         if old_known_status is not None and old is not None:
             was_up = old_known_status is OperStatus.UP
             if was_up and not up:
@@ -274,6 +351,7 @@ class NetworkState:
                     if r.speed_mbps < old.speed_mbps
                     else EventKind.SPEED_UPGRADE
                 )
+                downgrades += kind is EventKind.SPEED_DOWNGRADE
                 events.append(
                     self._event(
                         dev,
@@ -287,6 +365,28 @@ class NetworkState:
                     )
                 )
         changed = old is None or old.oper_status is not r.oper_status or not old.known
+        # A change of counter width (a firmware upgrade added the HC counters) is a
+        # discontinuity as much as a reboot is.
+        restart = rebooted or not same_counters
+        limit = r.speed_mbps if r.speed_mbps is not None else (old.last_speed_mbps if old else None)
+
+        def total(
+            prev_total: int | None,
+            prev: int | None,
+            cur: int | None,
+            bits: int,
+            bound: float | None,
+        ) -> int | None:
+            return extend_counter(
+                prev_total,
+                prev,
+                cur,
+                bits=bits,
+                seconds=seconds,
+                speed_mbps=bound,
+                discontinuity=restart,
+            )
+
         speed = r.speed_mbps if up else None
         last_speed = speed if speed is not None else (old.last_speed_mbps if old else None)
         last_speed_at = at if speed is not None else (old.last_speed_at if old else None)
@@ -310,6 +410,36 @@ class NetworkState:
             out_bps=out_bps,
             last_change=at if changed or old is None else old.last_change,
             last_seen=at,
+            in_octets_total=total(
+                old.in_octets_total if old else None,
+                old.in_octets if old else None,
+                r.in_octets,
+                r.counter_bits,
+                limit,
+            ),
+            out_octets_total=total(
+                old.out_octets_total if old else None,
+                old.out_octets if old else None,
+                r.out_octets,
+                r.counter_bits,
+                limit,
+            ),
+            # ifInErrors/ifOutErrors are Counter32 on every agent (IF-MIB has no HC errors).
+            in_errors_total=total(
+                old.in_errors_total if old else None,
+                old.in_errors if old else None,
+                r.in_errors,
+                32,
+                None,
+            ),
+            out_errors_total=total(
+                old.out_errors_total if old else None,
+                old.out_errors if old else None,
+                r.out_errors,
+                32,
+                None,
+            ),
+            speed_downgrades=downgrades,
         )
         return InterfaceSample(
             at,

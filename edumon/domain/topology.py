@@ -135,7 +135,7 @@ def parent_of(inventory: Inventory, device: str) -> str | None:
     """
     explicit = inventory.upstream.get(device)
     if explicit is not None:
-        return explicit[0]
+        return explicit.upstream_switch
     code = inventory.switch_school.get(device)
     school = inventory.schools.get(code) if code is not None else None
     if school is None or school.uplink_switch == device:
@@ -145,7 +145,7 @@ def parent_of(inventory: Inventory, device: str) -> str | None:
     cores = [
         d
         for d, link in inventory.upstream.items()
-        if link == (school.uplink_switch, school.uplink_port)
+        if (link.upstream_switch, link.upstream_port) == (school.uplink_switch, school.uplink_port)
         and inventory.switch_school.get(d) == school.code
     ]
     return cores[0] if len(cores) == 1 and cores[0] != device else None
@@ -225,7 +225,8 @@ def assess(state: NetworkState) -> Topology:
                     Condition.UNKNOWN,
                     f"上级交换机 {parent} 无响应 / the switch above it ({parent}) does not answer",
                 )
-            port = inventory.upstream.get(device, (parent, None))[1]
+            cabled = inventory.upstream.get(device)
+            port = cabled.upstream_port if cabled is not None else None
             if port is not None:
                 pdev = state.devices.get(parent)
                 iface = pdev.interfaces.get(port) if pdev is not None else None

@@ -5,16 +5,25 @@ Naming follows Prometheus conventions: prefix ``edumon_``, base units (bytes, se
 Labels are ids: ``school`` (code), ``classroom`` (id), ``device`` (switch id) and
 ``interface`` (ifName).
 
+Series budget: only the ports the inventory names (school uplinks, classroom ports and
+inter-switch links) are exported by default; every other port (Console, NULL, Vlanif, unused
+access ports) only with ``export_all_ports`` for its switch or globally. The API shows them all.
+Label values are short and stable: no multi-line sysDescr, no terminal IP or MAC.
+
 Ports of a switch that cannot be reached (or has not answered yet) are unknown, not down:
-their ``edumon_interface_up``/``_oper_status``/speed/counter series are omitted for as long
+their ``edumon_interface_up``/admin status/speed/counter series are omitted for as long
 as the switch is unreachable, while ``edumon_interface_info`` stays, so that an alert on
 ``edumon_interface_up == 0`` never fires forty times for one dead switch (the switch's own
 ``edumon_device_up == 0`` does, once).
 
-Compliance is a one-hot state set, ``edumon_check_status{school,check,classroom,verdict}``
-with exactly one of pass/fail/unknown at 1 per check, so that both "uplink below target"
-(``edumon_check_status{check="uplink_speed",verdict="fail"} == 1``) and "how many checks we
-cannot judge" are plain selectors.
+Octet and error counters are 64-bit monotonic totals that edumon keeps: a 32-bit ifInOctets
+that wraps goes on counting past 2^32, so ``rate()`` never mistakes a wrap for a reset.
+
+Compliance is one series per check carrying its current verdict,
+``edumon_check_status{school,check,classroom,verdict} 1`` (one series per current state, not
+one per possible value: the series budget), so that both "uplink below target"
+(``edumon_check_status{check="uplink_speed",verdict="fail"}``) and "how many checks we
+cannot judge" (``count(edumon_check_status{verdict="unknown"})``) are plain selectors.
 
 Classroom terminals: ``edumon_terminal_up{school,classroom,terminal}`` is 0 for a terminal
 never heard from, and ``edumon_classroom_expected_online{school,classroom}`` says whether a
@@ -37,12 +46,14 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.metrics_core import (
     CounterMetricFamily,
     GaugeMetricFamily,
+    HistogramMetricFamily,
     InfoMetricFamily,
     Metric,
     SummaryMetricFamily,
 )
 
 from edumon.domain.checks import SchoolCompliance, Verdict, check_district
+from edumon.domain.counters import DurationHistogram
 from edumon.domain.models import EventKind, OperStatus
 from edumon.domain.state import DeviceState, InterfaceState
 from edumon.domain.terminals import IGNORED_REASONS
@@ -72,7 +83,6 @@ _DROP_REASONS = (
     "pending_device_samples",
     "pending_terminal_samples",
 )
-_OFFLINE_REASONS = ("will", "shutdown", "timeout", "never_seen")
 _POLL_RESULTS = ("ok", "failed")
 _VERDICTS = tuple(Verdict)
 
@@ -239,12 +249,15 @@ class EdumonCollector:
         )
         uptime = _gauge(
             "edumon_device_uptime_seconds",
-            "Switch uptime (sysUpTime) at its last successful poll; absent while unreachable.",
+            "Switch uptime (sysUpTime, with its wraps every 497 days added back) at its last "
+            "successful poll; absent while unreachable.",
             *labels,
         )
         reboots = _counter(
             "edumon_device_reboots",
-            "Reboots detected from sysUpTime going back (wraps at 2^32 ticks excluded).",
+            "Reboots detected: the boot time moved past the previous poll, by hrSystemUptime, "
+            "snmpEngineBoots or sysUpTime (wraps at 2^32 ticks, frozen or jumping clocks "
+            "excluded).",
             *labels,
         )
         last_poll = _gauge(
@@ -259,11 +272,10 @@ class EdumonCollector:
         )
         info = _info(
             "edumon_device",
-            "Display names of each switch as it reports them.",
+            "Display names of each switch as it reports them (sysDescr is in the API).",
             *labels,
             "host",
             "sys_name",
-            "sys_descr",
         )
         switches = self._runtime.config.switches
         for dev in self._runtime.state.devices.values():
@@ -276,7 +288,6 @@ class EdumonCollector:
                 **ids,
                 host=sw.host if sw is not None else "",
                 sys_name=dev.sys_name,
-                sys_descr=dev.sys_descr,
             )
             reboots.add(dev.reboots, **ids)
             if dev.reachable is not None:
@@ -299,12 +310,6 @@ class EdumonCollector:
             "absent while its switch is unreachable (the port is unknown, not down).",
             *labels,
         )
-        oper = _gauge(
-            "edumon_interface_oper_status",
-            "IF-MIB ifOperStatus: 1 up, 2 down, 3 testing, 4 unknown, 5 dormant, "
-            "6 notPresent, 7 lowerLayerDown; absent while its switch is unreachable.",
-            *labels,
-        )
         admin = _gauge(
             "edumon_interface_admin_status",
             "IF-MIB ifAdminStatus: 1 up, 2 down, 3 testing; "
@@ -319,19 +324,35 @@ class EdumonCollector:
         )
         in_bytes = _counter(
             "edumon_interface_in_bytes",
-            "Octets received on the port (ifHCInOctets, else ifInOctets).",
+            "Octets received on the port (ifHCInOctets, else ifInOctets) as a 64-bit "
+            "monotonic total edumon keeps from wrap-corrected deltas: 32-bit wraps are added "
+            "back; it resets only at a reboot or counter discontinuity.",
             *labels,
         )
         out_bytes = _counter(
             "edumon_interface_out_bytes",
-            "Octets sent from the port (ifHCOutOctets, else ifOutOctets).",
+            "Octets sent from the port (ifHCOutOctets, else ifOutOctets) as a 64-bit "
+            "monotonic total edumon keeps from wrap-corrected deltas: 32-bit wraps are added "
+            "back; it resets only at a reboot or counter discontinuity.",
             *labels,
         )
         in_errors = _counter(
-            "edumon_interface_in_errors", "Inbound packets with errors (ifInErrors).", *labels
+            "edumon_interface_in_errors",
+            "Inbound packets with errors (ifInErrors) as a 64-bit monotonic total, 32-bit "
+            "wraps added back; resets only at a reboot or counter discontinuity.",
+            *labels,
         )
         out_errors = _counter(
-            "edumon_interface_out_errors", "Outbound packets with errors (ifOutErrors).", *labels
+            "edumon_interface_out_errors",
+            "Outbound packets with errors (ifOutErrors) as a 64-bit monotonic total, 32-bit "
+            "wraps added back; resets only at a reboot or counter discontinuity.",
+            *labels,
+        )
+        downgrades = _counter(
+            "edumon_interface_speed_downgrades",
+            "Speed drops seen while the port stayed up (1000 to 100 Mbit/s: a bad cable); "
+            "alert on increase(...[10m]) > 0.",
+            *labels,
         )
         last_change = _gauge(
             "edumon_interface_last_change_timestamp_seconds",
@@ -340,48 +361,53 @@ class EdumonCollector:
         )
         info = _info(
             "edumon_interface",
-            "Display names of each port and what it serves: role uplink, classroom or none.",
+            "Display names of each exported port and what it serves: role uplink, classroom, "
+            "link (another switch hangs off it) or none.",
             *labels,
+            "role",
             "if_index",
             "alias",
-            "descr",
-            "role",
         )
         inventory = self._runtime.state.inventory
+        switches = self._runtime.config.switches
+        export_all = self._runtime.config.polling.export_all_ports
         for dev in self._runtime.state.devices.values():
+            sw = switches.get(dev.device_id)
+            all_ports = sw.export_all_ports if sw is not None else export_all
             for iface in dev.interfaces.values():
                 owner = inventory.owner(dev.device_id, iface.name)
+                if owner is not None:
+                    role = owner.role.value
+                elif (dev.device_id, iface.name) in inventory.link_ports:
+                    role = "link"
+                elif all_ports:
+                    role = "none"
+                else:
+                    continue  # not a port that matters: in the API, not on /metrics
                 ids = {
                     "device": dev.device_id,
                     "interface": iface.name,
                     "school": owner.school if owner is not None else (dev.school or ""),
                     "classroom": (owner.classroom or "") if owner is not None else "",
                 }
-                info.add(
-                    1,
-                    **ids,
-                    if_index=str(iface.if_index),
-                    alias=iface.alias,
-                    descr=iface.descr,
-                    role=owner.role.value if owner is not None else "none",
-                )
+                info.add(1, **ids, role=role, if_index=str(iface.if_index), alias=iface.alias)
                 last_change.add(iface.last_change, **ids)
+                downgrades.add(iface.speed_downgrades, **ids)
                 if not _port_known(dev, iface):
                     continue
                 up.add(1 if iface.oper_status is OperStatus.UP else 0, **ids)
-                oper.add(int(iface.oper_status), **ids)
                 admin.add(int(iface.admin_status), **ids)
                 if iface.speed_mbps is not None:
                     speed.add(mbps_to_bytes(iface.speed_mbps), **ids)
                 for family, value in (
-                    (in_bytes, iface.in_octets),
-                    (out_bytes, iface.out_octets),
-                    (in_errors, iface.in_errors),
-                    (out_errors, iface.out_errors),
+                    (in_bytes, iface.in_octets_total),
+                    (out_bytes, iface.out_octets_total),
+                    (in_errors, iface.in_errors_total),
+                    (out_errors, iface.out_errors_total),
                 ):
                     if value is not None:
                         family.add(value, **ids)
-        yield from (up, oper, admin, speed, in_bytes, out_bytes, in_errors, out_errors)
+        yield from (up, admin, speed, in_bytes, out_bytes, in_errors, out_errors, downgrades)
         yield from (last_change, info)
 
     # -- compliance ------------------------------------------------------------------------
@@ -393,8 +419,8 @@ class EdumonCollector:
         )
         status = _gauge(
             "edumon_check_status",
-            "Outcome of each compliance check as a state set: exactly one of "
-            "verdict pass/fail/unknown is 1 per school, check and classroom.",
+            "Outcome of each compliance check: one series per school, check and classroom, "
+            "at 1, whose verdict label (pass, fail, unknown) is the current verdict.",
             "school",
             "check",
             "classroom",
@@ -428,8 +454,7 @@ class EdumonCollector:
                     "check": result.check.value,
                     "classroom": result.classroom or "",
                 }
-                for verdict in _VERDICTS:
-                    status.add(1 if result.verdict is verdict else 0, **ids, verdict=verdict.value)
+                status.add(1, **ids, verdict=result.verdict.value)
                 if result.speed_mbps is not None:
                     measured.add(mbps_to_bytes(result.speed_mbps), **ids)
             for verdict in _VERDICTS:
@@ -560,20 +585,19 @@ class EdumonCollector:
         )
         reason = _gauge(
             "edumon_terminal_offline_reason",
-            "Why the terminal is not online, as a state set: while it is not online exactly "
-            "one of will (Last Will: connection lost, agent killed), shutdown, timeout "
-            "(heartbeats stopped) and never_seen is 1; all 0 while it is online.",
+            "Why the terminal is not online: one series at 1 while it is not online, whose "
+            "reason is will (Last Will: connection lost, agent killed), shutdown, timeout "
+            "(heartbeats stopped) or never_seen; absent while it is online.",
             *labels,
             "reason",
         )
         info = _info(
             "edumon_terminal",
-            "What the terminal's last heartbeat said about itself.",
+            "What the terminal's last heartbeat said about itself (its IP and MAC address, "
+            "which change, are in the API).",
             *labels,
             "agent_version",
             "nic",
-            "ip",
-            "mac",
             "duplex",
         )
         expected = _gauge(
@@ -599,16 +623,13 @@ class EdumonCollector:
                 continue
             ids = {**room, "terminal": st.terminal}
             up.add(1 if c.online else 0, **ids)
-            why = c.offline_reason
-            for value in _OFFLINE_REASONS:
-                reason.add(1 if why == value else 0, **ids, reason=value)
+            if not c.online and c.offline_reason is not None:
+                reason.add(1, **ids, reason=c.offline_reason)
             info.add(
                 1,
                 **ids,
                 agent_version=st.agent_version or "",
                 nic=st.nic or "",
-                ip=st.ip or "",
-                mac=st.mac or "",
                 duplex=st.duplex,
             )
             if st.last_seen is not None:
@@ -722,9 +743,15 @@ class EdumonCollector:
             last.add(stats.last_write_ok_at)
             yield last
 
-    def _snmp(self) -> Iterator[_Family]:
-        duration = _gauge(
+    def _snmp(self) -> Iterator[_Family | Metric]:
+        # District-wide: a histogram per switch would cost 12 series each; the last poll's
+        # duration per switch is a gauge beside it.
+        duration = HistogramMetricFamily(
             "edumon_snmp_poll_duration_seconds",
+            "How long polls of the switches took (successful or not), all switches together.",
+        )
+        last_duration = _gauge(
+            "edumon_snmp_last_poll_duration_seconds",
             "How long the last poll of each switch took (successful or not).",
             "device",
         )
@@ -735,18 +762,28 @@ class EdumonCollector:
         if not isinstance(poller, SnmpPoller):
             # No poller in this process (a collector fed over MQTT, or a test): what the
             # state recorded from the observations is all there is.
+            total = DurationHistogram()
             for dev in self._runtime.state.devices.values():
                 if dev.last_poll_at is not None:
-                    duration.add(dev.poll_seconds, device=dev.device_id)
+                    last_duration.add(dev.poll_seconds, device=dev.device_id)
+                    total.merge(dev.poll_durations)
                 for result, value in zip(
                     _POLL_RESULTS, (dev.polls_ok, dev.polls_failed), strict=True
                 ):
                     polls.add(value, device=dev.device_id, result=result)
-            yield from (duration, polls)
+            _observe(duration, total)
+            yield duration
+            yield from (last_duration, polls)
             return
-        yield from self._poller(poller, duration, polls)
+        yield from self._poller(poller, duration, last_duration, polls)
 
-    def _poller(self, poller: SnmpPoller, duration: _Family, polls: _Family) -> Iterator[_Family]:
+    def _poller(
+        self,
+        poller: SnmpPoller,
+        duration: HistogramMetricFamily,
+        last_duration: _Family,
+        polls: _Family,
+    ) -> Iterator[_Family | Metric]:
         per_device = {
             "requests": _counter(
                 "edumon_snmp_requests",
@@ -768,6 +805,12 @@ class EdumonCollector:
                 "Varbinds received from each switch (a walk's overshoot included).",
                 "device",
             ),
+            "walks_aborted": _counter(
+                "edumon_snmp_walks_aborted",
+                "Polls given up because a table walk returned more rows (max_walk_rows) or "
+                "took more requests (max_walk_requests) than allowed: a looping or broken agent.",
+                "device",
+            ),
         }
         last_varbinds = _gauge(
             "edumon_snmp_last_poll_varbinds",
@@ -781,6 +824,7 @@ class EdumonCollector:
             "device",
         )
         ids = sorted({sw.id for sw in poller.switches} | set(poller.device_stats))
+        total = DurationHistogram()
         for device in ids:
             st = poller.device_stats.get(device)
             for result in _POLL_RESULTS:
@@ -790,10 +834,13 @@ class EdumonCollector:
                 family.add(0 if st is None else getattr(st, attr), device=device)
             if st is None or st.polls_ok + st.polls_failed == 0:
                 continue  # not polled yet: no last poll to describe
-            duration.add(st.last_poll_seconds, device=device)
+            total.merge(st.poll_seconds)
+            last_duration.add(st.last_poll_seconds, device=device)
             last_varbinds.add(st.last_varbinds, device=device)
             max_repetitions.add(st.max_repetitions, device=device)
-        yield from (duration, polls, *per_device.values(), last_varbinds, max_repetitions)
+        _observe(duration, total)
+        yield duration
+        yield from (last_duration, polls, *per_device.values(), last_varbinds, max_repetitions)
 
         in_flight = _gauge("edumon_snmp_polls_in_flight", "Switches being polled right now.")
         in_flight.add(poller.stats.polls_in_flight)
@@ -878,6 +925,12 @@ class EdumonCollector:
         notifier = self._runtime.notifier
         if isinstance(notifier, Notifier):  # None: no [notify] channels configured
             yield from notify_families(notifier)
+
+
+def _observe(family: HistogramMetricFamily, hist: DurationHistogram) -> None:
+    buckets = [(repr(float(b)), float(c)) for b, c in zip(hist.bounds, hist.counts, strict=True)]
+    buckets.append(("+Inf", float(hist.total)))
+    family.add_metric([], buckets, hist.sum)
 
 
 def _port_known(dev: DeviceState, iface: InterfaceState) -> bool:

@@ -30,5 +30,23 @@ def port(
     )
 
 
-def reading(device: str, at: float, ticks: int, *ports: InterfaceReading) -> DeviceReading:
-    return DeviceReading(device, at, ticks, device, "test switch", tuple(ports))
+def reading(
+    device: str,
+    at: float,
+    ticks: int,
+    *ports: InterfaceReading,
+    hr_ticks: int | None = None,
+    engine_boots: int | None = None,
+    engine_time: int | None = None,
+) -> DeviceReading:
+    return DeviceReading(
+        device,
+        at,
+        ticks,
+        device,
+        "test switch",
+        tuple(ports),
+        hr_uptime_ticks=hr_ticks,
+        engine_boots=engine_boots,
+        engine_time=engine_time,
+    )

@@ -183,7 +183,11 @@ async def test_events_listed_and_filtered(client: httpx.AsyncClient) -> None:
     reboot = by(events, "kind", "device_reboot")
     assert (reboot["switch"], reboot["school"]) == ("sw-a", "A")
     assert reboot["at"] == "2024-09-01T00:01:00Z"
-    assert reboot["details"] == {"previous_uptime_seconds": 1000, "uptime_seconds": 10}
+    assert reboot["details"] == {
+        "previous_uptime_seconds": 1000,
+        "uptime_seconds": 10,
+        "evidence": "sysUpTime",
+    }
     assert "rebooted" in reboot["message"]
 
     async def kinds(query: str) -> list[str]:

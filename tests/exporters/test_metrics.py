@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import shutil
 from pathlib import Path
 
 import prometheus_client
+import pytest
 from prometheus_client import generate_latest
 from prometheus_client.openmetrics import exposition as openmetrics
 from prometheus_client.openmetrics import parser as openmetrics_parser
@@ -17,7 +19,7 @@ from edumon.domain.models import DeviceReading, DeviceUnreachable
 from edumon.exporters.metrics import create_registry
 from edumon.runtime import Runtime
 from edumon.sources.snmp.poller import SnmpPoller
-from tests.fixtures.runtime import SECRETS, T0, build_runtime, port
+from tests.fixtures.runtime import DISTRICT_TOML, SECRETS, T0, build_runtime, port
 from tests.fixtures.snmpd import Snmpd
 
 Labels = frozenset[tuple[str, str]]
@@ -115,11 +117,11 @@ def test_devices(populated_runtime: Runtime) -> None:
             "edumon_device_info",
             device="sw-a",
             sys_name="A-ACCESS-1",
-            sys_descr="H3C S5130",
             host="127.0.0.11",
         )
         == 1
     )
+    assert "sys_descr" not in text  # multi-line label values: the API has sysDescr
     assert one(text, "edumon_device_last_success_timestamp_seconds", device="sw-b") == T0
     assert one(text, "edumon_device_last_poll_timestamp_seconds", device="sw-b") == T0 + 60
 
@@ -128,7 +130,6 @@ def test_interfaces(populated_runtime: Runtime) -> None:
     text = render(populated_runtime)
     a102 = {"device": "sw-a", "interface": "Gi0/2", "school": "A", "classroom": "A-102"}
     assert one(text, "edumon_interface_up", **a102) == 1
-    assert one(text, "edumon_interface_oper_status", **a102) == 1
     assert one(text, "edumon_interface_speed_bytes", **a102) == 100e6 / 8
     assert one(text, "edumon_interface_in_bytes_total", **a102) == 600
     assert one(text, "edumon_interface_out_bytes_total", **a102) == 1200
@@ -138,15 +139,16 @@ def test_interfaces(populated_runtime: Runtime) -> None:
     # A down port: status 0 / ifOperStatus down(2), and no speed (not a measurement).
     a103 = {"device": "sw-a", "interface": "Gi0/3"}
     assert one(text, "edumon_interface_up", **a103) == 0
-    assert one(text, "edumon_interface_oper_status", **a103) == 2
+    assert "edumon_interface_oper_status" not in text  # edumon_interface_up says it
     assert find(text, "edumon_interface_speed_bytes", **a103) == []
 
     # A school's uplink on the district core carries the school it serves.
     uplink = {"device": "core", "interface": "ge-0/0/2"}
     assert one(text, "edumon_interface_info", **uplink, school="B", role="uplink") == 1
     assert one(text, "edumon_interface_in_bytes_total", **uplink, school="B") == 20_000
-    assert one(text, "edumon_interface_info", device="sw-a", interface="Gi0/24") == 1
-    assert one(text, "edumon_interface_info", device="sw-a", alias="printer", role="none") == 1
+    # A port the inventory does not name (a printer) is in the API, not on /metrics.
+    assert [n for (n, ls), _ in samples(text).items() if ("interface", "Gi0/24") in ls] == []
+    assert one(text, "edumon_interface_speed_downgrades_total", **a102) == 0
 
 
 def test_ports_of_an_unreachable_switch_are_unknown_not_down(populated_runtime: Runtime) -> None:
@@ -154,7 +156,7 @@ def test_ports_of_an_unreachable_switch_are_unknown_not_down(populated_runtime: 
     port_b = {"device": "sw-b", "interface": "Gi0/1"}
     for name in (
         "edumon_interface_up",
-        "edumon_interface_oper_status",
+        "edumon_interface_admin_status",
         "edumon_interface_speed_bytes",
         "edumon_interface_in_bytes_total",
     ):
@@ -172,22 +174,22 @@ def test_ports_of_an_unreachable_switch_are_unknown_not_down(populated_runtime: 
     )
 
 
-def test_compliance_is_a_one_hot_state_set(populated_runtime: Runtime) -> None:
+def test_compliance_is_one_series_per_check_with_its_verdict(populated_runtime: Runtime) -> None:
     text = render(populated_runtime)
     checks: dict[Labels, list[tuple[str, float]]] = {}
     for (name, labels), value in samples(text).items():
         if name == "edumon_check_status":
             ids = frozenset((k, v) for k, v in labels if k != "verdict")
             checks.setdefault(ids, []).append((dict(labels)["verdict"], value))
-    # 3 schools x 2 uplink checks + 4 classrooms.
+    # 3 schools x 2 uplink checks + 4 classrooms, each one series: its current verdict at 1.
     assert len(checks) == 10
     for ids, verdicts in checks.items():
-        assert sorted(v for v, _ in verdicts) == ["fail", "pass", "unknown"], ids
-        assert sum(value for _, value in verdicts) == 1, ids
+        assert len(verdicts) == 1, ids
+        assert verdicts[0][0] in ("pass", "fail", "unknown"), ids
+        assert verdicts[0][1] == 1, ids
 
     def verdict(**labels: str) -> str:
-        hot = [v for v, x in checks[frozenset(labels.items())] if x == 1]
-        return hot[0]
+        return checks[frozenset(labels.items())][0][0]
 
     assert verdict(school="A", check="classroom_speed", classroom="A-102") == "fail"
     assert verdict(school="A", check="classroom_speed", classroom="A-101") == "pass"
@@ -233,11 +235,18 @@ def test_collector_and_snmp_health(populated_runtime: Runtime) -> None:
     assert one(text, "edumon_store_write_failures_total") == 0
     assert one(text, "edumon_store_pending_rows") == 0
     assert one(text, "edumon_store_written_rows_total") == stats.rows_written_total > 0
-    assert one(text, "edumon_snmp_poll_duration_seconds", device="sw-b") == 6.0
+    # Poll durations of the fixture: 0.25, 0.5, 0.4 (sw-b), 0.3, 0.6 and 6.0 (sw-b failing).
+    assert one(text, "edumon_snmp_last_poll_duration_seconds", device="sw-b") == 6.0
+    assert one(text, "edumon_snmp_poll_duration_seconds_count") == 6
+    assert one(text, "edumon_snmp_poll_duration_seconds_sum") == pytest.approx(8.05)
+    assert one(text, "edumon_snmp_poll_duration_seconds_bucket", le="0.25") == 1
+    assert one(text, "edumon_snmp_poll_duration_seconds_bucket", le="0.5") == 4
+    assert one(text, "edumon_snmp_poll_duration_seconds_bucket", le="5.0") == 5
+    assert one(text, "edumon_snmp_poll_duration_seconds_bucket", le="+Inf") == 6
     assert one(text, "edumon_snmp_polls_total", device="sw-b", result="failed") == 1
     assert one(text, "edumon_snmp_polls_total", device="sw-b", result="ok") == 1
     assert one(text, "edumon_snmp_polls_total", device="sw-a", result="ok") == 2
-    assert find(text, "edumon_snmp_poll_duration_seconds", device="sw-c") == []
+    assert find(text, "edumon_snmp_last_poll_duration_seconds", device="sw-c") == []
 
 
 async def test_drops_and_queue_depth_are_rendered_at_scrape_time(
@@ -370,11 +379,6 @@ async def test_snmp_self_metrics_from_a_real_poller(snmpd: Snmpd, tmp_path: Path
 
     assert one(text, "edumon_device_up", device="good") == 1
     assert one(text, "edumon_device_up", device="silent") == 0
-    assert "Linux" in next(
-        dict(labels)["sys_descr"]
-        for (name, labels), _ in samples(text).items()
-        if name == "edumon_device_info" and ("device", "good") in labels
-    )
     assert one(text, "edumon_snmp_polls_total", device="good", result="ok") == 1
     assert one(text, "edumon_snmp_polls_total", device="silent", result="failed") == 1
     assert one(text, "edumon_snmp_timeouts_total", device="silent") == 2
@@ -384,10 +388,13 @@ async def test_snmp_self_metrics_from_a_real_poller(snmpd: Snmpd, tmp_path: Path
     assert one(text, "edumon_snmp_varbinds_total", device="good") == stats["good"].varbinds > 0
     assert one(text, "edumon_snmp_last_poll_varbinds", device="good") > 0
     assert one(text, "edumon_snmp_max_repetitions", device="good") >= 1
-    assert one(text, "edumon_snmp_poll_duration_seconds", device="silent") >= 0.4
+    assert one(text, "edumon_snmp_last_poll_duration_seconds", device="silent") >= 0.4
+    assert one(text, "edumon_snmp_poll_duration_seconds_count") == 2
+    assert one(text, "edumon_snmp_poll_duration_seconds_sum") >= 0.4
+    assert one(text, "edumon_snmp_walks_aborted_total", device="good") == 0
     # Configured but not polled yet: counters at zero, no last poll.
     assert one(text, "edumon_snmp_polls_total", device="later", result="ok") == 0
-    assert find(text, "edumon_snmp_poll_duration_seconds", device="later") == []
+    assert find(text, "edumon_snmp_last_poll_duration_seconds", device="later") == []
     assert one(text, "edumon_snmp_datagrams_sent_total") == transport.sent >= 3
     assert one(text, "edumon_snmp_datagrams_received_total") == transport.received > 0
     assert one(text, "edumon_snmp_datagrams_dropped_total", reason="unmatched") == 0
@@ -395,3 +402,102 @@ async def test_snmp_self_metrics_from_a_real_poller(snmpd: Snmpd, tmp_path: Path
     assert SECRETS[0] not in text
     code, report = await promtool_check(text)
     assert (code, report.strip()) == (0, "")
+
+
+def with_switch_option(toml: str, switch: str, option: str) -> str:
+    """The district with one more key on one switch."""
+    head = f'[[switches]]\nid = "{switch}"\n'
+    assert head in toml
+    return toml.replace(head, f"{head}{option}\n")
+
+
+def exported_ports(text: str) -> dict[tuple[str, str], str]:
+    """(device, interface) → role of every port with an edumon_interface_info series."""
+    out = {}
+    for (name, labels), _ in samples(text).items():
+        if name == "edumon_interface_info":
+            ls = dict(labels)
+            out[(ls["device"], ls["interface"])] = ls["role"]
+    return out
+
+
+async def test_only_the_inventory_ports_by_default_others_opt_in(tmp_path: Path) -> None:
+    default = await build_runtime(tmp_path / "default.db")
+    per_switch = await build_runtime(
+        tmp_path / "switch.db", with_switch_option(DISTRICT_TOML, "sw-a", "export_all_ports = true")
+    )
+    everywhere = await build_runtime(
+        tmp_path / "global.db",
+        DISTRICT_TOML.replace("[targets]", "[polling]\nexport_all_ports = true\n\n[targets]"),
+    )
+    try:
+        texts = [render(rt) for rt in (default, per_switch, everywhere)]
+        api_ports = set(default.state.devices["sw-a"].interfaces)
+    finally:
+        for rt in (default, per_switch, everywhere):
+            await rt.store.aclose()
+    assert ("sw-a", "Gi0/24") not in exported_ports(texts[0])
+    assert "Gi0/24" in api_ports  # the state (and the API) still has it
+    assert exported_ports(texts[1])[("sw-a", "Gi0/24")] == "none"
+    assert exported_ports(texts[2])[("sw-a", "Gi0/24")] == "none"
+    assert one(texts[1], "edumon_interface_up", device="sw-a", interface="Gi0/24") == 1
+    for text in texts:
+        assert exported_ports(text)[("sw-a", "Gi0/2")] == "classroom"
+        assert exported_ports(text)[("core", "ge-0/0/1")] == "uplink"
+
+
+async def test_an_inter_switch_link_is_a_port_that_matters(tmp_path: Path) -> None:
+    toml = with_switch_option(
+        DISTRICT_TOML, "sw-c", 'upstream = { switch = "sw-a", port = "Gi0/24" }'
+    )
+    runtime = await build_runtime(tmp_path / "link.db", toml)
+    try:
+        text = render(runtime)
+    finally:
+        await runtime.store.aclose()
+    assert exported_ports(text)[("sw-a", "Gi0/24")] == "link"
+    assert one(text, "edumon_interface_in_bytes_total", device="sw-a", interface="Gi0/24") >= 0
+
+
+async def test_a_wrapping_32_bit_counter_is_exported_as_a_monotonic_total(
+    populated_runtime: Runtime,
+) -> None:
+    rt = populated_runtime
+    wrap = 2**32
+    registry = create_registry(rt)
+    values = []
+    raw = wrap - 3_000_000_000
+    for n in range(6):  # 1 Gbit/s of traffic: one wrap every ~34 s, one poll per 20 s
+        reading = dataclasses.replace(
+            port(1, "Gi0/1"), counter_bits=32, in_octets=raw % wrap, out_octets=0
+        )
+        at = T0 + 120 + 20 * n
+        await rt.collector.submit(
+            DeviceReading("sw-a", at, 13_000 + 2000 * n, "A-ACCESS-1", "H3C", (reading,))
+        )
+        await rt.collector.drain()
+        text = generate_latest(registry).decode()
+        values.append(
+            one(text, "edumon_interface_in_bytes_total", device="sw-a", interface="Gi0/1")
+        )
+        raw += 2_500_000_000
+    assert values == sorted(values)
+    assert values[-1] - values[0] == 5 * 2_500_000_000
+    assert values[-1] > wrap
+    help_line = next(line for line in text.splitlines() if "HELP edumon_interface_in_bytes" in line)
+    assert "64-bit monotonic total" in help_line
+
+
+async def test_speed_downgrades_are_counted_per_port(populated_runtime: Runtime) -> None:
+    rt = populated_runtime
+    a101 = {"device": "sw-a", "interface": "Gi0/1", "classroom": "A-101"}
+    before = render(rt)
+    assert one(before, "edumon_interface_speed_downgrades_total", **a101) == 0
+    slow = DeviceReading(
+        "sw-a", T0 + 120, 13_000, "A-ACCESS-1", "H3C", (port(1, "Gi0/1", speed=100.0),)
+    )
+    await rt.collector.submit(slow)
+    await rt.collector.drain()
+    after = render(rt)
+    assert one(after, "edumon_interface_speed_downgrades_total", **a101) == 1
+    assert one(after, "edumon_collector_events_total", kind="speed_downgrade") == 1

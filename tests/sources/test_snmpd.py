@@ -49,7 +49,11 @@ def assert_reads_snmpd(obs: Observation) -> DeviceReading:
     assert lo.counter_bits == 64
     # ifIndex is the walk's index, and names are unique per switch.
     assert len({i.if_index for i in obs.interfaces}) == len(obs.interfaces)
-    assert obs.varbinds == 3 + 11 * len(obs.interfaces)
+    # net-snmp has the optional clocks: hrSystemUptime, snmpEngineBoots and snmpEngineTime.
+    assert obs.hr_uptime_ticks is not None
+    assert obs.engine_boots is not None
+    assert obs.engine_boots >= 1
+    assert obs.varbinds == 6 + 11 * len(obs.interfaces)
     return obs
 
 
@@ -305,7 +309,7 @@ async def test_old_switch_without_if_x_table_uses_32_bit_counters_and_remembers(
     # the second walks only what exists.
     assert requests_second < requests_first
     assert isinstance(second, DeviceReading)
-    assert second.varbinds == 3 + 8 * len(second.interfaces)
+    assert second.varbinds == 6 + 8 * len(second.interfaces)  # 3 system scalars, 3 clocks
 
 
 async def test_engine_time_out_of_window_is_resynchronised_once(

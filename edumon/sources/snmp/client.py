@@ -18,7 +18,7 @@ from typing import cast
 
 from edumon.config import SnmpCredentials, Switch
 from edumon.domain.models import NoValue, SnmpValue
-from edumon.domain.oids import format_oid
+from edumon.domain.oids import format_oid, table_name
 from edumon.errors import SnmpError, SnmpProtocolError, SnmpTimeout
 from edumon.sources.snmp import ber
 from edumon.sources.snmp.transport import Address, UdpTransport
@@ -35,7 +35,33 @@ _RECOVER_AFTER = 3
 # A size that failed (tooBig, timeout) is not tried again for this many good replies: a
 # switch that never takes more than 4 would otherwise cost a failure every few requests.
 _CEILING_KEPT_FOR = 1000
-DEFAULT_MAX_ROWS = 100_000
+# Caps on one walk, so that an agent returning endless OIDs costs a bounded number of requests
+# (see config.DEFAULT_MAX_WALK_ROWS and DEFAULT_MAX_WALK_REQUESTS for the reasoning).
+DEFAULT_MAX_ROWS = 4096
+DEFAULT_MAX_REQUESTS = 512
+
+
+class WalkLimitExceeded(SnmpProtocolError):
+    """A table walk went on past its row or request cap: a looping or broken agent.
+
+    Attributes:
+        limit: the cap that was hit.
+        what: ``"rows"`` or ``"requests"``.
+        table: the MIB table being walked (``ifTable``, ``ifXTable``, or an OID).
+    """
+
+    def __init__(self, message: str, *, limit: int, what: str, table: str) -> None:
+        super().__init__(message)
+        self.limit = limit
+        self.what = what
+        self.table = table
+
+
+@dataclass(slots=True)
+class _WalkBudget:
+    """Requests left to one walk, shared by its concurrent request streams."""
+
+    requests: int = 0
 
 
 @dataclass(slots=True)
@@ -55,6 +81,8 @@ class ClientStats:
     """Varbinds received in replies (including a walk's overshoot past its columns)."""
     max_repetitions: int = 0
     """The max-repetitions the next GETBULK will use."""
+    walks_aborted: int = 0
+    """Walks given up at their row or request cap (a looping or broken agent)."""
 
 
 class SnmpClient:
@@ -72,6 +100,8 @@ class SnmpClient:
         max_in_flight: requests in flight to this switch at once.
         key_cache: shared SNMPv3 key cache (one per poller saves the password hashing).
         clock: monotonic clock that advances our estimate of the SNMPv3 engine time.
+        max_walk_rows: rows of one column a walk accepts before giving up on the agent.
+        max_walk_requests: GETBULK requests one walk may send before giving up on the agent.
     """
 
     def __init__(
@@ -87,9 +117,15 @@ class SnmpClient:
         max_in_flight: int = 1,
         key_cache: KeyCache | None = None,
         clock: Callable[[], float] = time.monotonic,
+        max_walk_rows: int = DEFAULT_MAX_ROWS,
+        max_walk_requests: int = DEFAULT_MAX_REQUESTS,
     ) -> None:
         if timeout <= 0 or retries < 0 or max_repetitions < 1 or max_in_flight < 1:
             raise ValueError("timeout > 0, retries >= 0, max_repetitions >= 1, max_in_flight >= 1")
+        if max_walk_rows < 1 or max_walk_requests < 1:
+            raise ValueError("max_walk_rows and max_walk_requests must be >= 1")
+        self.max_walk_rows = max_walk_rows
+        self.max_walk_requests = max_walk_requests
         self.host = host
         self.port = port
         self.target = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
@@ -143,10 +179,18 @@ class SnmpClient:
             max_repetitions=switch.max_repetitions,
             max_in_flight=switch.max_in_flight,
             key_cache=key_cache,
+            max_walk_rows=switch.max_walk_rows,
+            max_walk_requests=switch.max_walk_requests,
         )
 
     def __repr__(self) -> str:
         return f"SnmpClient({self.target}, v{self._credentials.version})"
+
+    def engine_clock(self) -> tuple[int, int] | None:
+        """SNMPv3: the agent's (snmpEngineBoots, snmpEngineTime) as last learned; else None."""
+        if self._usm is None or not self._usm.discovered:
+            return None
+        return self._usm.engine_clock()
 
     @property
     def engine_boots(self) -> int | None:
@@ -195,12 +239,25 @@ class SnmpClient:
             raise SnmpProtocolError(f"{self.target}: GET reply does not match the request")
         return dict(got)
 
-    async def walk(self, columns: Iterable[Oid], *, max_rows: int = DEFAULT_MAX_ROWS) -> WalkResult:
+    async def walk(
+        self,
+        columns: Iterable[Oid],
+        *,
+        max_rows: int | None = None,
+        max_requests: int | None = None,
+    ) -> WalkResult:
         """Walk table columns together with GETBULK (a table walk, several columns a request).
 
         Each column continues from its last OID until it leaves its subtree or the agent says
         endOfMibView. With ``max_in_flight`` > 1 the columns are split between that many
-        concurrent request streams.
+        concurrent request streams. A walk that goes past ``max_rows`` rows in a column or
+        ``max_requests`` GETBULK requests is given up: an agent that returns endlessly
+        increasing OIDs would otherwise cost thousands of requests every poll.
+
+        Args:
+            columns: the column OIDs to walk.
+            max_rows: rows of one column accepted (default: the client's ``max_walk_rows``).
+            max_requests: GETBULK requests accepted (default: ``max_walk_requests``).
 
         Returns:
             ``{column: {index: value}}`` where index is the OID suffix after the column.
@@ -208,31 +265,42 @@ class SnmpClient:
         Raises:
             SnmpTimeout: no reply after all retries.
             SnmpAuthError: SNMPv3 authentication failed.
-            SnmpProtocolError: the switch answered with an error or nonsense, or a column
-                exceeded ``max_rows``.
+            WalkLimitExceeded: a column had more than ``max_rows`` rows or the walk took more
+                than ``max_requests`` requests.
+            SnmpProtocolError: the switch answered with an error or nonsense.
         """
         cols = list(dict.fromkeys(columns))
         result: WalkResult = {c: {} for c in cols}
+        limits = (
+            max_rows if max_rows is not None else self.max_walk_rows,
+            max_requests if max_requests is not None else self.max_walk_requests,
+        )
+        budget = _WalkBudget()
         groups = [cols[i :: self.max_in_flight] for i in range(min(self.max_in_flight, len(cols)))]
-        if len(groups) <= 1:
-            rows = await self._walk_group(cols, result, max_rows)
-        else:
-            try:
-                async with asyncio.TaskGroup() as tg:
-                    tasks = [
-                        tg.create_task(
-                            self._walk_group(g, result, max_rows),
-                            name=f"snmp-walk:{self.target}:{i}",
-                        )
-                        for i, g in enumerate(groups)
-                    ]
-            except BaseExceptionGroup as group:
-                # Callers expect the SnmpError itself; anything else is a bug and stays grouped.
-                snmp_errors, rest = group.split(SnmpError)
-                if rest is None and snmp_errors is not None:
-                    raise _first_leaf(snmp_errors) from None
-                raise
-            rows = sum(t.result() for t in tasks)
+        try:
+            if len(groups) <= 1:
+                rows = await self._walk_group(cols, result, limits, budget)
+            else:
+                try:
+                    async with asyncio.TaskGroup() as tg:
+                        tasks = [
+                            tg.create_task(
+                                self._walk_group(g, result, limits, budget),
+                                name=f"snmp-walk:{self.target}:{i}",
+                            )
+                            for i, g in enumerate(groups)
+                        ]
+                except BaseExceptionGroup as group:
+                    # Callers expect the SnmpError itself; anything else is a bug and stays
+                    # grouped.
+                    snmp_errors, rest = group.split(SnmpError)
+                    if rest is None and snmp_errors is not None:
+                        raise _first_leaf(snmp_errors) from None
+                    raise
+                rows = sum(t.result() for t in tasks)
+        except WalkLimitExceeded:
+            self.stats.walks_aborted += 1
+            raise
         self.last_walk_varbinds = rows
         return result
 
@@ -243,13 +311,39 @@ class SnmpClient:
 
     # ------------------------------------------------------------------------------ walking
 
-    async def _walk_group(self, group: Sequence[Oid], result: WalkResult, max_rows: int) -> int:
+    def _limit_error(self, what: str, limit: int, column: Oid) -> WalkLimitExceeded:
+        table = table_name(column)
+        if what == "rows":
+            text = (
+                f"交换机的 {table} 超过 {limit} 行，SNMP 代理可能有故障 "
+                f"(agent returned more than {limit} rows for {table}; possibly a broken agent; "
+                "max_walk_rows raises the limit)"
+            )
+        else:
+            text = (
+                f"遍历 {table} 超过 {limit} 个请求仍未结束，SNMP 代理可能有故障 "
+                f"(walking {table} took more than {limit} requests; possibly a broken agent; "
+                "max_walk_requests raises the limit)"
+            )
+        return WalkLimitExceeded(f"{self.target}: {text}", limit=limit, what=what, table=table)
+
+    async def _walk_group(
+        self,
+        group: Sequence[Oid],
+        result: WalkResult,
+        limits: tuple[int, int],
+        budget: _WalkBudget,
+    ) -> int:
+        max_rows, max_requests = limits
         cursor = {c: c for c in group}
         active = list(group)
         rows = 0
         while active:
             batch = active[: self._max_columns]
             start = [cursor[c] for c in batch]
+            if budget.requests >= max_requests:
+                raise self._limit_error("requests", max_requests, batch[0])
+            budget.requests += 1
 
             def bulk(rid: int, start: list[Oid] = start) -> ber.Pdu:
                 # Reads max-repetitions per attempt: a timeout may have lowered it.
@@ -296,10 +390,9 @@ class SnmpClient:
                 finished.update(batch)
             elif not progressed and not finished:
                 raise SnmpProtocolError(f"{self.target}: GETBULK reply made no progress")
-            if rows > max_rows:
-                raise SnmpProtocolError(
-                    f"{self.target}: table walk exceeded {max_rows} rows; the agent may be looping"
-                )
+            for col in batch:
+                if len(result[col]) > max_rows:
+                    raise self._limit_error("rows", max_rows, col)
             active = [c for c in active if c not in finished]
         return rows
 

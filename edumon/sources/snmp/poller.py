@@ -17,10 +17,18 @@ from dataclasses import dataclass
 
 from edumon.config import Switch
 from edumon.domain import oids
+from edumon.domain.counters import DurationHistogram
 from edumon.domain.ifmib import decode_text, parse_interfaces
-from edumon.domain.models import DeviceReading, DeviceUnreachable, Observation
-from edumon.errors import SnmpError
-from edumon.sources.snmp.client import SnmpClient, WalkResult
+from edumon.domain.models import (
+    DeviceReading,
+    DeviceUnreachable,
+    NoValue,
+    Observation,
+    SnmpValue,
+)
+from edumon.domain.oids import Oid
+from edumon.errors import SnmpError, SnmpProtocolError
+from edumon.sources.snmp.client import SnmpClient, WalkLimitExceeded, WalkResult
 from edumon.sources.snmp.transport import TransportStats, UdpTransport
 from edumon.sources.snmp.usm import KeyCache
 
@@ -28,6 +36,9 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_POLL_TIMEOUT = 120.0
 _SYSTEM_OIDS = (oids.SYS_UPTIME_0, oids.SYS_NAME_0, oids.SYS_DESCR_0)
+# Clocks that tell a reboot from a misbehaving sysUpTime, read in the same GET where the agent
+# has them (noSuchObject where not). v3 learns the engine's boots and time from USM instead.
+_OPTIONAL_CLOCKS = (oids.HR_SYSTEM_UPTIME_0, oids.SNMP_ENGINE_BOOTS_0, oids.SNMP_ENGINE_TIME_0)
 
 Sink = Callable[[Observation], Awaitable[None]]
 
@@ -50,6 +61,10 @@ class DeviceStats:
     last_error: str = ""
     last_success_at: float | None = None
     max_repetitions: int = 0
+    walks_aborted: int = 0
+    """Polls given up because a table walk passed its row or request cap (a broken agent)."""
+    poll_seconds: DurationHistogram = dataclasses.field(default_factory=DurationHistogram)
+    """How long each poll took (successful or not)."""
 
 
 @dataclass(slots=True)
@@ -69,6 +84,9 @@ class _DeviceState:
     has_hc: bool | None = None
     last_uptime: int | None = None
     failing: bool = False
+    # Some old agents answer a GET naming an object they lack with an error for the whole
+    # request instead of noSuchObject: then the optional clocks are not asked for again.
+    optional_clocks: bool = True
 
 
 class SnmpPoller:
@@ -150,12 +168,14 @@ class SnmpPoller:
         client = self.client(switch)
         async with self._global:
             self.stats.polls_in_flight += 1
-            at = self._clock()
             started = time.perf_counter()
             reason = ""
             try:
                 async with asyncio.timeout(budget):
-                    reading = await self._read(switch, client, at)
+                    reading = await self._read(switch, client)
+            except WalkLimitExceeded as exc:
+                stats.walks_aborted += 1
+                reason = str(exc)
             except SnmpError as exc:
                 reason = str(exc)
             except TimeoutError:
@@ -166,6 +186,7 @@ class SnmpPoller:
                 self._update_stats(stats, client, elapsed)
         state = self._state.setdefault(switch.id, _DeviceState())
         if reason:
+            at = self._clock()
             stats.polls_failed += 1
             stats.last_error = reason
             # Warn when a switch starts failing, not every interval while it stays down.
@@ -178,7 +199,7 @@ class SnmpPoller:
         state.failing = False
         stats.polls_ok += 1
         stats.last_error = ""
-        stats.last_success_at = at
+        stats.last_success_at = reading.at
         stats.last_varbinds = reading.varbinds
         return dataclasses.replace(reading, poll_seconds=elapsed)
 
@@ -190,12 +211,40 @@ class SnmpPoller:
         stats.varbinds = c.varbinds
         stats.max_repetitions = c.max_repetitions
         stats.last_poll_seconds = elapsed
+        stats.poll_seconds.observe(elapsed)
 
-    async def _read(self, switch: Switch, client: SnmpClient, at: float) -> DeviceReading:
+    async def _system(self, client: SnmpClient, state: _DeviceState) -> dict[Oid, SnmpValue]:
+        """GET the system scalars, and the optional clocks where the agent stands being asked."""
+        if not state.optional_clocks:
+            return await client.get(_SYSTEM_OIDS)
+        try:
+            return await client.get(_SYSTEM_OIDS + _OPTIONAL_CLOCKS)
+        except SnmpProtocolError as exc:
+            logger.info(
+                "%s: the agent refuses a GET naming objects it lacks (%s); "
+                "reading sysUpTime alone from now on",
+                client.target,
+                exc,
+            )
+            state.optional_clocks = False
+            return await client.get(_SYSTEM_OIDS)
+
+    async def _read(self, switch: Switch, client: SnmpClient) -> DeviceReading:
         state = self._state.setdefault(switch.id, _DeviceState())
-        system = await client.get(_SYSTEM_OIDS)
+        system = await self._system(client, state)
+        # The poll's time is when sysUpTime arrived, not when the poll began: the two are
+        # compared to tell a reboot from a slow clock.
+        at = self._clock()
         uptime = system.get(oids.SYS_UPTIME_0)
-        uptime_ticks = uptime if isinstance(uptime, int) else None
+        uptime_ticks = _number(uptime)
+        engine = client.engine_clock()
+        engine_boots: int | None
+        engine_time: int | None
+        if engine is not None:
+            engine_boots, engine_time = engine
+        else:
+            engine_boots = _number(system.get(oids.SNMP_ENGINE_BOOTS_0))
+            engine_time = _number(system.get(oids.SNMP_ENGINE_TIME_0))
         if (
             uptime_ticks is not None
             and state.last_uptime is not None
@@ -226,7 +275,8 @@ class SnmpPoller:
                 )
         name = system.get(oids.SYS_NAME_0)
         descr = system.get(oids.SYS_DESCR_0)
-        kept = len(system) + sum(len(rows) for rows in walked.values())
+        kept = sum(1 for v in system.values() if not isinstance(v, NoValue))
+        kept += sum(len(rows) for rows in walked.values())
         return DeviceReading(
             device_id=switch.id,
             at=at,
@@ -235,6 +285,9 @@ class SnmpPoller:
             sys_descr=decode_text(descr) if isinstance(descr, bytes) else "",
             interfaces=parse_interfaces(walked),
             varbinds=kept,
+            hr_uptime_ticks=_number(system.get(oids.HR_SYSTEM_UPTIME_0)),
+            engine_boots=engine_boots,
+            engine_time=engine_time,
         )
 
     async def run(self, interval_seconds: float, sink: Sink) -> None:
@@ -297,3 +350,8 @@ class SnmpPoller:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
+
+
+def _number(value: SnmpValue) -> int | None:
+    # NoValue (noSuchObject), strings and OIDs are absences; bool is never produced.
+    return int(value) if isinstance(value, int) and not isinstance(value, bool) else None

@@ -241,5 +241,5 @@ def test_upstream_loops_are_refused() -> None:
         'id = "acc1"\nhost = "127.0.0.1"\ncredentials = "c"\n'
         'upstream = { switch = "acc2", port = "Gi0/24" }',
     )
-    with pytest.raises(ConfigError, match="loop"):
+    with pytest.raises(ConfigError, match="hang off each other"):
         parse_config(text)

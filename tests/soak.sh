@@ -3,6 +3,8 @@
 # the suite passes every time, and the demo's terminals are as they were (no unknown terminal
 # appeared, the panels that were never switched on are still offline and never seen, every
 # terminal that reported still reports with its own MAC address).
+# When the demo is disturbed, the processes that connected to its ports say by whom (on a
+# shared machine, an older checkout's tests may be the culprit).
 # Usage: bash tests/soak.sh [runs (default 2)] [pytest args...]   (after `bash tests/run.sh`
 # has set up the machine and .venv once)
 set -euo pipefail
@@ -12,7 +14,9 @@ shift || true
 [ -x .venv/bin/edumon ] || { echo "no .venv: run 'bash tests/run.sh' once first" >&2; exit 1; }
 work=$(mktemp -d)
 demo_pid=""
+watch_pid=""
 cleanup() {
+  [ -z "$watch_pid" ] || kill "$watch_pid" 2>/dev/null || true
   if [ -n "$demo_pid" ] && kill -0 "$demo_pid" 2>/dev/null; then
     kill -INT "$demo_pid"
     wait "$demo_pid" || true
@@ -32,6 +36,24 @@ done
 base=$(grep -o 'http://[0-9.]*:[0-9]*/metrics' "$work/demo.out" | head -1 | sed 's#/metrics##')
 [ -n "$base" ] || { echo "edumon demo printed no URL" >&2; exit 1; }
 echo "== edumon demo at $base ($(grep MQTT "$work/demo.out" | xargs))"
+api_port=${base##*:}
+mqtt_port=$(grep -o 'MQTT *[0-9.]*:[0-9]*' "$work/demo.out" | sed 's/.*://')
+
+# Every other process that connects to the demo's API or broker, with its working directory.
+watch_connections() {
+  while true; do
+    ss -tnpH state established "( dport = :$api_port or dport = :$mqtt_port )" 2>/dev/null \
+      | grep -o 'pid=[0-9]*' | sort -u | while read -r p; do
+        pid=${p#pid=}
+        [ "$pid" = "$demo_pid" ] && continue
+        echo "pid $pid in $(readlink "/proc/$pid/cwd" 2>/dev/null):" \
+          "$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | cut -c1-150)"
+      done
+    sleep 0.5
+  done
+}
+watch_connections >"$work/connections.log" 2>&1 &
+watch_pid=$!
 
 snapshot() {  # the demo's terminals and unknown terminals, as one JSON document
   .venv/bin/python - "$base" <<'PY'
@@ -82,6 +104,10 @@ for p in problems:
     print("   " + p)
 sys.exit(1 if problems else 0)
 PY
+if [ -s "$work/connections.log" ]; then
+  echo "== other processes that connected to the demo (the soak's own API reads are among them):"
+  sort -u "$work/connections.log" | sed 's/^/   /'
+fi
 if grep -q Traceback "$work/demo.err"; then
   echo "== the demo logged a traceback:" && cat "$work/demo.err"; status=1
 fi

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 import sys
@@ -40,6 +41,9 @@ def _run_until_signal(main: Callable[[asyncio.Event], Awaitable[None]]) -> None:
         asyncio.run(wrapper())
     except EdumonError as exc:
         raise click.ClickException(str(exc)) from exc
+    except KeyboardInterrupt:
+        # Ctrl+C before the handlers above were installed (still starting): stop quietly.
+        sys.exit(130)
 
 
 def _print_urls(runtime: Runtime, url: str) -> None:
@@ -130,6 +134,13 @@ def run_cmd(config_file: Path) -> None:
     help="API address; a free port is taken if this one is busy.",
 )
 @click.option(
+    "--mqtt-listen",
+    default="127.0.0.1:1884",
+    show_default=True,
+    help="The embedded MQTT broker's address (terminal agents connect there); a free port is "
+    "taken if this one is busy.",
+)
+@click.option(
     "--interval",
     default=5.0,
     show_default=True,
@@ -140,31 +151,38 @@ def run_cmd(config_file: Path) -> None:
     "--db",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
-    help="SQLite file for the demo (default: a new temporary directory).",
+    help="SQLite file for the demo (default: a new temporary one, removed on exit).",
 )
-def demo_cmd(listen: str, interval: float, db: Path | None) -> None:
+def demo_cmd(listen: str, mqtt_listen: str, interval: float, db: Path | None) -> None:
     """Simulate a district (real SNMP agents on loopback) and monitor it."""
     from edumon import app
     from edumon.demo.district import SimulatedDistrict
 
-    if db is None:
-        db = Path(tempfile.mkdtemp(prefix="edumon-demo-")) / "edumon.db"
-    sock = app.bind_listener(listen, fallback_to_free_port=True)
-    # The embedded broker's port, free-or-fallback like the API's (a real broker may hold 1884).
-    with app.bind_listener("127.0.0.1:1884", fallback_to_free_port=True) as probe:
-        mqtt_listen = f"127.0.0.1:{probe.getsockname()[1]}"
+    with contextlib.ExitStack() as cleanup:
+        where = str(db)
+        if db is None:
+            # A fresh district each run; the directory goes on exit, Ctrl+C included.
+            tmp = cleanup.enter_context(tempfile.TemporaryDirectory(prefix="edumon-demo-"))
+            db = Path(tmp) / "edumon.db"
+            where = f"{db} (temporary, removed on exit)"
+        sock = cleanup.enter_context(app.bind_listener(listen, fallback_to_free_port=True))
+        # The embedded broker's port, free-or-fallback like the API's (a real broker, or
+        # another demo, may hold 1884).
+        with app.bind_listener(mqtt_listen, fallback_to_free_port=True) as probe:
+            host, port = probe.getsockname()[:2]
+            broker_listen = f"{host}:{port}"
 
-    async def main_(stop: asyncio.Event) -> None:
-        async with SimulatedDistrict(
-            storage_url=f"sqlite:///{db}",
-            listen=listen,
-            interval_seconds=interval,
-            mqtt_listen=mqtt_listen,
-        ) as district:
-            click.echo(
-                f"Simulated district: {len(district.config.switches)} SNMP agents on "
-                f"127.0.0.1, database {db}"
-            )
-            await app.run(district.config, stop=stop, sock=sock, on_ready=_print_urls)
+        async def main_(stop: asyncio.Event) -> None:
+            async with SimulatedDistrict(
+                storage_url=f"sqlite:///{db}",
+                listen=listen,
+                interval_seconds=interval,
+                mqtt_listen=broker_listen,
+            ) as district:
+                click.echo(
+                    f"Simulated district: {len(district.config.switches)} SNMP agents on "
+                    f"127.0.0.1, database {where}"
+                )
+                await app.run(district.config, stop=stop, sock=sock, on_ready=_print_urls)
 
-    _run_until_signal(main_)
+        _run_until_signal(main_)

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Sets up what the test suite needs on a Debian/Ubuntu machine and runs it:
 # system packages (snmpd, snmp, prometheus for promtool, mosquitto), PostgreSQL and Mosquitto
-# started, a virtualenv with the package and its test extras, then lint, type checks and pytest.
+# started, a PostgreSQL role for the tests (edumon_test, created if missing), a virtualenv with
+# the package and its test extras pinned by constraints.txt, then lint, type checks and pytest.
+# It says what it changes on the machine ("== ..."), and changes nothing else.
 # Usage: bash tests/run.sh [pytest args...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -49,12 +51,36 @@ if ! mqtt_up; then
   mqtt_up || { echo "Mosquitto did not start on 127.0.0.1:1883" >&2; exit 1; }
 fi
 
-# The tests connect as postgres over TCP; on a stock install that needs a password.
+# PostgreSQL: the tests connect as a role of their own, edumon_test (LOGIN, CREATEDB, a
+# password), and create and drop their own uniquely named databases; nothing else on the server
+# is changed. The role is created once, as the cluster's superuser over the local socket, and
+# only when EDUMON_TEST_POSTGRES (an admin URL for another server or role) is not set.
+PG_TEST_ROLE=edumon_test
+PG_TEST_PASSWORD=edumon-test-7f3c2a
+as_postgres() {  # psql as the cluster's superuser, SQL on stdin
+  if [ "$(id -u)" -eq 0 ]; then
+    (cd / && su postgres -s /bin/sh -c "psql -X -q -v ON_ERROR_STOP=1 -d postgres")
+  else
+    (cd / && sudo -u postgres psql -X -q -v ON_ERROR_STOP=1 -d postgres)
+  fi
+}
 if [ -z "${EDUMON_TEST_POSTGRES:-}" ]; then
-  if ! psql -h 127.0.0.1 -U postgres -d postgres -w -c 'select 1' >/dev/null 2>&1; then
-    $SUDO -u postgres psql -q -c "ALTER USER postgres PASSWORD 'edumon-test'" 2>/dev/null \
-      || su postgres -c "psql -q -c \"ALTER USER postgres PASSWORD 'edumon-test'\""
-    export EDUMON_TEST_POSTGRES="postgresql://postgres:edumon-test@127.0.0.1:5432/postgres"
+  export EDUMON_TEST_POSTGRES="postgresql://$PG_TEST_ROLE:$PG_TEST_PASSWORD@127.0.0.1:5432/postgres"
+  if ! PGPASSWORD=$PG_TEST_PASSWORD PGCONNECT_TIMEOUT=5 psql -X -w -h 127.0.0.1 -p 5432 \
+      -U "$PG_TEST_ROLE" -d postgres -Atc 'select 1' >/dev/null 2>&1; then
+    echo "== creating PostgreSQL role $PG_TEST_ROLE for the tests (LOGIN CREATEDB, password" \
+      "'$PG_TEST_PASSWORD'; reset if it exists but cannot log in); nothing else changes"
+    as_postgres <<SQL
+DO \$\$
+BEGIN
+  IF EXISTS (SELECT FROM pg_roles WHERE rolname = '$PG_TEST_ROLE') THEN
+    ALTER ROLE $PG_TEST_ROLE LOGIN CREATEDB PASSWORD '$PG_TEST_PASSWORD';
+  ELSE
+    CREATE ROLE $PG_TEST_ROLE LOGIN CREATEDB PASSWORD '$PG_TEST_PASSWORD';
+  END IF;
+END
+\$\$;
+SQL
   fi
 fi
 
@@ -64,7 +90,7 @@ if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv 2>/dev/null || {
     $SUDO apt-get install -y -q python3-venv && "$PY" -m venv .venv; }
 fi
-.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
+.venv/bin/python -m pip install -q --disable-pip-version-check -c constraints.txt -e '.[test]'
 
 echo "== ruff"
 .venv/bin/ruff check edumon tests bench agents

@@ -148,8 +148,8 @@ class SimulatedDistrict:
     flapping classroom port, one access switch that reboots (first after
     ``first_reboot_seconds``, then every ``reboot_every_seconds``), one school uplink at 100M.
 
-    Use as ``async with SimulatedDistrict(storage_url=..., listen=...) as district:
-    district.config``.
+    Use as ``async with SimulatedDistrict(storage_url=..., listen=..., mqtt_listen=...) as d:
+    d.config``.
 
     Args:
         storage_url: ``storage.url`` of the generated config.
@@ -162,7 +162,9 @@ class SimulatedDistrict:
         reboot_silent_seconds: how long it answers nothing while restarting.
         community: the switches' read community (default: a random one).
         host: loopback address the switches listen on.
-        mqtt_listen: where the daemon's embedded MQTT broker listens; the terminals connect there.
+        mqtt_listen: where the daemon's embedded MQTT broker listens (HOST:PORT); the terminals
+            connect there. No default: a district's terminals must never reach a broker they
+            were not meant for (another demo's, on the product's default port).
         heartbeat_seconds: the simulated terminals' heartbeat interval.
         terminals_drop_after_seconds: when the terminals of the school in trouble lose power.
         now: the demo's start time (the timetable puts a lesson on at this moment).
@@ -186,7 +188,7 @@ class SimulatedDistrict:
         reboot_silent_seconds: float = 8.0,
         community: str | None = None,
         host: str = "127.0.0.1",
-        mqtt_listen: str = "127.0.0.1:1884",
+        mqtt_listen: str,
         heartbeat_seconds: float = 5.0,
         terminals_drop_after_seconds: float = 20.0,
         now: datetime | None = None,

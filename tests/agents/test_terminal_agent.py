@@ -521,7 +521,8 @@ def test_will_delay_debounces_a_quick_restart_and_delays_the_will(
 ) -> None:
     """MQTT 5: a restart within the Will Delay resumes the session, so no offline is published;
     a terminal that stays away gets its Will, but only after the delay."""
-    delay = 4.0
+    # Long enough for a new agent process to start and connect on a loaded machine.
+    delay = 8.0
     args = agent_args(district, "CG01-105", tmp_path / "state", "--will-delay", str(int(delay)))
     first = start_agent(agents, tmp_path, args)
     birth, _ = recorder.wait_status("CG01-105", "online", "birth")

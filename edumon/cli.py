@@ -153,7 +153,36 @@ def run_cmd(config_file: Path) -> None:
     default=None,
     help="SQLite file for the demo (default: a new temporary one, removed on exit).",
 )
-def demo_cmd(listen: str, mqtt_listen: str, interval: float, db: Path | None) -> None:
+@click.option(
+    "--notify-config",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    default=None,
+    help="A TOML file with a [notify] section (group bots, webhooks) to add to the demo's "
+    "configuration, e.g. to see the fibre cut's notification and its resolution.",
+)
+@click.option(
+    "--cut-after",
+    default=40.0,
+    show_default=True,
+    type=float,
+    help="Seconds until the simulated fibre cut of 实验小学 (syxx); a negative value: no cut.",
+)
+@click.option(
+    "--cut-for",
+    default=60.0,
+    show_default=True,
+    type=float,
+    help="Seconds the simulated fibre cut lasts.",
+)
+def demo_cmd(
+    listen: str,
+    mqtt_listen: str,
+    interval: float,
+    db: Path | None,
+    notify_config: Path | None,
+    cut_after: float,
+    cut_for: float,
+) -> None:
     """Simulate a district (real SNMP agents on loopback) and monitor it."""
     from edumon import app
     from edumon.demo.district import SimulatedDistrict
@@ -172,12 +201,22 @@ def demo_cmd(listen: str, mqtt_listen: str, interval: float, db: Path | None) ->
             host, port = probe.getsockname()[:2]
             broker_listen = f"{host}:{port}"
 
+        extra = ""
+        if notify_config is not None:
+            try:
+                extra = "\n" + notify_config.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as exc:
+                raise click.ClickException(f"{notify_config}: cannot read it: {exc}") from exc
+
         async def main_(stop: asyncio.Event) -> None:
             async with SimulatedDistrict(
                 storage_url=f"sqlite:///{db}",
                 listen=listen,
                 interval_seconds=interval,
                 mqtt_listen=broker_listen,
+                cut_after_seconds=cut_after if cut_after >= 0 else None,
+                cut_seconds=cut_for,
+                extra_config=extra,
             ) as district:
                 click.echo(
                     f"Simulated district: {len(district.config.switches)} SNMP agents on "

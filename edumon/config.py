@@ -916,7 +916,19 @@ def _resolve(parsed: ConfigFile, report: _Report) -> Config:
         for room in school.classrooms:
             if room.switch is not None:
                 serves.setdefault(room.switch, set()).add(school.code)
-    used_by = {sw: next(iter(codes)) for sw, codes in serves.items() if len(codes) == 1}
+    # A switch that a school's own switch is cabled to, at that school's uplink port, is on the
+    # district's side of the uplink (a town's aggregation switch): it belongs to no school.
+    uplinks = {(s.uplink.switch, s.uplink.port) for s in parsed.schools}
+    district_side = {
+        sw.upstream.switch
+        for sw in parsed.switches
+        if sw.upstream is not None and (sw.upstream.switch, sw.upstream.port) in uplinks
+    }
+    used_by = {
+        sw: next(iter(codes))
+        for sw, codes in serves.items()
+        if len(codes) == 1 and sw not in district_side
+    }
     for i, sw in enumerate(parsed.switches):
         key: Loc = ("switches", i)
         if sw.id in switches:

@@ -27,11 +27,14 @@ Encoding = Literal["utf-8", "gbk"] | None
 @dataclass(frozen=True, slots=True)
 class _SwitchPlan:
     id: str
-    school: str
+    school: str | None
+    """None for a district switch (it serves several schools)."""
     recording: str
     sys_name: str
     alias_encoding: Encoding
     """How this vendor stores ifAlias; None where the switch has no ifAlias (no ifXTable)."""
+    upstream: tuple[str, str] | None = None
+    """(switch, port) this switch is cabled to, when that is not inferred (docs/topology.md)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +69,8 @@ class _Plan:
     rooms: tuple[_RoomPlan, ...]
     flapping: tuple[str, str]
     rebooting: str
+    cut_school: str
+    """The school whose fibre is cut for a while (its switches stop answering)."""
 
 
 def _plan() -> _Plan:
@@ -79,7 +84,17 @@ def _plan() -> _Plan:
         _SwitchPlan("dyzx-core", "dyzx", "huawei-s5735", "DYZX-CORE-S5735", "utf-8"),
         _SwitchPlan("dyzx-jxl-1", "dyzx", "h3c-s5130", "DYZX-JXL-5130-01", "gbk"),
         _SwitchPlan("dyzx-syl-1", "dyzx", "ruijie-s2910", "DYZX-SYL-S2910-01", None),
-        _SwitchPlan("sqzx-core", "sqzx", "ruijie-s2910", "SQZX-CORE-S2910", None),
+        # 石桥镇's schools reach the district through the town's aggregation switch: the uplink
+        # of 石桥镇九年一贯制学校 is a port of that switch, its core hangs off the port.
+        _SwitchPlan("sq-agg", None, "h3c-s5130", "SHIQIAO-AGG-5130", "gbk"),
+        _SwitchPlan(
+            "sqzx-core",
+            "sqzx",
+            "ruijie-s2910",
+            "SQZX-CORE-S2910",
+            None,
+            ("sq-agg", "GigabitEthernet1/0/1"),
+        ),
         _SwitchPlan("sqzx-jxl-1", "sqzx", "huawei-s5735", "SQZX-JXL-S5735-01", "utf-8"),
     )
     schools = (
@@ -88,7 +103,7 @@ def _plan() -> _Plan:
         _SchoolPlan("dyzx", "第一中学", "middle", "dyzx-core", "XGigabitEthernet0/0/1"),
         # The one school still on a 100M line to the district centre.
         _SchoolPlan(
-            "sqzx", "石桥镇九年一贯制学校", "nine_year", "sqzx-core", "GigabitEthernet 0/25", 100
+            "sqzx", "石桥镇九年一贯制学校", "nine_year", "sq-agg", "GigabitEthernet1/0/1", 100
         ),
     )
     middle = [f"{g}({c})班" for g in ("初一", "初二", "初三") for c in (1, 2, 3, 4)]
@@ -122,6 +137,7 @@ def _plan() -> _Plan:
         rooms=tuple(rooms),
         flapping=("syxx-jxl-2", "GigabitEthernet0/0/3"),
         rebooting="dyzx-jxl-1",
+        cut_school="syxx",
     )
 
 
@@ -167,6 +183,10 @@ class SimulatedDistrict:
             were not meant for (another demo's, on the product's default port).
         heartbeat_seconds: the simulated terminals' heartbeat interval.
         terminals_drop_after_seconds: when the terminals of the school in trouble lose power.
+        cut_after_seconds: when the fibre of 实验小学 is cut (its switches stop answering: one
+            school alert, its classrooms and switches unknown); None: never.
+        cut_seconds: how long the cut lasts.
+        extra_config: TOML appended to the generated configuration (e.g. a ``[notify]`` table).
         now: the demo's start time (the timetable puts a lesson on at this moment).
 
     Terminals: one per classroom, each a real MQTT client of the daemon's embedded broker.
@@ -191,6 +211,9 @@ class SimulatedDistrict:
         mqtt_listen: str,
         heartbeat_seconds: float = 5.0,
         terminals_drop_after_seconds: float = 20.0,
+        cut_after_seconds: float | None = 40.0,
+        cut_seconds: float = 60.0,
+        extra_config: str = "",
         now: datetime | None = None,
     ) -> None:
         self._storage_url = storage_url
@@ -205,6 +228,9 @@ class SimulatedDistrict:
         self._mqtt_listen = mqtt_listen
         self._heartbeat = heartbeat_seconds
         self._drop_after = terminals_drop_after_seconds
+        self._cut_after = cut_after_seconds
+        self._cut_seconds = cut_seconds
+        self._extra_config = extra_config
         self._now = now
         self._terminals: SimulatedTerminals | None = None
         self._plan = _plan()
@@ -244,6 +270,11 @@ class SimulatedDistrict:
     def rebooting_switch(self) -> str:
         """The id of the access switch that reboots now and then."""
         return self._plan.rebooting
+
+    @property
+    def cut_school(self) -> str:
+        """The code of the school whose fibre is cut for a while."""
+        return self._plan.cut_school
 
     @property
     def slow_uplink_school(self) -> str:
@@ -295,6 +326,10 @@ class SimulatedDistrict:
             asyncio.create_task(self._flap(), name=f"demo-flap:{flap_switch}:{flap_port}"),
             asyncio.create_task(self._reboots(), name=f"demo-reboot:{self._plan.rebooting}"),
         ]
+        if self._cut_after is not None:
+            self._tasks.append(
+                asyncio.create_task(self._cut(self._cut_after), name="demo-fibre-cut")
+            )
         logger.info(
             "simulated district: %d schools, %d switches, %d classrooms",
             len(self._plan.schools),
@@ -375,6 +410,18 @@ class SimulatedDistrict:
             self.reboots += 1
             logger.info("simulated district: %s is rebooting", switch_id)
             delay = self._reboot_every
+
+    async def _cut(self, after: float) -> None:
+        await asyncio.sleep(after)
+        school = self._plan.cut_school
+        cut = [sw.id for sw in self._plan.switches if sw.school == school]
+        for switch_id in cut:
+            self._switches[switch_id].set_reachable(False)
+        logger.info("simulated district: the fibre of %s is cut (%s)", school, ", ".join(cut))
+        await asyncio.sleep(self._cut_seconds)
+        for switch_id in cut:
+            self._switches[switch_id].set_reachable(True)
+        logger.info("simulated district: the fibre of %s is repaired", school)
 
     # The school whose terminals lose power during the lesson, and the one with no lessons today.
     TERMINALS_DROP_SCHOOL = "dyzx"
@@ -466,6 +513,11 @@ class SimulatedDistrict:
             'broker = "embedded"',
             f"listen = {_toml(self._mqtt_listen)}",
             f"heartbeat_interval_seconds = {float(self._heartbeat)!r}",
+            "",
+            "# Short graces so that the demo's outages show within a minute or two.",
+            "[alerting]",
+            "classroom_offline_minutes = 1",
+            "school_cut_off_seconds = 10",
             *self._schedule_lines(),
             "",
             "[credentials.demo]",
@@ -480,13 +532,18 @@ class SimulatedDistrict:
                 "",
                 "[[switches]]",
                 f"id = {_toml(sw.id)}",
-                f"school = {_toml(sw.school)}",
+                *([f"school = {_toml(sw.school)}"] if sw.school is not None else []),
                 f"host = {_toml(switch.host)}",
                 f"port = {switch.port}",
                 'credentials = "demo"',
                 f"timeout_seconds = {timeout!r}",
                 "retries = 1",
             ]
+            if sw.upstream is not None:
+                lines.append(
+                    f"upstream = {{ switch = {_toml(sw.upstream[0])}, "
+                    f"port = {_toml(sw.upstream[1])} }}"
+                )
         for school in self._plan.schools:
             lines += [
                 "",
@@ -508,4 +565,4 @@ class SimulatedDistrict:
                     f"switch = {_toml(room.switch)}",
                     f"port = {_toml(room.port)}",
                 ]
-        return "\n".join(lines) + "\n"
+        return "\n".join(lines) + "\n" + self._extra_config

@@ -148,11 +148,11 @@ def test_the_generated_district_is_valid() -> None:
         ),
         pytest.param(
             lambda b: b.replace(
-                'credentials = "v2c"', 'snmp = { version = "3", user = "u", auth_protocol = "MD5" }'
+                'credentials = "v2c"', 'snmp = { version = "3", user = "u", auth_protocol = "MD4" }'
             ),
             "snmp =",
-            'switches[19].snmp.auth_protocol: "MD5" is not allowed; choose one of SHA, '
-            "SHA-256, SHA-512",
+            'switches[19].snmp.auth_protocol: "MD4" is not allowed; choose one of MD5, SHA, '
+            "SHA-224, SHA-256, SHA-384, SHA-512",
             id="literal-in-inline-table",
         ),
         pytest.param(

@@ -90,7 +90,8 @@ class CalendarCoverage:
         today: the local date the coverage is judged on.
         years: the source of each year an arrangement covers (``ARRANGED_SOURCES`` only).
         files: the arrangement file behind each year that has one.
-        problems: arrangement files that could not be used, one line each.
+        problems: what is wrong with the arrangement files left out, one line each.
+        rejected: the arrangement files left out (or a directory that cannot be read).
         advice: what to do about the missing arrangement (Chinese, then English); empty when
             nothing is missing.
     """
@@ -99,6 +100,7 @@ class CalendarCoverage:
     years: Mapping[int, CalendarSource]
     files: Mapping[int, str] = field(default_factory=dict)
     problems: tuple[str, ...] = ()
+    rejected: tuple[str, ...] = ()
     advice: str = ""
 
     @property

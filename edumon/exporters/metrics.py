@@ -592,13 +592,13 @@ class EdumonCollector:
                 until + timedelta(days=1), dt_time(), tzinfo=schedule_timezone(self._runtime)
             )
             covered.add(midnight.timestamp())
-        problems = _gauge(
-            "edumon_calendar_file_problems",
-            "Problems with arrangement files that were left out (each logged as an error; "
-            "edumon check-config names file, line and key).",
+        rejected = _gauge(
+            "edumon_calendar_rejected_files",
+            "Arrangement files left out because they are invalid (or an unreadable "
+            "calendar_dir); each problem is logged, edumon check-config names file, line, key.",
         )
-        problems.add(len(coverage.problems))
-        yield from (fallback, warning, covered, problems)
+        rejected.add(len(coverage.rejected))
+        yield from (fallback, warning, covered, rejected)
 
     # -- the collector's own health --------------------------------------------------------
 

@@ -170,6 +170,7 @@ def _check(parsed: _ArrangementFile, file_year: int | None) -> Iterator[tuple[Lo
                 "the year its notice arranges"
             ),
         )
+        return  # every date would be judged against the wrong year
     if not parsed.holidays:
         yield (
             ("holidays",),

@@ -57,6 +57,7 @@ class _Layer:
 class _Snapshot:
     layers: tuple[_Layer, ...]
     problems: tuple[str, ...]
+    rejected: tuple[str, ...]
 
 
 class ChineseWorkingCalendar:
@@ -107,7 +108,7 @@ class ChineseWorkingCalendar:
         # The package raises NotImplementedError outside the years of its table.
         self._package_years = frozenset(day.year for day in chinese_calendar.holidays)
         self._lock = threading.Lock()
-        self._snapshot = _Snapshot((), ())
+        self._snapshot = _Snapshot((), (), ())
         self._loaded_at = 0.0
         self._warned_on: date | None = None
         self.reload()
@@ -161,7 +162,7 @@ class ChineseWorkingCalendar:
             for year, arrangement in layer.years.items():
                 years[year] = layer.source
                 files[year] = arrangement.where
-        coverage = CalendarCoverage(today, years, files, snapshot.problems)
+        coverage = CalendarCoverage(today, years, files, snapshot.problems, snapshot.rejected)
         missing = coverage.missing_year
         if missing is None:
             return coverage
@@ -235,6 +236,7 @@ class ChineseWorkingCalendar:
                 _Layer.of(CalendarSource.SHIPPED, shipped.arrangements),
             ),
             shipped.problems + configured.problems,
+            shipped.rejected + configured.rejected,
         )
         old = self._snapshot
         for problem in snapshot.problems:

@@ -16,11 +16,13 @@ _FILE_NAME = re.compile(r"^(\d{4})\.toml$")
 
 @dataclass(frozen=True, slots=True)
 class DirectoryScan:
-    """What one reading of a directory found: usable arrangements and problems, one line each."""
+    """What one reading of a directory found: usable arrangements, the files left out (or the
+    directory itself, when it cannot be read) and their problems, one line each."""
 
     directory: Path
     arrangements: dict[int, Arrangement] = field(default_factory=dict)
     problems: tuple[str, ...] = ()
+    rejected: tuple[str, ...] = ()
 
 
 class ArrangementReader:
@@ -48,20 +50,25 @@ class ArrangementReader:
                     f"{directory}: the calendar directory does not exist; create it or correct "
                     "[schedule] calendar_dir",
                 ),
+                rejected=(str(directory),),
             )
         except OSError as exc:
             return DirectoryScan(
-                directory, problems=(f"{directory}: cannot read the directory: {exc.strerror}",)
+                directory,
+                problems=(f"{directory}: cannot read the directory: {exc.strerror}",),
+                rejected=(str(directory),),
             )
         arrangements: dict[int, Arrangement] = {}
         problems: list[str] = []
+        rejected: list[str] = []
         for path in paths:
             result = self.read_file(path)
             if isinstance(result, ArrangementError):
                 problems.extend(result.problems)
+                rejected.append(str(path))
             else:
                 arrangements[result.year] = result
-        return DirectoryScan(directory, arrangements, tuple(problems))
+        return DirectoryScan(directory, arrangements, tuple(problems), tuple(rejected))
 
     def read_file(self, path: Path) -> Arrangement | ArrangementError:
         """One file, named ``YYYY.toml`` after its year; the error instead of raising it."""

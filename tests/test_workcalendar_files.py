@@ -258,3 +258,13 @@ def test_check_config_without_calendar_dir_still_says_what_is_covered() -> None:
     result = check_config(ROOT / "config.example.toml", cwd=ROOT)
     assert result.returncode == 0, result.stderr
     assert "2026 shipped" in result.stdout
+
+
+def test_the_readme_example_is_the_shipped_2026_file() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("### 工作日历 / Working calendar") :]
+    example = section[section.index("```toml\n") + 8 : section.index("```\n", 8)]
+    documented = parse_arrangement(example, where="README.md", year=2026)
+    shipped = check_directory(SHIPPED_DIR).arrangements[2026]
+    assert sorted(documented.entries()) == sorted(shipped.entries())
+    assert (documented.title, documented.published) == (shipped.title, shipped.published)

@@ -276,7 +276,7 @@ def test_a_bad_file_is_logged_and_left_out(
         calendar.reload()
     errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
     assert len(errors) == 1, errors  # once, not at every reload
-    assert "2027.toml:15: holidays[1].makeup_workdays: 2027-02-22 is a Monday" in errors[0]
+    assert "2027.toml:15: holidays[1].makeup_workdays: 2027-02-22 是周一" in errors[0]
     assert calendar.workday(date(2027, 1, 1)).source is STATUTORY
     coverage = calendar.coverage(date(2026, 12, 10))
     assert coverage.warning

@@ -66,91 +66,118 @@ def test_the_new_year_may_start_in_december() -> None:
 
 
 CASES = [
-    # id, replace this, with this, expected problem (FILE:LINE: KEY: ...)
-    ("unknown top-level key", "title =", "titel =", "2027.toml:2: titel: unknown key"),
+    # id, replace this, with this, (a problem's start FILE:LINE: KEY: , and a part of the rest)
+    (
+        "unknown top-level key",
+        "title =",
+        "titel =",
+        ("2027.toml:2: titel: ", "未知的键 / unknown key"),
+    ),
     (
         "unknown key in a holiday",
         "makeup_workdays =",
         "makeup_days =",
-        "2027.toml:14: holidays[1].makeup_days: unknown key",
+        ("2027.toml:14: holidays[1].makeup_days: ", "unknown key"),
     ),
     (
         "missing title",
         'title = "国务院办公厅关于2027年部分节假日安排的通知"\n',
         "",
-        "title: required",
+        ("2027.toml: title: ", "缺少必填的键 / required key is missing"),
     ),
     (
         "no holidays",
         GOOD[GOOD.index("[[holidays]]") :],
         "holidays = []\n",
-        "2027.toml:5: holidays: no holidays listed",
+        ("2027.toml:5: holidays: ", "no holidays listed"),
     ),
     (
         "a date in another year",
         "end = 2027-02-13",
         "end = 2028-02-13",
-        "2027.toml:13: holidays[1].end: 2028-02-13 is not in 2027",
+        ("2027.toml:13: holidays[1].end: ", "2028-02-13 is not in 2027"),
     ),
     (
         "more than a week into next year",
         "start = 2027-01-01",
         "start = 2026-12-20",
-        "2027.toml:7: holidays[0].start: 2026-12-20 is not in 2027",
+        ("2027.toml:7: holidays[0].start: ", "2026-12-20 不在2027年内"),
     ),
     (
         "a make-up day on a weekday",
         "2027-01-30, 2027-02-20",
         "2027-01-29, 2027-02-20",
-        "2027.toml:14: holidays[1].makeup_workdays: 2027-01-29 is a Friday (周五), already "
-        "a working day",
+        (
+            "2027.toml:14: holidays[1].makeup_workdays: ",
+            "2027-01-29 是周五，本来就是工作日；调休上班日是周六或周日 / 2027-01-29 is a Friday",
+        ),
     ),
     (
         "both holiday and make-up day",
         "2027-01-30, 2027-02-20",
         "2027-02-06, 2027-02-20",
-        "2027.toml:14: holidays[1].makeup_workdays: 2027-02-06 is both a holiday (春节) and a "
-        "make-up working day",
+        (
+            "2027.toml:14: holidays[1].makeup_workdays: ",
+            "2027-02-06 is both a holiday (春节) and a make-up working day",
+        ),
     ),
     (
         "a make-up day listed twice",
         "2027-01-30, 2027-02-20",
         "2027-01-30, 2027-01-30",
-        "holidays[1].makeup_workdays: 2027-01-30 is listed twice",
+        ("2027.toml:14: holidays[1].makeup_workdays: ", "2027-01-30 is listed twice"),
     ),
     (
         "end before start",
         "end = 2027-01-03",
         "end = 2026-12-31",
-        "2027.toml:8: holidays[0].end: end 2026-12-31 is before start 2027-01-01",
+        ("2027.toml:8: holidays[0].end: ", "end 2026-12-31 is before start 2027-01-01"),
     ),
     (
         "overlapping holidays",
         "start = 2027-02-05\nend = 2027-02-13",
         "start = 2027-01-03\nend = 2027-01-05",
-        "2027.toml:12: holidays[1].start: 春节 (2027-01-03 to 2027-01-05) overlaps "
-        "holidays[0] (元旦) on 2027-01-03",
+        (
+            "2027.toml:12: holidays[1].start: ",
+            "春节 (2027-01-03 to 2027-01-05) overlaps holidays[0] (元旦) on 2027-01-03",
+        ),
     ),
     (
         "a date with a time of day",
         "published = 2026-12-10",
         "published = 2026-12-10T10:00:00",
-        "2027.toml:3: published: write a date without a time of day",
+        ("2027.toml:3: published: ", "write a date without a time of day"),
     ),
-    ("a date as text", "published = 2026-12-10", 'published = "十二月"', "published: "),
-    ("empty name", 'name = "元旦"', 'name = ""', "2027.toml:6: holidays[0].name: String should"),
-    ("year of the file name", "year = 2027", "year = 2026", "2027.toml:1: year: the file is named"),
-    ("not TOML", "[[holidays]]\nname", "[[holidays]\nname", "2027.toml: not valid TOML"),
+    (
+        "a date as text",
+        "published = 2026-12-10",
+        'published = "十二月"',
+        ("2027.toml:3: published: ", ""),
+    ),
+    (
+        "empty name",
+        'name = "元旦"',
+        'name = ""',
+        ("2027.toml:6: holidays[0].name: ", "String should"),
+    ),
+    (
+        "year of the file name",
+        "year = 2027",
+        "year = 2026",
+        ("2027.toml:1: year: ", "文件名是 2027.toml，但 year = 2026"),
+    ),
+    ("not TOML", "[[holidays]]\nname", "[[holidays]\nname", ("2027.toml: not valid TOML", "")),
 ]
 
 
 @pytest.mark.parametrize(
     ("old", "new", "expected"), [c[1:] for c in CASES], ids=[c[0] for c in CASES]
 )
-def test_problems_name_file_line_and_key(old: str, new: str, expected: str) -> None:
+def test_problems_name_file_line_and_key(old: str, new: str, expected: tuple[str, str]) -> None:
     assert old in GOOD
     problems = problems_of(GOOD.replace(old, new, 1))
-    assert any(expected in p for p in problems), problems
+    start, part = expected
+    assert any(p.startswith(start) and part in p for p in problems), problems
 
 
 def test_every_problem_is_reported_at_once() -> None:

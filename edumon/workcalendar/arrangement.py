@@ -34,11 +34,11 @@ YEAR_EDGE_DAYS = 7
 30 December, and its make-up day fall on the 29th, of the year before (2019's notice did so)."""
 
 _WEEKDAYS = (
-    "Monday (周一)",
-    "Tuesday (周二)",
-    "Wednesday (周三)",
-    "Thursday (周四)",
-    "Friday (周五)",
+    ("周一", "Monday"),
+    ("周二", "Tuesday"),
+    ("周三", "Wednesday"),
+    ("周四", "Thursday"),
+    ("周五", "Friday"),
 )
 
 
@@ -160,14 +160,18 @@ def parse_arrangement(text: str, *, where: str, year: int | None = None) -> Arra
 
 
 def _check(parsed: _ArrangementFile, file_year: int | None) -> Iterator[tuple[Loc, str]]:
-    """The rules pydantic's types cannot say: dates in the year, no day twice, and so on."""
+    """The rules pydantic's types cannot say: dates in the year, no day twice, and so on.
+
+    Messages are Chinese first, then English: the person fixing the file is typing a notice.
+    """
     year = parsed.year
     if file_year is not None and year != file_year:
         yield (
             ("year",),
             (
-                f"the file is named {file_year}.toml but says year = {year}; name each file after "
-                "the year its notice arranges"
+                f"文件名是 {file_year}.toml，但 year = {year}；文件以通知安排的年份命名 / "
+                f"the file is named {file_year}.toml but says year = {year}; name each file "
+                "after the year its notice arranges"
             ),
         )
         return  # every date would be judged against the wrong year
@@ -175,7 +179,8 @@ def _check(parsed: _ArrangementFile, file_year: int | None) -> Iterator[tuple[Lo
         yield (
             ("holidays",),
             (
-                "no holidays listed; write each item of the notice (一、元旦 … 七、国庆节) as a "
+                "没有列出放假安排；把通知的每一项（一、元旦 … 七、国庆节）写成一个 "
+                "[[holidays]] 表 / no holidays listed; write each item of the notice as a "
                 "[[holidays]] table"
             ),
         )
@@ -186,9 +191,10 @@ def _check(parsed: _ArrangementFile, file_year: int | None) -> Iterator[tuple[Lo
         if first <= day <= last:
             return None
         return (
-            f"{day} is not in {year}; a {year}.toml file lists the days of {year} (reaching at "
-            f"most {YEAR_EDGE_DAYS} days into the neighbouring years, for 元旦 and 春节 across "
-            "the year end)"
+            f"{day} 不在{year}年内（最多跨年 {YEAR_EDGE_DAYS} 天，用于跨年的元旦）/ "
+            f"{day} is not in {year}; a {year}.toml file lists the days of {year} (reaching "
+            f"at most {YEAR_EDGE_DAYS} days into the neighbouring years, for 元旦 across the "
+            "year end)"
         )
 
     off: dict[date, int] = {}
@@ -199,14 +205,18 @@ def _check(parsed: _ArrangementFile, file_year: int | None) -> Iterator[tuple[Lo
             if problem is not None:
                 yield ("holidays", i, key), problem
         if end < h.start:
-            yield ("holidays", i, "end"), f"end {end} is before start {h.start}"
+            yield (
+                ("holidays", i, "end"),
+                (f"结束日期早于开始日期 / end {end} is before start {h.start}"),
+            )
             continue
-        if (end - h.start).days > 31:
+        days = (end - h.start).days + 1
+        if days > 32:
             yield (
                 ("holidays", i, "end"),
                 (
-                    f"{h.name} runs {(end - h.start).days + 1} days ({h.start} to {end}); "
-                    "check the dates against the notice"
+                    f"{h.name}共 {days} 天，请对照通知核对日期 / {h.name} runs {days} days "
+                    f"({h.start} to {end}); check the dates against the notice"
                 ),
             )
             continue
@@ -214,12 +224,13 @@ def _check(parsed: _ArrangementFile, file_year: int | None) -> Iterator[tuple[Lo
         while day <= end:
             other = off.get(day)
             if other is not None and other != i:
+                name = parsed.holidays[other].name
                 yield (
                     ("holidays", i, "start"),
                     (
-                        f"{h.name} ({h.start} to {end}) overlaps holidays[{other}] "
-                        f"({parsed.holidays[other].name}) on {day}; list each day once (a joint "
-                        "holiday such as 国庆节、中秋节 is one table)"
+                        f"与 holidays[{other}]（{name}）在 {day} 重叠，每天只列一次 / {h.name} "
+                        f"({h.start} to {end}) overlaps holidays[{other}] ({name}) on {day}; list "
+                        "each day once (a joint holiday such as 国庆节、中秋节 is one table)"
                     ),
                 )
                 break
@@ -233,22 +244,24 @@ def _check(parsed: _ArrangementFile, file_year: int | None) -> Iterator[tuple[Lo
             if problem is not None:
                 yield loc, problem
             if day in worked:
-                yield loc, f"{day} is listed twice as a make-up working day"
+                yield loc, f"{day} 重复列出 / {day} is listed twice as a make-up working day"
             worked[day] = i
             if day.weekday() < 5:
+                zh, en = _WEEKDAYS[day.weekday()]
                 yield (
                     loc,
                     (
-                        f"{day} is a {_WEEKDAYS[day.weekday()]}, already a working day; a 调休 "
-                        "make-up working day (上班) is a Saturday or Sunday"
+                        f"{day} 是{zh}，本来就是工作日；调休上班日是周六或周日 / {day} is a {en}, "
+                        "already a working day; a 调休 make-up working day is a Saturday or Sunday"
                     ),
                 )
             if day in off:
+                name = parsed.holidays[off[day]].name
                 yield (
                     loc,
                     (
-                        f"{day} is both a holiday ({parsed.holidays[off[day]].name}) and a make-up "
-                        "working day; it can be only one"
+                        f"{day} 既是放假日（{name}）又是调休上班日 / {day} is both a holiday "
+                        f"({name}) and a make-up working day; it can be only one"
                     ),
                 )
 
@@ -264,11 +277,11 @@ def _message(err: object) -> str:
     assert isinstance(err, dict)
     if err["type"] == "extra_forbidden":
         return (
-            "unknown key; a file has year, title, published, document, url and [[holidays]] "
-            "tables of name, start, end, makeup_workdays"
+            "未知的键 / unknown key; a file has year, title, published, document, url and "
+            "[[holidays]] tables of name, start, end, makeup_workdays"
         )
     if err["type"] == "missing":
-        return "required key is missing"
+        return "缺少必填的键 / required key is missing"
     return str(err["msg"]).removeprefix("Value error, ")
 
 

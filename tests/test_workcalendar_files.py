@@ -8,6 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from edumon.config import parse_config
+from edumon.errors import ConfigError
+from edumon.schedule_config import ScheduleConfig
 from edumon.workcalendar import (
     SHIPPED_DIR,
     ArrangementError,
@@ -295,3 +298,24 @@ def test_the_readme_example_is_the_shipped_2026_file() -> None:
     shipped = check_directory(SHIPPED_DIR).arrangements[2026]
     assert sorted(documented.entries()) == sorted(shipped.entries())
     assert (documented.title, documented.published) == (shipped.title, shipped.published)
+
+
+@pytest.mark.parametrize(
+    ("value", "config_file", "expected"),
+    [
+        (None, Path("/etc/edumon/edumon.toml"), None),
+        ("/srv/calendar", Path("/etc/edumon/edumon.toml"), Path("/srv/calendar")),
+        ("calendar", Path("/etc/edumon/edumon.toml"), Path("/etc/edumon/calendar")),
+        ("calendar", None, Path("calendar")),  # parsed from text: the working directory
+    ],
+)
+def test_calendar_dir_is_relative_to_the_config_file(
+    value: str | None, config_file: Path | None, expected: Path | None
+) -> None:
+    section = ScheduleConfig() if value is None else ScheduleConfig(calendar_dir=value)
+    assert section.calendar_path(config_file) == expected
+
+
+def test_an_empty_calendar_dir_is_refused() -> None:
+    with pytest.raises(ConfigError, match=r"schedule\.calendar_dir: String should have at least"):
+        parse_config(CONFIG.format(calendar_dir=""), where="edumon.toml")

@@ -117,7 +117,7 @@ def _calendar_line(config: Config) -> str:
     return (
         f"calendar: {', '.join(parts) or 'no arrangement'}; "
         f"调休 known until {until.isoformat() if until is not None else '-'}"
-        + (f"; {coverage.missing_year} missing (see the warning above)" if coverage.warning else "")
+        + (f"; {coverage.missing_year} missing: see the warning logged" if coverage.warning else "")
     )
 
 

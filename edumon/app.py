@@ -25,7 +25,7 @@ from edumon.sources.mqtt.broker import EmbeddedBroker
 from edumon.sources.mqtt.ingest import MqttIngest, MqttSettings, MqttTls
 from edumon.sources.snmp.poller import SnmpPoller
 from edumon.store.repository import open_store
-from edumon.workcalendar import ChineseWorkingCalendar
+from edumon.workcalendar import calendar_of
 
 log = logging.getLogger(__name__)
 
@@ -184,7 +184,7 @@ async def run(
                 terminals=terminals,
                 ingest=ingest,
                 schedule=schedule,
-                calendar=ChineseWorkingCalendar(),
+                calendar=calendar_of(config),
                 mqtt_broker=f"{ingest.settings.host}:{ingest.settings.port}",
                 notifier=notifier,
                 outages=OutageTracker(

@@ -15,8 +15,10 @@ import click
 
 from edumon import __version__
 from edumon.config import Config, load_config
+from edumon.domain.schedule import CalendarSource
 from edumon.errors import EdumonError
 from edumon.runtime import Runtime
+from edumon.workcalendar import calendar_of, check_directory
 
 log = logging.getLogger("edumon")
 
@@ -94,6 +96,13 @@ def check_config(file: Path) -> None:
     config = _load_or_exit(file)
     for warning in config.warnings:
         click.echo(f"warning: {warning}", err=True)
+    calendar_dir = config.schedule.calendar_path(file)
+    if calendar_dir is not None:
+        problems = check_directory(calendar_dir).problems
+        if problems:
+            for problem in problems:
+                click.echo(problem, err=True)
+            sys.exit(2)
     rooms = sum(len(s.classrooms) for s in config.schools.values())
     t = config.targets
     click.echo(
@@ -101,6 +110,25 @@ def check_config(file: Path) -> None:
         f"{len(config.schools)} schools, {rooms} classrooms, {len(config.switches)} switches; "
         f"targets {t.profile}: uplink {t.uplink_mbps or '-'} Mbit/s, "
         f"classroom {t.classroom_mbps or '-'} Mbit/s; storage {config.storage.display_url}"
+    )
+    click.echo(_calendar_line(config))
+
+
+def _calendar_line(config: Config) -> str:
+    """Which years have a holiday arrangement, and from where (a missing one is logged)."""
+    calendar = calendar_of(config)
+    today = calendar.today()
+    coverage = calendar.coverage(today)
+    parts = []
+    for year in sorted(y for y in coverage.years if y >= today.year - 1):
+        source = coverage.years[year]
+        shown = coverage.files[year] if source is CalendarSource.CONFIGURED else source.value
+        parts.append(f"{year} {shown}")
+    until = coverage.covered_until
+    return (
+        f"calendar: {', '.join(parts) or 'no arrangement'}; "
+        f"调休 known until {until.isoformat() if until is not None else '-'}"
+        + (f"; {coverage.missing_year} missing: see the warning logged" if coverage.warning else "")
     )
 
 

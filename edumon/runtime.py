@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from edumon.collector import Collector
 from edumon.config import Config
 from edumon.domain.outages import OutageTracker
-from edumon.domain.schedule import Schedule, WorkingCalendar
+from edumon.domain.schedule import NationalCalendar, Schedule
 from edumon.domain.state import NetworkState
 from edumon.domain.terminals import TerminalsState
 
@@ -33,7 +33,8 @@ class Runtime:
     """The MqttIngest (its statistics feed the mqtt_* self-metrics)."""
     schedule: Schedule | None = None
     """The lesson schedule (classroom_expected_online); None: no schedule-aware figures."""
-    calendar: WorkingCalendar | None = None
+    calendar: NationalCalendar | None = None
+    """China's working calendar (holidays, 调休) and how far its arrangements reach."""
     mqtt_broker: str | None = None
     """host:port of the broker terminals publish to (the embedded one's actual port)."""
     notifier: object | None = None

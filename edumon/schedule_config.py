@@ -4,6 +4,9 @@ Example::
 
     [schedule]
     timezone = "Asia/Shanghai"                 # the default
+    # Holiday arrangements (放假安排) beyond those shipped: one YYYY.toml per State Council
+    # notice, re-read while running. Relative to this file's directory. See README, 工作日历.
+    calendar_dir = "/etc/edumon/calendar"
 
     # Built in: "primary" (小学, 40-minute lessons from 08:20), "middle" (中学, 45-minute lessons
     # from 08:00) and "none" (no lessons). Define one with the same name to replace it.
@@ -42,6 +45,7 @@ from __future__ import annotations
 import re
 from collections.abc import Collection, Mapping
 from datetime import date, datetime, time
+from pathlib import Path
 from types import MappingProxyType
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -212,6 +216,7 @@ class ScheduleConfig(_Strict):
     """The [schedule] section; every key optional, the defaults fit the seed district."""
 
     timezone: str = DEFAULT_TIMEZONE
+    calendar_dir: str | None = Field(default=None, min_length=1)
     # Merged onto the built-in ones, so validated even when left out.
     timetables: dict[Id, TimetableConfig] = Field(default_factory=dict, validate_default=True)
     defaults: dict[SchoolKind, Id] = Field(default_factory=dict, validate_default=True)
@@ -292,6 +297,19 @@ class ScheduleConfig(_Strict):
                     )
         self.schedule()  # so that schedule() cannot fail on a validated section
         return self
+
+    def calendar_path(self, config_file: Path | None) -> Path | None:
+        """The calendar_dir as a path; a relative one is taken from the config file's directory.
+
+        Args:
+            config_file: the configuration file the section was read from, if any.
+        """
+        if self.calendar_dir is None:
+            return None
+        path = Path(self.calendar_dir).expanduser()
+        if not path.is_absolute() and config_file is not None:
+            path = config_file.parent / path
+        return path
 
     def schedule(self) -> Schedule:
         """The domain Schedule this section describes (validation has already checked it)."""

@@ -20,16 +20,124 @@ USUAL_SPRING_TERM = ((3, 1), (7, 10))
 USUAL_AUTUMN_TERM = ((9, 1), (1, 20))
 
 
+class CalendarSource(enum.StrEnum):
+    """Where a working-day answer came from, most trusted first."""
+
+    CONFIGURED = "configured"
+    """An arrangement file in the district's ``[schedule] calendar_dir``."""
+    SHIPPED = "shipped"
+    """An arrangement file shipped with edumon."""
+    CHINESE_CALENDAR = "chinese_calendar"
+    """The data of the installed chinese-calendar package."""
+    STATUTORY = "statutory"
+    """No arrangement: the statutory holidays of 《全国年节及纪念日放假办法》 (lunar ones computed),
+    Saturdays and Sundays off; 调休 make-up working days unknown."""
+    WEEKDAYS = "weekdays"
+    """No arrangement and no statutory holidays known: Monday to Friday are working days."""
+
+
+ARRANGED_SOURCES = frozenset(
+    {CalendarSource.CONFIGURED, CalendarSource.SHIPPED, CalendarSource.CHINESE_CALENDAR}
+)
+"""Sources that know the State Council's arrangement for the year, 调休 included."""
+
+
+@dataclass(frozen=True, slots=True)
+class Workday:
+    """A working calendar's answer for one date.
+
+    Attributes:
+        day: the date.
+        workday: True on a working day (a 调休 make-up Saturday or Sunday included).
+        source: which source decided.
+        holiday: the holiday's name on a day off for a holiday (春节, 国庆节（补假）), or the
+            holiday a make-up working day belongs to; empty on ordinary days.
+    """
+
+    day: date
+    workday: bool
+    source: CalendarSource
+    holiday: str = ""
+
+    @property
+    def arranged(self) -> bool:
+        """Whether an official arrangement decided (so 调休 make-up days are known)."""
+        return self.source in ARRANGED_SOURCES
+
+
 class WorkingCalendar(Protocol):
-    """A national working calendar: which dates are working days."""
+    """A national working calendar: which dates are working days, and who says so."""
 
-    def is_workday(self, day: date) -> bool | None:
-        """Whether ``day`` is a working day.
+    def workday(self, day: date) -> Workday:
+        """Whether ``day`` is a working day, and which source decided.
 
-        Returns:
-            True on a working day (including a 调休 make-up weekend day), False on a rest day
-            (weekend or public holiday), None when the calendar has no data for the date.
+        Without an arrangement for the date there is still an answer (statutory holidays,
+        weekends), from a source outside ``ARRANGED_SOURCES``.
         """
+        ...
+
+
+COVERAGE_WARNING_FROM = (12, 1)
+"""(month, day) from which a missing arrangement for next year is warned about. The State
+Council publishes the notice in November or December."""
+
+
+@dataclass(frozen=True, slots=True)
+class CalendarCoverage:
+    """Which years an official arrangement covers, as seen on the local date ``today``.
+
+    Attributes:
+        today: the local date the coverage is judged on.
+        years: the source of each year an arrangement covers (``ARRANGED_SOURCES`` only).
+        files: the arrangement file behind each year that has one.
+        problems: what is wrong with the arrangement files left out, one line each.
+        rejected: the arrangement files left out (or a directory that cannot be read).
+        advice: what to do about the missing arrangement (Chinese, then English); empty when
+            nothing is missing.
+    """
+
+    today: date
+    years: Mapping[int, CalendarSource]
+    files: Mapping[int, str] = field(default_factory=dict)
+    problems: tuple[str, ...] = ()
+    rejected: tuple[str, ...] = ()
+    advice: str = ""
+
+    @property
+    def covered_until(self) -> date | None:
+        """The last date of the run of arranged years through today's year (or, when today's
+        year has none, the end of the last arranged year before it); None without any."""
+        year = self.today.year
+        if year not in self.years:
+            earlier = [y for y in self.years if y < year]
+            return date(max(earlier), 12, 31) if earlier else None
+        while year + 1 in self.years:
+            year += 1
+        return date(year, 12, 31)
+
+    @property
+    def missing_year(self) -> int | None:
+        """The year whose missing arrangement is warned about: today's year, or next year from
+        1 December on; None when neither is missing."""
+        year = self.today.year
+        if year not in self.years:
+            return year
+        month, day = COVERAGE_WARNING_FROM
+        if self.today >= date(year, month, day) and year + 1 not in self.years:
+            return year + 1
+        return None
+
+    @property
+    def warning(self) -> bool:
+        """Whether to warn: today's year, or next year from 1 December, has no arrangement."""
+        return self.missing_year is not None
+
+
+class NationalCalendar(WorkingCalendar, Protocol):
+    """A working calendar that can also say how far its arrangements reach."""
+
+    def coverage(self, today: date) -> CalendarCoverage:
+        """The years an arrangement covers, judged on the local date ``today``."""
         ...
 
 
@@ -228,9 +336,13 @@ class SchoolDay:
         reason: why it is or is not a school day.
         term: the term the date falls in, if any.
         note: the configured reason of a lesson or no-lesson day.
-        calendar_fallback: the national calendar had no data for the date, so Monday to Friday
-            were taken as working days (holidays and 调休 unknown). Callers log and count this.
+        calendar_fallback: no arrangement (an arrangement file or the chinese-calendar data)
+            covers the date, so statutory holidays and weekends decided and 调休 make-up working
+            days are unknown. Callers log and count this.
         term_fallback: no configured term covers the date, so the usual term dates were used.
+        calendar_source: the working calendar's source for the date; None when the calendar
+            was not consulted (vacation, configured lesson or no-lesson days).
+        holiday: the holiday the calendar named for the date (春节, 国庆节（补假）), if any.
     """
 
     day: date
@@ -239,6 +351,8 @@ class SchoolDay:
     note: str = ""
     calendar_fallback: bool = False
     term_fallback: bool = False
+    calendar_source: CalendarSource | None = None
+    holiday: str = ""
 
     @property
     def is_school_day(self) -> bool:
@@ -317,15 +431,20 @@ def school_day(
     if term is None:
         return SchoolDay(day, DayReason.VACATION, None, term_fallback=term_fallback)
     weekend = day.weekday() >= 5
-    workday = calendar.is_workday(day)
-    fallback = workday is None
-    if workday is None:
-        workday = not weekend
-    if workday:
+    answer = calendar.workday(day)
+    if answer.workday:
         reason = DayReason.MAKEUP_WORKDAY if weekend else DayReason.WORKDAY
     else:
         reason = DayReason.WEEKEND if weekend else DayReason.HOLIDAY
-    return SchoolDay(day, reason, name, calendar_fallback=fallback, term_fallback=term_fallback)
+    return SchoolDay(
+        day,
+        reason,
+        name,
+        calendar_fallback=not answer.arranged,
+        term_fallback=term_fallback,
+        calendar_source=answer.source,
+        holiday=answer.holiday,
+    )
 
 
 def is_school_day(

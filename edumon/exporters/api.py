@@ -128,6 +128,27 @@ def create_app(runtime: Runtime, *, clock: Callable[[], float] = time.time) -> F
     return app
 
 
+def _calendar_status(runtime: Runtime, now: float) -> s.CalendarStatus | None:
+    calendar = runtime.calendar
+    if calendar is None:
+        return None
+    today = local_date(runtime, now)
+    coverage = calendar.coverage(today)
+    last = max([today.year + 1, *(y for y in coverage.years if y > today.year)])
+    sources = {}
+    for year in range(today.year - 1, last + 1):
+        source = coverage.years.get(year) or calendar.workday(date(year, 7, 1)).source
+        sources[str(year)] = s.CalendarYear(source=source.value, file=coverage.files.get(year))
+    return s.CalendarStatus(
+        today=today,
+        today_source=calendar.workday(today).source.value,
+        covered_until=coverage.covered_until,
+        sources=sources,
+        warning=coverage.advice or None,
+        file_problems=list(coverage.problems),
+    )
+
+
 def _api_router(runtime: Runtime, clock: Callable[[], float]) -> APIRouter:
     router = APIRouter()
     state = runtime.state
@@ -174,6 +195,7 @@ def _api_router(runtime: Runtime, clock: Callable[[], float]) -> APIRouter:
                 classrooms=len(tracker.classrooms) if tracker is not None else 0,
             ),
             events=s.EventCounts(total=sum(by_kind.values()), by_kind=by_kind),
+            calendar=_calendar_status(runtime, clock()),
             generated_at=datetime.now(UTC),
         )
 

@@ -40,6 +40,7 @@ from edumon.domain.schedule import (
     Place,
     Schedule,
     SchoolDay,
+    Workday,
     WorkingCalendar,
     lesson_at,
     school_day,
@@ -83,39 +84,14 @@ class MemoCalendar:
 
     def __init__(self, calendar: WorkingCalendar) -> None:
         self._calendar = calendar
-        self._days: dict[date, bool | None] = {}
+        self._days: dict[date, Workday] = {}
 
-    def is_workday(self, day: date) -> bool | None:
-        """See ``WorkingCalendar.is_workday``."""
-        if day not in self._days:
-            self._days[day] = self._calendar.is_workday(day)
-        return self._days[day]
-
-
-class CalendarFallbackLog:
-    """Says, once per date, that the working calendar has no data and weekdays stand in.
-
-    The ``chinese_calendar`` package learns each year's holidays and 调休 days from the State
-    Council notice published late in the year before; a collector left running past its data
-    treats Monday to Friday as working days until the package is upgraded. Hold one per app
-    (the /metrics collector has its own) and call ``check`` as often as convenient.
-    """
-
-    def __init__(self) -> None:
-        self._logged: date | None = None
-
-    def check(self, calendar: WorkingCalendar, day: date) -> bool:
-        """Whether ``day``'s working-day answer is the weekday fallback; logs it once per date."""
-        fallback = calendar.is_workday(day) is None
-        if fallback and self._logged != day:
-            self._logged = day
-            log.warning(
-                "the working calendar has no data for %s: Monday to Friday are taken as working "
-                "days, so holidays and 调休 make-up days are not known; upgrade the "
-                "chinese-calendar package",
-                day.isoformat(),
-            )
-        return fallback
+    def workday(self, day: date) -> Workday:
+        """See ``WorkingCalendar.workday``."""
+        answer = self._days.get(day)
+        if answer is None:
+            answer = self._days[day] = self._calendar.workday(day)
+        return answer
 
 
 def schedule_timezone(runtime: Runtime) -> tzinfo:

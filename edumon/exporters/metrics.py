@@ -41,6 +41,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from datetime import datetime, timedelta
+from datetime import time as dt_time
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.metrics_core import (
@@ -59,10 +61,10 @@ from edumon.domain.state import DeviceState, InterfaceState
 from edumon.domain.terminals import IGNORED_REASONS
 from edumon.domain.topology import Condition, Connectivity, assess
 from edumon.exporters.availability import (
-    CalendarFallbackLog,
     ClassroomNow,
     classrooms_now,
     local_date,
+    schedule_timezone,
     terminal_speeds,
 )
 from edumon.exporters.notify import Notifier, notify_families
@@ -147,7 +149,6 @@ class EdumonCollector:
     def __init__(self, runtime: Runtime, *, clock: Callable[[], float] = time.time) -> None:
         self._runtime = runtime
         self._clock = clock
-        self._calendar_log = CalendarFallbackLog()
 
     def collect(self) -> Iterable[Metric]:
         now = self._clock()
@@ -672,14 +673,40 @@ class EdumonCollector:
         calendar = self._runtime.calendar
         if calendar is None:
             return
+        today = local_date(self._runtime, now)
+        # Asking for the coverage also logs the advice, once a day, while a year is missing.
+        coverage = calendar.coverage(today)
         fallback = _gauge(
             "edumon_calendar_fallback",
-            "1 when the working calendar has no data for today, so Monday to Friday are "
-            "taken as working days (holidays and 调休 unknown): upgrade chinese-calendar.",
+            "1 when no holiday arrangement (file or chinese-calendar data) covers today: "
+            "statutory holidays and weekends decide, 调休 make-up working days are unknown.",
         )
-        today = local_date(self._runtime, now)
-        fallback.add(1 if self._calendar_log.check(calendar, today) else 0)
-        yield fallback
+        fallback.add(0 if calendar.workday(today).arranged else 1)
+        warning = _gauge(
+            "edumon_calendar_coverage_warning",
+            "1 while today's year has no holiday arrangement, and from 1 December while next "
+            "year has none: add the State Council's notice as YYYY.toml to [schedule] "
+            "calendar_dir (see the log or /api/v1/summary for where).",
+        )
+        warning.add(1 if coverage.warning else 0)
+        covered = _gauge(
+            "edumon_calendar_covered_until_timestamp_seconds",
+            "End of the last date a holiday arrangement covers (00:00 local time of the day "
+            "after it), in Unix seconds.",
+        )
+        until = coverage.covered_until
+        if until is not None:
+            midnight = datetime.combine(
+                until + timedelta(days=1), dt_time(), tzinfo=schedule_timezone(self._runtime)
+            )
+            covered.add(midnight.timestamp())
+        rejected = _gauge(
+            "edumon_calendar_rejected_files",
+            "Arrangement files left out because they are invalid (or an unreadable "
+            "calendar_dir); each problem is logged, edumon check-config names file, line, key.",
+        )
+        rejected.add(len(coverage.rejected))
+        yield from (fallback, warning, covered, rejected)
 
     # -- the collector's own health --------------------------------------------------------
 

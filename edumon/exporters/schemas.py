@@ -73,6 +73,34 @@ class OutageCounts(_Out):
     classrooms: int = Field(description="Classrooms in an open outage (offline in lessons)")
 
 
+CalendarSourceName = Literal["configured", "shipped", "chinese_calendar", "statutory", "weekdays"]
+"""configured: a file in [schedule] calendar_dir; shipped: a file shipped with edumon;
+chinese_calendar: the chinese-calendar package; statutory: no arrangement, statutory holidays and
+weekends (调休 unknown); weekdays: not even statutory holidays known."""
+
+
+class CalendarYear(_Out):
+    source: CalendarSourceName
+    file: str | None = Field(description="The arrangement file, for configured and shipped")
+
+
+class CalendarStatus(_Out):
+    """How far the national working calendar's holiday arrangements (放假安排) reach."""
+
+    today: date = Field(description="Local date in the schedule's time zone")
+    today_source: CalendarSourceName = Field(description="The source that decided today")
+    covered_until: date | None = Field(
+        description="Last date an arrangement covers (调休 known up to here)"
+    )
+    sources: dict[str, CalendarYear] = Field(
+        description="By year, from last year to the last arranged one (next year at least)"
+    )
+    warning: str | None = Field(
+        description="What is missing and what to do (Chinese, then English); null if nothing"
+    )
+    file_problems: list[str] = Field(description="Arrangement files left out, and why")
+
+
 class Summary(_Out):
     district: District
     targets: TargetProfile
@@ -84,6 +112,9 @@ class Summary(_Out):
     )
     outages: OutageCounts
     events: EventCounts
+    calendar: CalendarStatus | None = Field(
+        default=None, description="The working calendar's coverage; null without a schedule"
+    )
     generated_at: datetime
 
 

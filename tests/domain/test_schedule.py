@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from edumon.domain.schedule import (
+    CalendarSource,
     DayReason,
     Period,
     Place,
@@ -24,6 +25,7 @@ from edumon.domain.schedule import (
     term_of,
     timetable_for,
 )
+from edumon.domain.schedule import Workday as WorkdayAnswer
 from edumon.schedule_config import ScheduleConfig
 from edumon.workcalendar import ChineseWorkingCalendar
 
@@ -107,16 +109,20 @@ def at(text: str) -> datetime:
 
 
 class FakeCalendar:
-    """A working calendar from a table; records the dates it is asked about."""
+    """A working calendar from a table (None: no arrangement, Monday to Friday work); records
+    the dates it is asked about."""
 
     def __init__(self, table: Mapping[date, bool | None], default: bool | None = None) -> None:
         self.table = dict(table)
         self.default = default
         self.asked: list[date] = []
 
-    def is_workday(self, day: date) -> bool | None:
+    def workday(self, day: date) -> WorkdayAnswer:
         self.asked.append(day)
-        return self.table.get(day, self.default)
+        answer = self.table.get(day, self.default)
+        if answer is None:
+            return WorkdayAnswer(day, day.weekday() < 5, CalendarSource.WEEKDAYS)
+        return WorkdayAnswer(day, answer, CalendarSource.CONFIGURED)
 
 
 W = DayReason.WORKDAY
@@ -233,7 +239,7 @@ def test_naive_datetime_is_refused(schedule: Schedule, calendar: ChineseWorkingC
 def test_year_without_calendar_data_falls_back_to_weekdays(
     schedule: Schedule, calendar: ChineseWorkingCalendar
 ) -> None:
-    assert calendar.is_workday(date(2099, 9, 7)) is None
+    assert calendar.workday(date(2099, 9, 7)).source is CalendarSource.STATUTORY
     monday = lesson_at(schedule, calendar, MIDDLE, at("2099-09-07 08:00"))
     assert monday.scheduled
     assert monday.day.calendar_fallback
@@ -243,9 +249,10 @@ def test_year_without_calendar_data_falls_back_to_weekdays(
     assert not saturday.scheduled
     assert saturday.day.reason is DayReason.WEEKEND
     assert saturday.day.calendar_fallback
-    # The weekday rule cannot know 国庆: the price of the fallback, and why it is reported.
+    # The statutory holidays are known without an arrangement; 调休 make-up days are not.
     national_day = school_day(schedule, calendar, date(2099, 10, 1))
-    assert (national_day.reason, national_day.calendar_fallback) == (W, True)
+    assert (national_day.reason, national_day.calendar_fallback) == (DayReason.HOLIDAY, True)
+    assert (national_day.calendar_source, national_day.holiday) == ("statutory", "国庆节")
 
 
 FALLBACK_CASES = [

@@ -397,19 +397,20 @@ async def test_calendar_fallback_is_exposed_and_logged_once_a_day(
     district: District, caplog: pytest.LogCaptureFixture
 ) -> None:
     registry = create_registry(district.runtime, clock=district.clock)
-    district.clock.now = local(date(2099, 9, 7), "10:30")  # past chinese_calendar's data
-    with caplog.at_level(logging.WARNING, logger="edumon.exporters.availability"):
+    district.clock.now = local(date(2099, 9, 7), "10:30")  # past every arrangement
+    missing = "2099年的放假安排"
+    with caplog.at_level(logging.WARNING, logger="edumon.workcalendar"):
         first = generate_latest(registry).decode()
         second = generate_latest(registry).decode()
         assert one(first, "edumon_calendar_fallback") == 1
         assert one(second, "edumon_calendar_fallback") == 1
-        # The weekday fallback still makes a Monday a school day.
+        assert one(first, "edumon_calendar_coverage_warning") == 1
+        # The statutory fallback still makes an ordinary Monday a school day.
         assert one(first, "edumon_classroom_expected_online", classroom="A-101") == 1
-        logged = [r for r in caplog.records if "no data for 2099-09-07" in r.getMessage()]
-        assert len(logged) == 1
+        assert sum(missing in r.getMessage() for r in caplog.records) == 1
         district.clock.now = local(date(2099, 9, 8), "10:30")
         generate_latest(registry)
-        assert sum("no data for 2099-09-08" in r.getMessage() for r in caplog.records) == 1
+        assert sum(missing in r.getMessage() for r in caplog.records) == 2
     district.clock.now = IN_LESSON
     assert one(generate_latest(registry).decode(), "edumon_calendar_fallback") == 0
 

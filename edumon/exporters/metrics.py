@@ -59,7 +59,7 @@ from edumon.domain.counters import DurationHistogram
 from edumon.domain.models import EventKind, OperStatus
 from edumon.domain.state import DeviceState, InterfaceState
 from edumon.domain.terminals import IGNORED_REASONS
-from edumon.domain.topology import Condition, Connectivity, assess
+from edumon.domain.topology import assess
 from edumon.exporters.availability import (
     ClassroomNow,
     classrooms_now,
@@ -471,33 +471,28 @@ class EdumonCollector:
         topo = assess(self._runtime.state)
         connectivity = _gauge(
             "edumon_school_connectivity",
-            "Each school's link to the district network as a state set, present for every "
-            "school: ok, uplink_down (port down on a switch that answers), unreachable (its "
-            "uplink switch does not answer: fibre cut, core switch dead), unknown (not polled "
-            "yet, or its uplink is on a district switch that does not answer).",
+            "Each school's link to the district network: one series per school, always "
+            "present, at 1 with its current state: ok, uplink_down (port down on a switch that "
+            "answers), unreachable (its uplink switch does not answer: fibre cut, core switch "
+            "dead), unknown (not polled yet, or its uplink is on a district switch that does "
+            "not answer).",
             "school",
             "state",
         )
         for code, link in topo.schools.items():
-            for conn in Connectivity:
-                connectivity.add(1 if link.connectivity is conn else 0, school=code, state=conn)
+            connectivity.add(1, school=code, state=link.connectivity.value)
         condition = _gauge(
             "edumon_device_state",
-            "Each switch as alerts see it, a state set: up; unreachable (this switch is the root "
-            "cause); unknown (behind a failure: its school is cut off or the switch above it is "
-            "down, so it raises nothing); pending (not polled yet).",
+            "Each switch as alerts see it, one series per switch at 1 with its current state: "
+            "up; unreachable (this switch is the root cause); unknown (behind a failure: its "
+            "school is cut off or the switch above it is down, so it raises nothing); pending "
+            "(not polled yet).",
             "device",
             "school",
             "state",
         )
         for device, view in topo.switches.items():
-            for cond in Condition:
-                condition.add(
-                    1 if view.condition is cond else 0,
-                    device=device,
-                    school=view.school or "",
-                    state=cond,
-                )
+            condition.add(1, device=device, school=view.school or "", state=view.condition.value)
         yield from (connectivity, condition)
         tracker = self._runtime.outages
         if tracker is None:

@@ -65,7 +65,15 @@ class OutageWatch:
                 school=c.school.code,
                 classroom=c.room.id,
                 status=c.status,
-                offline_since=c.since if not c.online else None,
+                # Never heard from since edumon started: offline for as long as edumon knows,
+                # not since the lesson began (a restart must not open outages at once).
+                offline_since=(
+                    None
+                    if c.online
+                    else c.since
+                    if c.since is not None
+                    else runtime.started_at or None
+                ),
                 lesson_start=c.lesson_start,
                 lesson=c.period,
                 day_end=c.day_end,

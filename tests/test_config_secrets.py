@@ -149,7 +149,9 @@ def test_edumon_run_logs_never_show_the_password(
     )
     assert result.returncode == 1, result.stderr
     output = result.stdout + result.stderr
-    assert f"storage: postgresql://postgres:***@127.0.0.1:5432/{missing}" in output
+    user = postgres_server.admin.username
+    host, port = postgres_server.admin.host, postgres_server.admin.port
+    assert f"storage: postgresql://{user}:***@{host}:{port}/{missing}" in output
     assert f'database "{missing}" does not exist' in output
     assert PASSWORD not in output
 

@@ -4,6 +4,7 @@ and its repair one more (the bot here is a local server that checks 加签 like 
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 
 import pytest
@@ -46,8 +47,9 @@ async def test_a_school_cut_gives_one_signed_dingtalk_message_and_one_resolution
         try:
 
             def events(kind: str) -> list[dict[str, object]]:
-                body = get(f"{demo.base}/api/v1/events?kind={kind}&school=syxx")
-                return list(body["events"])
+                status, body = get(f"{demo.base}/api/v1/events?kind={kind}&school=syxx")
+                assert status == 200, body
+                return list(json.loads(body)["events"])
 
             await bots.wait_for(
                 lambda: len(bots.delivered("dingtalk")) >= 2, "two DingTalk messages", 150
@@ -57,7 +59,11 @@ async def test_a_school_cut_gives_one_signed_dingtalk_message_and_one_resolution
             restored = await asyncio.to_thread(events, "school_restored")
         finally:
             await asyncio.to_thread(stop, demo.proc)
-    assert len(outages) == 1
+            for pipe in (demo.proc.stdout, demo.proc.stderr):
+                if pipe is not None:
+                    pipe.close()
+    texts = [r.raw.decode() for r in bots.received]
+    assert len(outages) == 1, texts
     assert len(restored) == 1
     assert [r.problem for r in bots.received] == [None, None]  # every 加签 checked and valid
     firing, resolution = (r.json["markdown"]["text"] for r in bots.received)

@@ -202,10 +202,10 @@ async def play(week: Week, case: Case) -> None:
 def expected_minutes(case: Case) -> list[set[promtool.AlertKey]]:
     """The alerts that must fire each minute: each true outage from start + the rule's ``for``."""
     rules = {
-        "classroom": promtool.rule_using("edumon_classroom_outage"),
-        "school": promtool.rule_using("edumon_school_outage", "edumon_school_connectivity"),
-        "switch": promtool.rule_using("edumon_device_state"),
-        "calendar": promtool.rule_using("edumon_calendar_coverage_warning"),
+        "classroom": promtool.rule_named("EdumonClassroomTerminalOffline"),
+        "school": promtool.rule_named("EdumonSchoolDown"),
+        "switch": promtool.rule_named("EdumonSwitchUnreachable"),
+        "calendar": promtool.rule_named("EdumonCalendarNotCovered"),
     }
     start = at(case.day, case.start)
     minutes = int((at(case.day, case.end) - start) // 60) + 1

@@ -76,7 +76,9 @@ async def test_config_describes_the_district_and_points_at_its_switches(
     assert {s.kind for s in config.schools.values()} >= {"primary", "middle"}
     for code, school in config.schools.items():
         switches = [s for s in config.switches.values() if s.school == code]
-        assert school.uplink.switch in {s.id for s in switches}
+        # The uplink is a port of the school's own switch, or of a district switch (no school).
+        uplink = config.switches[school.uplink.switch]
+        assert uplink.id in {s.id for s in switches} or uplink.school is None
         access = {room.switch for room in school.classrooms}
         assert 1 <= len(access) <= 2
         assert school.uplink.switch not in access

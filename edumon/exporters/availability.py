@@ -24,7 +24,7 @@ from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Literal
 from zoneinfo import ZoneInfo
 
-from edumon.config import Config, inventory_of
+from edumon.config import terminal_inventory_of
 from edumon.domain.availability import (
     Availability,
     ClassroomDay,
@@ -255,17 +255,7 @@ def terminal_inventory(runtime: Runtime) -> TerminalInventory:
     """The terminals the runtime knows: its state's, or else built from the configuration."""
     if runtime.terminals is not None:
         return runtime.terminals.inventory
-    return _terminal_inventory_of(runtime.config)
-
-
-def _terminal_inventory_of(config: Config) -> TerminalInventory:
-    named = {
-        (code, room.terminal): room.id
-        for code, school in config.schools.items()
-        for room in school.classrooms
-        if room.terminal is not None
-    }
-    return TerminalInventory.from_inventory(inventory_of(config), named, config.district.code)
+    return terminal_inventory_of(runtime.config)
 
 
 async def _events(

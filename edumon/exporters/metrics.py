@@ -67,10 +67,9 @@ from edumon.exporters.availability import (
     schedule_timezone,
     terminal_speeds,
 )
-from edumon.exporters.notify import Notifier, notify_families
+from edumon.exporters.notify import notify_families
+from edumon.ports import PollerView
 from edumon.runtime import Runtime
-from edumon.sources.mqtt.ingest import MqttIngest
-from edumon.sources.snmp.poller import SnmpPoller
 from edumon.wire import KIND_HEARTBEAT, KIND_STATUS
 from edumon.wire import REASONS as WIRE_REASONS
 
@@ -786,7 +785,7 @@ class EdumonCollector:
             "edumon_snmp_polls", "Polls of each switch by result (ok, failed).", "device", "result"
         )
         poller = self._runtime.poller
-        if not isinstance(poller, SnmpPoller):
+        if poller is None:
             # No poller in this process (a collector fed over MQTT, or a test): what the
             # state recorded from the observations is all there is.
             total = DurationHistogram()
@@ -806,7 +805,7 @@ class EdumonCollector:
 
     def _poller(
         self,
-        poller: SnmpPoller,
+        poller: PollerView,
         duration: HistogramMetricFamily,
         last_duration: _Family,
         polls: _Family,
@@ -899,7 +898,7 @@ class EdumonCollector:
 
     def _mqtt(self) -> Iterator[_Family]:
         ingest = self._runtime.ingest
-        if not isinstance(ingest, MqttIngest):
+        if ingest is None:
             return  # no MQTT ingest in this process (a test of the SNMP side)
         stats = ingest.stats
         received = _counter(
@@ -950,7 +949,7 @@ class EdumonCollector:
 
     def _notify(self) -> Iterator[Metric]:
         notifier = self._runtime.notifier
-        if isinstance(notifier, Notifier):  # None: no [notify] channels configured
+        if notifier is not None:  # None: no [notify] channels configured
             yield from notify_families(notifier)
 
 

@@ -33,19 +33,16 @@ from edumon.domain.topology import Connectivity, Topology, assess
 from edumon.errors import StoreError
 from edumon.exporters import schemas as s
 from edumon.exporters.alertmanager_receiver import alertmanager_router
-from edumon.exporters.availability import (
-    ClassroomNow,
-    Report,
-    ReportError,
-    classrooms_now,
-    daily_availability,
-    local_date,
-    monthly_availability,
-    terminal_speeds,
-)
 from edumon.exporters.metrics import create_registry
 from edumon.exporters.outages_api import outages_router
+from edumon.reports.availability import (
+    Report,
+    ReportError,
+    daily_availability,
+    monthly_availability,
+)
 from edumon.runtime import Runtime
+from edumon.views import ClassroomNow, classrooms_now, local_date, terminal_speeds
 
 log = logging.getLogger(__name__)
 

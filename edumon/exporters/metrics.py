@@ -41,8 +41,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from datetime import time as dt_time
+from datetime import timedelta
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.metrics_core import (
@@ -60,16 +59,16 @@ from edumon.domain.models import EventKind, OperStatus
 from edumon.domain.state import DeviceState, InterfaceState
 from edumon.domain.terminals import IGNORED_REASONS
 from edumon.domain.topology import Condition, Connectivity, assess
-from edumon.exporters.availability import (
-    ClassroomNow,
-    classrooms_now,
-    local_date,
-    schedule_timezone,
-    terminal_speeds,
-)
 from edumon.exporters.notify import notify_families
 from edumon.ports import PollerView
 from edumon.runtime import Runtime
+from edumon.views import (
+    ClassroomNow,
+    classrooms_now,
+    local_date,
+    midnight,
+    terminal_speeds,
+)
 from edumon.wire import KIND_HEARTBEAT, KIND_STATUS
 from edumon.wire import REASONS as WIRE_REASONS
 
@@ -695,10 +694,7 @@ class EdumonCollector:
         )
         until = coverage.covered_until
         if until is not None:
-            midnight = datetime.combine(
-                until + timedelta(days=1), dt_time(), tzinfo=schedule_timezone(self._runtime)
-            )
-            covered.add(midnight.timestamp())
+            covered.add(midnight(self._runtime, until + timedelta(days=1)))
         rejected = _gauge(
             "edumon_calendar_rejected_files",
             "Arrangement files left out because they are invalid (or an unreadable "

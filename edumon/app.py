@@ -12,10 +12,10 @@ from collections.abc import Callable
 import uvicorn
 
 from edumon.collector import Collector
-from edumon.config import Config, inventory_of
+from edumon.config import Config, inventory_of, terminal_inventory_of
 from edumon.domain.outages import OutageTracker, Transition
 from edumon.domain.state import NetworkState
-from edumon.domain.terminals import TerminalInventory, TerminalsState
+from edumon.domain.terminals import TerminalsState
 from edumon.errors import ConfigError
 from edumon.exporters.api import create_app
 from edumon.exporters.notify import Notifier
@@ -65,16 +65,7 @@ def url_of(sock: socket.socket) -> str:
 
 def terminals_of(config: Config) -> TerminalsState:
     """The terminal inventory and state: one terminal per classroom, ids from the config."""
-    named = {
-        (code, room.terminal): room.id
-        for code, school in config.schools.items()
-        for room in school.classrooms
-        if room.terminal is not None
-    }
-    inventory = TerminalInventory.from_inventory(
-        inventory_of(config), named, district=config.district.code
-    )
-    return TerminalsState(inventory)
+    return TerminalsState(terminal_inventory_of(config))
 
 
 def _mqtt_settings(config: Config, broker_port: int | None) -> MqttSettings:

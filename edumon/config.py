@@ -28,6 +28,7 @@ from pydantic import (
 
 from edumon.domain.inventory import ClassroomRef, Inventory, SchoolRef, SwitchLink
 from edumon.domain.targets import Targets, resolve_targets
+from edumon.domain.terminals import TerminalInventory
 from edumon.errors import ConfigError
 from edumon.notify_config import NotifyConfig
 from edumon.schedule_config import ScheduleConfig, SchoolKind
@@ -1118,3 +1119,16 @@ def inventory_of(config: Config) -> Inventory:
         if sw.upstream is not None
     }
     return Inventory(schools, {sid: sw.school for sid, sw in config.switches.items()}, upstream)
+
+
+def terminal_inventory_of(config: Config) -> TerminalInventory:
+    """The classroom terminals of a validated Config: one per classroom, ids from ``terminal``."""
+    named = {
+        (code, room.terminal): room.id
+        for code, school in config.schools.items()
+        for room in school.classrooms
+        if room.terminal is not None
+    }
+    return TerminalInventory.from_inventory(
+        inventory_of(config), named, district=config.district.code
+    )

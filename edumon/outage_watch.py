@@ -19,8 +19,8 @@ from edumon.domain.alerts import Alert, AlertStatus
 from edumon.domain.models import Event, EventKind
 from edumon.domain.outages import Outage, OutageKind, OutageTracker, RoomNow, Transition
 from edumon.domain.topology import assess
-from edumon.exporters.availability import classrooms_now, schedule_timezone
 from edumon.runtime import Runtime
+from edumon.views import classrooms_now, schedule_timezone
 
 log = logging.getLogger(__name__)
 

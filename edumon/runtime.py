@@ -11,6 +11,7 @@ from edumon.domain.outages import OutageTracker
 from edumon.domain.schedule import NationalCalendar, Schedule
 from edumon.domain.state import NetworkState
 from edumon.domain.terminals import TerminalsState
+from edumon.ports import IngestView, NotifierView, PollerView
 
 if TYPE_CHECKING:
     from edumon.store.repository import Store
@@ -24,20 +25,21 @@ class Runtime:
     state: NetworkState
     store: Store
     collector: Collector
-    poller: object | None = None
-    """The SnmpPoller (its statistics feed the snmp_* self-metrics); None in tests without one."""
+    poller: PollerView | None = None
+    """The SNMP poller (its statistics feed the snmp_* self-metrics); None when this process
+    polls no switches (a collector fed over MQTT, or a test)."""
     started_at: float = 0.0
     terminals: TerminalsState | None = None
     """Classroom terminals' state; None in tests of the SNMP side alone."""
-    ingest: object | None = None
-    """The MqttIngest (its statistics feed the mqtt_* self-metrics)."""
+    ingest: IngestView | None = None
+    """The MQTT ingest (its statistics feed the mqtt_* self-metrics); None without one."""
     schedule: Schedule | None = None
     """The lesson schedule (classroom_expected_online); None: no schedule-aware figures."""
     calendar: NationalCalendar | None = None
     """China's working calendar (holidays, 调休) and how far its arrangements reach."""
     mqtt_broker: str | None = None
     """host:port of the broker terminals publish to (the embedded one's actual port)."""
-    notifier: object | None = None
+    notifier: NotifierView | None = None
     """The Notifier (edumon.exporters.notify) when [notify] has channels; its statistics feed
     the notify_* self-metrics and the Alertmanager receiver submits to it."""
     outages: OutageTracker | None = None

@@ -41,8 +41,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from datetime import time as dt_time
+from datetime import timedelta
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.metrics_core import (
@@ -60,17 +59,16 @@ from edumon.domain.models import EventKind, OperStatus
 from edumon.domain.state import DeviceState, InterfaceState
 from edumon.domain.terminals import IGNORED_REASONS
 from edumon.domain.topology import assess
-from edumon.exporters.availability import (
+from edumon.exporters.notify import notify_families
+from edumon.ports import PollerView
+from edumon.runtime import Runtime
+from edumon.views import (
     ClassroomNow,
     classrooms_now,
     local_date,
-    schedule_timezone,
+    midnight,
     terminal_speeds,
 )
-from edumon.exporters.notify import Notifier, notify_families
-from edumon.runtime import Runtime
-from edumon.sources.mqtt.ingest import MqttIngest
-from edumon.sources.snmp.poller import SnmpPoller
 from edumon.wire import KIND_HEARTBEAT, KIND_STATUS
 from edumon.wire import REASONS as WIRE_REASONS
 
@@ -691,10 +689,7 @@ class EdumonCollector:
         )
         until = coverage.covered_until
         if until is not None:
-            midnight = datetime.combine(
-                until + timedelta(days=1), dt_time(), tzinfo=schedule_timezone(self._runtime)
-            )
-            covered.add(midnight.timestamp())
+            covered.add(midnight(self._runtime, until + timedelta(days=1)))
         rejected = _gauge(
             "edumon_calendar_rejected_files",
             "Arrangement files left out because they are invalid (or an unreadable "
@@ -781,7 +776,7 @@ class EdumonCollector:
             "edumon_snmp_polls", "Polls of each switch by result (ok, failed).", "device", "result"
         )
         poller = self._runtime.poller
-        if not isinstance(poller, SnmpPoller):
+        if poller is None:
             # No poller in this process (a collector fed over MQTT, or a test): what the
             # state recorded from the observations is all there is.
             total = DurationHistogram()
@@ -801,7 +796,7 @@ class EdumonCollector:
 
     def _poller(
         self,
-        poller: SnmpPoller,
+        poller: PollerView,
         duration: HistogramMetricFamily,
         last_duration: _Family,
         polls: _Family,
@@ -894,7 +889,7 @@ class EdumonCollector:
 
     def _mqtt(self) -> Iterator[_Family]:
         ingest = self._runtime.ingest
-        if not isinstance(ingest, MqttIngest):
+        if ingest is None:
             return  # no MQTT ingest in this process (a test of the SNMP side)
         stats = ingest.stats
         received = _counter(
@@ -945,7 +940,7 @@ class EdumonCollector:
 
     def _notify(self) -> Iterator[Metric]:
         notifier = self._runtime.notifier
-        if isinstance(notifier, Notifier):  # None: no [notify] channels configured
+        if notifier is not None:  # None: no [notify] channels configured
             yield from notify_families(notifier)
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -11,7 +10,6 @@ from sqlalchemy import (
     Boolean,
     Column,
     Date,
-    DateTime,
     Dialect,
     Double,
     ForeignKey,
@@ -27,6 +25,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.types import TypeDecorator
 
+from edumon.store.timestamps import UtcDateTime
+
 # Constraint names are fixed by convention so that later migrations can refer to them on
 # both backends (SQLite otherwise leaves them unnamed).
 NAMING_CONVENTION = {
@@ -39,33 +39,6 @@ NAMING_CONVENTION = {
 
 _UINT64_MAX = 2**64 - 1
 _INT64_RANGE = 2**63
-
-
-class UtcDateTime(TypeDecorator[datetime]):
-    """A timezone-aware UTC timestamp on every backend.
-
-    PostgreSQL stores ``TIMESTAMP WITH TIME ZONE``; SQLite has no such type, so the value is
-    stored as naive UTC text (fixed-width, so text order is time order) and given its UTC zone
-    back when read.
-    """
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetime given to a UTC timestamp column")
-        value = value.astimezone(UTC)
-        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
-
-    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            return value.replace(tzinfo=UTC)
-        return value.astimezone(UTC)
 
 
 class Unsigned64(TypeDecorator[int]):

@@ -12,8 +12,8 @@ import pytest
 from fastapi import FastAPI
 from pydantic import SecretStr
 
-from edumon.exporters.alertmanager_receiver import Names, parse_time, receiver_router
 from edumon.exporters.api import create_app
+from edumon.exporters.api.alertmanager import Names, parse_time, receiver_router
 from edumon.exporters.notify import Notifier
 from tests.fixtures.runtime import DISTRICT_TOML, build_runtime
 from tests.notify.bots import WEBHOOK_SECRET, BotServer

@@ -6,12 +6,12 @@ from collections.abc import Iterator
 
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from edumon.exporters.notify.dispatcher import Notifier
 from edumon.exporters.notify.model import FAILURE_REASONS
 from edumon.exporters.notify.stats import DROP_REASONS
+from edumon.ports import NotifierView
 
 
-def notify_families(notifier: Notifier) -> Iterator[Metric]:
+def notify_families(notifier: NotifierView) -> Iterator[Metric]:
     """edumon_notify_* families. Every channel and reason is present from the start, at 0, so
     that ``increase()`` sees the first failure."""
     stats = notifier.stats

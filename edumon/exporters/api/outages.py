@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from fastapi import APIRouter
 
 from edumon.domain.outages import Outage
 from edumon.exporters import schemas as s
+from edumon.exporters.api.mapping import utc
 from edumon.runtime import Runtime
 
 
@@ -48,6 +47,6 @@ def _row(runtime: Runtime, o: Outage) -> s.Outage:
         classroom_name=room.name if room is not None else None,
         lesson=o.lesson,
         cause=o.cause,
-        started_at=datetime.fromtimestamp(o.started_at, UTC),
-        opened_at=datetime.fromtimestamp(o.opened_at, UTC),
+        started_at=utc(o.started_at),
+        opened_at=utc(o.opened_at),
     )

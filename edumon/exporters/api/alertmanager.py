@@ -30,7 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from edumon.domain.alerts import Alert, AlertStatus
 from edumon.domain.schedule import Place, lesson_at
-from edumon.exporters.notify import Notifier
+from edumon.ports import NotifierView
 from edumon.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -185,7 +185,7 @@ def _authorize(token: SecretStr | None, authorization: str | None) -> None:
 
 
 def receiver_router(
-    notifier: Callable[[], object | None],
+    notifier: Callable[[], NotifierView | None],
     *,
     token: SecretStr | None,
     describe: Describe,
@@ -218,7 +218,7 @@ def receiver_router(
         """
         _authorize(token, authorization)
         target = notifier()
-        if not isinstance(target, Notifier):
+        if target is None:
             raise HTTPException(503, "通知未配置 (no [notify] channels in the configuration)")
         alerts: list[Alert] = []
         problems: list[str] = []

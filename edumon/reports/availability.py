@@ -1,11 +1,7 @@
-"""Schedule-aware views of classroom terminals for the exporters: right now, and over days.
+"""Availability reports: 在线率, 开机率 and 使用率 per classroom and school over local dates.
 
-Two things the API and /metrics share:
-
-- ``classrooms_now``: each classroom's terminal with the lesson scheduled there now, and whether
-  its school's uplink is down (then the classroom is unknown, not offline: DESIGN.md §3).
-- ``daily_availability`` / ``monthly_availability``: 在线率, 开机率 and 使用率 from the pure
-  functions in ``edumon.domain.availability``, over online intervals gathered here.
+The figures come from the pure functions in ``edumon.domain.availability``, over online
+intervals gathered here.
 
 Where the intervals come from: the in-memory ``TerminalsState`` knows what happened since the
 process started, but keeps only two days; stored TERMINAL_ONLINE/OFFLINE events know the rest.
@@ -16,15 +12,12 @@ few seconds of changes may not be stored yet.
 
 from __future__ import annotations
 
-import logging
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta, tzinfo
-from typing import Literal
-from zoneinfo import ZoneInfo
+from datetime import date, timedelta
 
-from edumon.config import Config, inventory_of
+from edumon.config import terminal_inventory_of
 from edumon.domain.availability import (
     Availability,
     ClassroomDay,
@@ -34,218 +27,23 @@ from edumon.domain.availability import (
 )
 from edumon.domain.inventory import ClassroomRef, SchoolRef
 from edumon.domain.models import Event, EventKind
-from edumon.domain.schedule import (
-    DEFAULT_TIMEZONE,
-    LessonAt,
-    Place,
-    Schedule,
-    SchoolDay,
-    Workday,
-    WorkingCalendar,
-    lesson_at,
-    school_day,
-    timetable_for,
-)
+from edumon.domain.schedule import Place, Schedule, SchoolDay, WorkingCalendar, school_day
 from edumon.domain.terminals import (
     Interval,
     TerminalInventory,
     TerminalRef,
-    TerminalState,
     clip_intervals,
     intervals_from_events,
 )
-from edumon.domain.topology import Topology, assess
 from edumon.runtime import Runtime
 from edumon.store.protocol import StoreReader
-
-log = logging.getLogger(__name__)
-
-TerminalStatus = Literal["online", "offline", "unknown"]
-"""``unknown``: offline as far as the collector can tell, but its school's uplink is down."""
-OfflineCause = Literal["will", "shutdown", "timeout", "never_seen"]
-"""Why a terminal is offline; ``never_seen``: not heard from since the collector started."""
+from edumon.views import MemoCalendar, local_date, midnight
 
 LOOKBACK_SECONDS = 7 * 86_400.0
 """Events are read from this long before a report's window in one query, so that the state at
 the window's start is known without a query per terminal (a week covers weekends and most
 holidays; terminals silent for longer are looked up one by one)."""
 EVENT_PAGE_SIZE = 5_000
-
-
-# -- the national calendar, once per date -----------------------------------------------------
-
-
-class MemoCalendar:
-    """A working calendar that asks the wrapped one at most once per date.
-
-    A scrape asks about today once per classroom and a monthly report once per classroom-day;
-    the answers cannot change within one request. Make one per request: it never forgets.
-    """
-
-    def __init__(self, calendar: WorkingCalendar) -> None:
-        self._calendar = calendar
-        self._days: dict[date, Workday] = {}
-
-    def workday(self, day: date) -> Workday:
-        """See ``WorkingCalendar.workday``."""
-        answer = self._days.get(day)
-        if answer is None:
-            answer = self._days[day] = self._calendar.workday(day)
-        return answer
-
-
-def schedule_timezone(runtime: Runtime) -> tzinfo:
-    """The zone school days are counted in (the schedule's, or Beijing time without one)."""
-    return runtime.schedule.timezone if runtime.schedule is not None else ZoneInfo(DEFAULT_TIMEZONE)
-
-
-def local_date(runtime: Runtime, when: float) -> date:
-    """The local date at Unix time ``when`` in the schedule's time zone."""
-    return datetime.fromtimestamp(when, schedule_timezone(runtime)).date()
-
-
-# -- classrooms right now ---------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class ClassroomNow:
-    """One classroom's terminal at one moment, with the lesson scheduled there.
-
-    Attributes:
-        school: the school.
-        room: the classroom.
-        terminal: its terminal's state (None when the runtime keeps no terminal state).
-        unknown_reason: why the classroom cannot be judged now (its school is cut off, or its
-            access switch does not answer): its terminal cannot be heard, so an offline one is
-            unknown rather than offline (one school or switch alert, not forty). None if it can.
-        lesson: the schedule's answer for now; None without a schedule and calendar.
-        day_end: Unix time today's last lesson ends in this classroom; None on a day without
-            lessons or without a schedule.
-    """
-
-    school: SchoolRef
-    room: ClassroomRef
-    terminal: TerminalState | None
-    unknown_reason: str | None
-    lesson: LessonAt | None
-    day_end: float | None = None
-
-    @property
-    def uplink_down(self) -> bool:
-        """The classroom is behind a failure (its school cut off or its switch down)."""
-        return self.unknown_reason is not None
-
-    @property
-    def online(self) -> bool:
-        return self.terminal is not None and self.terminal.online is True
-
-    @property
-    def status(self) -> TerminalStatus:
-        if self.online:
-            return "online"
-        return "unknown" if self.uplink_down else "offline"
-
-    @property
-    def offline_reason(self) -> OfflineCause | None:
-        """Why the terminal is not online (also while the uplink is down); None when online."""
-        if self.online:
-            return None
-        st = self.terminal
-        if st is None or st.online is None or st.offline_reason is None:
-            return "never_seen"
-        return st.offline_reason
-
-    @property
-    def since(self) -> float | None:
-        """When the terminal went online or offline; None if never heard from."""
-        st = self.terminal
-        if st is None:
-            return None
-        return st.online_since if st.online else st.offline_since
-
-    @property
-    def expected_online(self) -> bool | None:
-        """A lesson is scheduled now; None without a schedule."""
-        return None if self.lesson is None else self.lesson.scheduled
-
-    @property
-    def offline_in_lesson(self) -> bool | None:
-        """Offline while a lesson is scheduled (what alerts); never while the uplink is down."""
-        expected = self.expected_online
-        return None if expected is None else expected and self.status == "offline"
-
-    @property
-    def period(self) -> str | None:
-        """The lesson in progress, e.g. ``第3节 10:20-11:00``."""
-        period = self.lesson.period if self.lesson is not None else None
-        return None if period is None else str(period)
-
-    @property
-    def lesson_start(self) -> float | None:
-        """Unix time the lesson in progress began; None outside lessons."""
-        if self.lesson is None or self.lesson.period is None:
-            return None
-        local = self.lesson.when
-        return datetime.combine(local.date(), self.lesson.period.start, local.tzinfo).timestamp()
-
-
-def _day_end(lesson: LessonAt, schedule: Schedule, place: Place) -> float | None:
-    if not lesson.day.is_school_day:
-        return None
-    periods = timetable_for(schedule, place).periods
-    if not periods:
-        return None
-    local = lesson.when
-    return datetime.combine(local.date(), periods[-1].end, local.tzinfo).timestamp()
-
-
-def classrooms_now(
-    runtime: Runtime,
-    now: float,
-    *,
-    school: str | None = None,
-    topology: Topology | None = None,
-) -> list[ClassroomNow]:
-    """Every classroom (of one school, or all) with its terminal and the lesson at ``now``.
-
-    Args:
-        runtime: the daemon's parts; read only.
-        now: the moment (Unix seconds).
-        school: only this school's classrooms.
-        topology: the parent-failure view to use (computed from the state when not given).
-    """
-    schedule = runtime.schedule
-    calendar = MemoCalendar(runtime.calendar) if runtime.calendar is not None else None
-    when = datetime.fromtimestamp(now, UTC)
-    topo = topology if topology is not None else assess(runtime.state)
-    terminals = runtime.terminals
-    out = []
-    for code, ref in runtime.state.inventory.schools.items():
-        if school is not None and code != school:
-            continue
-        for room in ref.classrooms:
-            lesson = None
-            day_end = None
-            if schedule is not None and calendar is not None:
-                place = Place(code, ref.kind, room.id)
-                lesson = lesson_at(schedule, calendar, place, when)
-                day_end = _day_end(lesson, schedule, place)
-            st = terminals.of_classroom(room.id) if terminals is not None else None
-            why = topo.classroom_unknown(code, room.switch)
-            out.append(ClassroomNow(ref, room, st, why, lesson, day_end))
-    return out
-
-
-def terminal_speeds(runtime: Runtime) -> dict[str, float | None]:
-    """Each classroom's terminal NIC speed (Mbit/s), for classrooms without a switch port."""
-    terminals = runtime.terminals
-    if terminals is None:
-        return {}
-    return {
-        room.id: terminals.classroom_link_speed(room.id)
-        for school in runtime.state.inventory.schools.values()
-        for room in school.classrooms
-    }
 
 
 # -- online intervals -------------------------------------------------------------------------
@@ -255,17 +53,7 @@ def terminal_inventory(runtime: Runtime) -> TerminalInventory:
     """The terminals the runtime knows: its state's, or else built from the configuration."""
     if runtime.terminals is not None:
         return runtime.terminals.inventory
-    return _terminal_inventory_of(runtime.config)
-
-
-def _terminal_inventory_of(config: Config) -> TerminalInventory:
-    named = {
-        (code, room.terminal): room.id
-        for code, school in config.schools.items()
-        for room in school.classrooms
-        if room.terminal is not None
-    }
-    return TerminalInventory.from_inventory(inventory_of(config), named, config.district.code)
+    return terminal_inventory_of(runtime.config)
 
 
 async def _events(
@@ -366,7 +154,7 @@ async def online_intervals(
     terminals = runtime.terminals
     memory_from = math.inf
     if terminals is not None:
-        day_start = _midnight(runtime, local_date(runtime, now))
+        day_start = midnight(runtime, local_date(runtime, now))
         memory_from = max(day_start, runtime.started_at)
     stored = await stored_intervals(
         runtime.store, refs, since, min(until, memory_from), school=school
@@ -378,10 +166,6 @@ async def online_intervals(
         live = terminals.online_intervals(ref.school, ref.terminal, max(since, memory_from), until)
         out[ref] = clip_intervals((*stored[ref], *live), since, until)
     return out
-
-
-def _midnight(runtime: Runtime, day: date) -> float:
-    return datetime.combine(day, time(0), tzinfo=schedule_timezone(runtime)).timestamp()
 
 
 # -- reports ----------------------------------------------------------------------------------
@@ -511,8 +295,8 @@ async def availability_report(
     spans = await online_intervals(
         runtime,
         list(refs.values()),
-        _midnight(runtime, first_day),
-        _midnight(runtime, last_day + timedelta(days=1)),
+        midnight(runtime, first_day),
+        midnight(runtime, last_day + timedelta(days=1)),
         now,
         school=school,
     )

@@ -1,0 +1,88 @@
+"""The HTTP app: every router of the status API under /api/v1, health checks and /metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+from prometheus_client.exposition import choose_encoder
+
+from edumon.exporters import schemas as s
+from edumon.exporters.api.alertmanager import alertmanager_router
+from edumon.exporters.api.availability import availability_router
+from edumon.exporters.api.district import district_router
+from edumon.exporters.api.events import events_router
+from edumon.exporters.api.lookup import API_PREFIX
+from edumon.exporters.api.outages import outages_router
+from edumon.exporters.api.schools import schools_router
+from edumon.exporters.api.switches import switches_router
+from edumon.exporters.api.terminals import terminals_router
+from edumon.exporters.metrics import create_registry
+from edumon.runtime import Runtime
+
+# /readyz answers within this even if the database hangs (the store's own ping is shorter).
+READY_TIMEOUT_SECONDS = 10.0
+
+
+def create_app(runtime: Runtime, *, clock: Callable[[], float] = time.time) -> FastAPI:
+    """The HTTP app: the status API, health checks and Prometheus /metrics.
+
+    Args:
+        runtime: the daemon's live parts; handlers only read from it.
+        clock: the current time in Unix seconds (lessons now, today's date); tests pass one.
+
+    Returns:
+        A FastAPI app with its own metrics registry; OpenAPI at /openapi.json and /docs.
+    """
+    app = FastAPI(
+        title="edumon",
+        summary="Status of a district's school network links against its bandwidth targets",
+        version="1",
+    )
+    registry = create_registry(runtime, clock=clock)
+    # In this order in the OpenAPI document.
+    for router in (
+        district_router(runtime, clock),
+        schools_router(runtime, clock),
+        switches_router(runtime),
+        events_router(runtime),
+        terminals_router(runtime, clock),
+        availability_router(runtime, clock),
+        alertmanager_router(runtime),
+        outages_router(runtime),
+    ):
+        app.include_router(router, prefix=API_PREFIX)
+
+    @app.get("/healthz", response_model=s.Health, tags=["health"])
+    async def healthz() -> s.Health:
+        """Liveness: the process serves HTTP."""
+        return s.Health(status="ok")
+
+    @app.get(
+        "/readyz",
+        response_model=s.Health,
+        tags=["health"],
+        responses={503: {"model": s.Health, "description": "The database is unreachable"}},
+    )
+    async def readyz() -> s.Health | JSONResponse:
+        """Readiness: the database answers."""
+        try:
+            async with asyncio.timeout(READY_TIMEOUT_SECONDS):
+                ok = await runtime.store.ping()
+        except TimeoutError:
+            ok = False
+        if ok:
+            return s.Health(status="ready")
+        body = s.Health(status="unavailable", detail="the database is unreachable")
+        return JSONResponse(body.model_dump(), status_code=503)
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics(request: Request) -> Response:
+        # Prometheus asks for OpenMetrics in its Accept header; a browser gets plain text.
+        encoder, content_type = choose_encoder(request.headers.get("accept", ""))
+        return Response(encoder(registry), media_type=content_type)
+
+    return app

@@ -1,0 +1,388 @@
+"""State, reports and events mapped to the API's pydantic schemas (``edumon.exporters.schemas``).
+
+Pure conversions: the route modules find what a request names and hand it here. Only the host
+is ever taken from a switch's configuration, never its SNMP credentials.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Any, overload
+
+from edumon.domain.availability import Availability
+from edumon.domain.checks import CheckResult, Verdict
+from edumon.domain.inventory import SchoolRef
+from edumon.domain.models import Event, OperStatus
+from edumon.domain.state import DeviceState, InterfaceState
+from edumon.domain.topology import Topology, assess
+from edumon.exporters import schemas as s
+from edumon.reports.availability import Report
+from edumon.runtime import Runtime
+from edumon.views import ClassroomNow, local_date
+
+
+@overload
+def utc(seconds: float) -> datetime: ...
+@overload
+def utc(seconds: float | None) -> datetime | None: ...
+def utc(seconds: float | None) -> datetime | None:
+    """Unix seconds as an aware UTC datetime (None stays None)."""
+    return None if seconds is None else datetime.fromtimestamp(seconds, UTC)
+
+
+def calendar_status(runtime: Runtime, now: float) -> s.CalendarStatus | None:
+    """The working calendar's coverage for /summary; None without a calendar."""
+    calendar = runtime.calendar
+    if calendar is None:
+        return None
+    today = local_date(runtime, now)
+    coverage = calendar.coverage(today)
+    last = max([today.year + 1, *(y for y in coverage.years if y > today.year)])
+    sources = {}
+    for year in range(today.year - 1, last + 1):
+        source = coverage.years.get(year) or calendar.workday(date(year, 7, 1)).source
+        sources[str(year)] = s.CalendarYear(source=source.value, file=coverage.files.get(year))
+    return s.CalendarStatus(
+        today=today,
+        today_source=calendar.workday(today).source.value,
+        covered_until=coverage.covered_until,
+        sources=sources,
+        warning=coverage.advice or None,
+        file_problems=list(coverage.problems),
+    )
+
+
+def targets(runtime: Runtime) -> s.TargetProfile:
+    """The bandwidth targets in force."""
+    t = runtime.config.targets
+    return s.TargetProfile(
+        profile=t.profile, uplink_mbps=t.uplink_mbps, classroom_mbps=t.classroom_mbps
+    )
+
+
+def verdict_counts(verdicts: list[Verdict]) -> s.VerdictCounts:
+    """How many verdicts passed, failed or are unknown."""
+    return s.VerdictCounts(
+        total=len(verdicts),
+        passing=verdicts.count(Verdict.PASS),
+        fail=verdicts.count(Verdict.FAIL),
+        unknown=verdicts.count(Verdict.UNKNOWN),
+    )
+
+
+def check(r: CheckResult) -> s.Check:
+    """One check result."""
+    return s.Check(
+        check=r.check,
+        school=r.school,
+        classroom=r.classroom,
+        verdict=r.verdict,
+        reason=r.reason,
+        switch=r.device_id,
+        port=r.interface,
+        speed_mbps=r.speed_mbps,
+        target_mbps=r.target_mbps,
+    )
+
+
+def port_state(runtime: Runtime, switch: str | None, port: str | None) -> InterfaceState | None:
+    """The port's last known state, reachable or not; None for an unmapped port."""
+    if switch is None or port is None:
+        return None
+    return runtime.state.interface(switch, port)
+
+
+def known_port(runtime: Runtime, switch: str | None, port: str | None) -> InterfaceState | None:
+    """The port's state if its switch answered the last poll, else None (unknown)."""
+    iface = port_state(runtime, switch, port)
+    if iface is None or not iface.known:
+        return None
+    dev = runtime.state.devices.get(iface.device_id)
+    return iface if dev is not None and dev.reachable else None
+
+
+def status_of(iface: InterfaceState | None) -> s.PortStatus:
+    """The port's status, ``unknown`` for None."""
+    if iface is None:
+        return "unknown"
+    status: s.PortStatus = _OPER_NAMES[iface.oper_status]
+    return status
+
+
+_OPER_NAMES: dict[OperStatus, s.PortStatus] = {
+    OperStatus.UP: "up",
+    OperStatus.DOWN: "down",
+    OperStatus.TESTING: "testing",
+    OperStatus.UNKNOWN: "unknown",
+    OperStatus.DORMANT: "dormant",
+    OperStatus.NOT_PRESENT: "not_present",
+    OperStatus.LOWER_LAYER_DOWN: "lower_layer_down",
+}
+
+
+def port_status(runtime: Runtime, switch: str | None, port: str | None) -> s.PortStatus:
+    """The port's status now (``unknown`` while its switch does not answer)."""
+    return status_of(known_port(runtime, switch, port))
+
+
+def speed_now(runtime: Runtime, switch: str | None, port: str | None) -> float | None:
+    """The port's speed now, Mbit/s; None unless it is known to be up."""
+    iface = known_port(runtime, switch, port)
+    if iface is None or iface.oper_status is not OperStatus.UP:
+        return None
+    return iface.speed_mbps
+
+
+def uplink(runtime: Runtime, school: SchoolRef) -> s.Uplink:
+    """A school's uplink port now."""
+    sw, port = school.uplink_switch, school.uplink_port
+    return s.Uplink(
+        switch=sw,
+        port=port,
+        status=port_status(runtime, sw, port),
+        speed_mbps=speed_now(runtime, sw, port),
+    )
+
+
+def connectivity(runtime: Runtime, topo: Topology, code: str) -> s.SchoolConnectivity:
+    """Whether a school can be reached, and since when it has been cut off."""
+    link = topo.schools[code]
+    outage = runtime.outages.schools.get(code) if runtime.outages is not None else None
+    return s.SchoolConnectivity(
+        state=link.connectivity.value,
+        reason=link.reason,
+        outage_since=utc(outage.started_at) if outage is not None else None,
+    )
+
+
+def switch(runtime: Runtime, dev: DeviceState, topo: Topology | None = None) -> s.Switch:
+    """One switch: reachability, polls, and its condition in the topology."""
+    # Only the host is taken from the switch's configuration; its SNMP credentials are
+    # never read here.
+    sw = runtime.config.switches.get(dev.device_id)
+    view = (topo if topo is not None else assess(runtime.state)).switches[dev.device_id]
+    status: s.SwitchStatus = (
+        "never_polled" if dev.reachable is None else ("up" if dev.reachable else "down")
+    )
+    return s.Switch(
+        id=dev.device_id,
+        school=dev.school,
+        host=sw.host if sw is not None else "",
+        status=status,
+        reachable=dev.reachable,
+        sys_name=dev.sys_name,
+        sys_descr=dev.sys_descr,
+        uptime_seconds=dev.uptime_seconds if dev.reachable else None,
+        reboots=dev.reboots,
+        last_poll_at=utc(dev.last_poll_at),
+        last_ok_at=utc(dev.last_ok_at),
+        last_error=dev.last_error,
+        poll_seconds=dev.poll_seconds,
+        polls_ok=dev.polls_ok,
+        polls_failed=dev.polls_failed,
+        interfaces=len(dev.interfaces),
+        condition=view.condition.value,
+        condition_reason=view.reason,
+    )
+
+
+def interface(runtime: Runtime, dev: DeviceState, iface: InterfaceState) -> s.Interface:
+    """One port of a switch, with whose it is (uplink, classroom, link)."""
+    known = bool(dev.reachable) and iface.known
+    owner = runtime.state.inventory.owner(dev.device_id, iface.name)
+    return s.Interface(
+        name=iface.name,
+        if_index=iface.if_index,
+        alias=iface.alias,
+        descr=iface.descr,
+        status=status_of(iface if known else None),
+        oper_status=_OPER_NAMES[iface.oper_status],
+        admin_status=iface.admin_status.name.lower(),
+        known=known,
+        speed_mbps=iface.speed_mbps if known and iface.oper_status is OperStatus.UP else None,
+        last_speed_mbps=iface.last_speed_mbps,
+        in_bps=iface.in_bps if known else None,
+        out_bps=iface.out_bps if known else None,
+        in_octets=iface.in_octets,
+        out_octets=iface.out_octets,
+        in_errors=iface.in_errors,
+        out_errors=iface.out_errors,
+        last_change=utc(iface.last_change),
+        last_seen=utc(iface.last_seen),
+        role=owner.role.value if owner is not None else None,
+        school=owner.school if owner is not None else dev.school,
+        classroom=owner.classroom if owner is not None else None,
+    )
+
+
+def classroom_terminal(c: ClassroomNow) -> s.ClassroomTerminal | None:
+    """A classroom's terminal now, for /schools/{code}; None without one."""
+    st = c.terminal
+    if st is None:
+        return None
+    return s.ClassroomTerminal(
+        terminal=st.terminal,
+        status=c.status,
+        offline_reason=c.offline_reason,
+        since=utc(c.since),
+        last_seen=utc(st.last_seen),
+        link_speed_mbps=st.link_speed_mbps if st.online else None,
+        expected_online=c.expected_online,
+        offline_in_lesson=c.offline_in_lesson,
+    )
+
+
+def terminal(c: ClassroomNow) -> s.Terminal:
+    """One classroom's terminal now, for /terminals."""
+    st = c.terminal
+    assert st is not None  # callers list classrooms with a terminal only
+    return s.Terminal(
+        school=c.school.code,
+        school_name=c.school.name,
+        classroom=c.room.id,
+        classroom_name=c.room.name,
+        terminal=st.terminal,
+        status=c.status,
+        since=utc(c.since),
+        offline_reason=c.offline_reason,
+        school_uplink_down=c.uplink_down,
+        last_seen=utc(st.last_seen),
+        last_heartbeat_at=utc(st.last_heartbeat_at),
+        heartbeats=st.heartbeats,
+        uptime_seconds=st.uptime_seconds,
+        link_speed_mbps=st.link_speed_mbps if st.online else None,
+        last_link_speed_mbps=st.last_link_speed_mbps,
+        duplex=st.duplex,
+        nic=st.nic,
+        ip=st.ip,
+        mac=st.mac,
+        agent_version=st.agent_version,
+        cpu_percent=st.cpu_percent,
+        memory_used_bytes=st.memory_used_bytes,
+        memory_total_bytes=st.memory_total_bytes,
+        disk_used_bytes=st.disk_used_bytes,
+        disk_total_bytes=st.disk_total_bytes,
+        expected_online=c.expected_online,
+        lesson=c.period,
+        offline_in_lesson=c.offline_in_lesson,
+    )
+
+
+def offline_classroom(c: ClassroomNow) -> s.OfflineClassroom:
+    """A classroom whose terminal is not online, for /classrooms/offline."""
+    st = c.terminal
+    reason = c.offline_reason
+    # Callers list offline terminals only.
+    assert st is not None
+    assert reason is not None
+    return s.OfflineClassroom(
+        school=c.school.code,
+        school_name=c.school.name,
+        classroom=c.room.id,
+        classroom_name=c.room.name,
+        terminal=st.terminal,
+        status="unknown" if c.uplink_down else "offline",
+        reason=reason,
+        since=utc(c.since),
+        last_seen=utc(st.last_seen),
+        school_uplink_down=c.uplink_down,
+        alerting=bool(c.offline_in_lesson),
+        lesson=c.period,
+    )
+
+
+def _figures(a: Availability) -> dict[str, Any]:
+    return {
+        "online_rate": a.online_rate,
+        "usage_rate": a.usage_rate,
+        "power_on_rate": a.power_on_rate,
+        "online_minutes": a.online_seconds / 60,
+        "lesson_minutes": a.lesson_seconds / 60,
+        "lessons_used": a.lessons_used,
+        "lessons": a.lessons,
+        "terminals_on": a.terminals_on,
+        "terminal_days": a.terminal_days,
+    }
+
+
+def daily(report: Report) -> s.DailyAvailability:
+    """One day's availability report."""
+    schools = []
+    for sf in report.schools:
+        the_day = sf.days[0]
+        schools.append(
+            s.SchoolDayFigures(
+                **_figures(sf.totals),
+                school=sf.school.code,
+                school_name=sf.school.name,
+                kind=sf.school.kind,
+                is_school_day=the_day.is_school_day,
+                day_reason=the_day.reason.value,
+                term=the_day.term,
+                calendar_fallback=the_day.calendar_fallback,
+                classrooms=[
+                    s.ClassroomDayFigures(
+                        **_figures(r.totals),
+                        classroom=r.room.id,
+                        classroom_name=r.room.name,
+                        terminal=r.terminal,
+                        switched_on=r.days[0].switched_on,
+                    )
+                    for r in sf.rooms
+                ],
+            )
+        )
+    return s.DailyAvailability(
+        day=report.first_day,
+        complete=report.complete,
+        as_of=utc(report.as_of),
+        district=s.Figures(**_figures(report.totals)),
+        schools=schools,
+    )
+
+
+def monthly(report: Report, month: str) -> s.MonthlyAvailability:
+    """One month's availability report."""
+    return s.MonthlyAvailability(
+        month=month,
+        first_day=report.first_day,
+        last_day=report.last_day,
+        complete=report.complete,
+        as_of=utc(report.as_of),
+        district=s.Figures(**_figures(report.totals)),
+        schools=[
+            s.SchoolMonthFigures(
+                **_figures(sf.totals),
+                school=sf.school.code,
+                school_name=sf.school.name,
+                kind=sf.school.kind,
+                school_days=sf.school_days,
+                calendar_fallback_days=sf.calendar_fallback_days,
+                classrooms=[
+                    s.ClassroomMonthFigures(
+                        **_figures(r.totals),
+                        classroom=r.room.id,
+                        classroom_name=r.room.name,
+                        terminal=r.terminal,
+                        days_switched_on=r.days_switched_on,
+                    )
+                    for r in sf.rooms
+                ],
+            )
+            for sf in report.schools
+        ],
+    )
+
+
+def event(e: Event) -> s.EventOut:
+    """One stored event."""
+    return s.EventOut(
+        at=utc(e.at),
+        kind=e.kind,
+        switch=e.device_id,
+        school=e.school,
+        interface=e.interface,
+        classroom=e.classroom,
+        message=e.message,
+        details=dict(e.details),
+    )

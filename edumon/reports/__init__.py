@@ -1,0 +1,1 @@
+"""Reports computed from state, store and schedule: what the exporters serve as JSON or CSV."""

@@ -1,0 +1,215 @@
+"""The store's core: one engine, bounded operations, database errors as StoreError, the schema.
+
+``Store`` (edumon.store.repository) is composed of this and of its writes, reads and report
+queries (``writes``, ``reads``, ``reports``), which share what is defined here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from alembic.util.exc import CommandError
+from sqlalchemy import Connection, Insert, Table, text
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from edumon.errors import StoreError
+
+logger = logging.getLogger("edumon.store.repository")
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+DEFAULT_TIMEOUT_SECONDS = 60.0
+PING_TIMEOUT_SECONDS = 5.0
+WAL_ATTEMPTS = 10
+
+# Rows per executemany call. Each call is one pipelined round trip (asyncpg) or one prepared
+# statement run in the driver's thread (aiosqlite); between calls the event loop gets a turn,
+# so a million-row batch does not freeze the sources feeding the collector.
+WRITE_CHUNK_ROWS = 5_000
+
+# pg_advisory_xact_lock key: collectors starting together must not race to create the schema.
+_MIGRATION_LOCK_KEY = 0x6564756D6F6E  # "edumon"
+
+# Exceptions that mean "the database failed", as opposed to a bug in the caller. asyncpg's
+# connect errors (refused, DNS failure, timeouts) arrive as OSError, not wrapped by SQLAlchemy.
+_DB_ERRORS = (SQLAlchemyError, OSError, CommandError)
+
+
+def reason(exc: BaseException, password: str | None) -> str:
+    """A one-line cause for an error message: never SQL parameters, never the password."""
+    base: BaseException = exc
+    if isinstance(exc, DBAPIError) and exc.orig is not None:
+        base = exc.orig
+    lines = str(base).strip().splitlines()
+    reason = lines[0] if lines else type(base).__name__
+    if isinstance(base, OSError) and not reason.startswith(type(base).__name__):
+        reason = f"{type(base).__name__}: {reason}"
+    if password:
+        reason = reason.replace(password, "***")
+    return reason[:300]
+
+
+def chunks(rows: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(rows), size):
+        yield rows[start : start + size]
+
+
+def _upgrade_to_head(connection: Connection) -> None:
+    config = AlembicConfig()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.attributes["connection"] = connection
+    command.upgrade(config, "head")
+
+
+class StoreBase:
+    """The engine and what every store operation shares; see ``Store``."""
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        name: str,
+        *,
+        password: str | None = None,
+        timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS,
+    ) -> None:
+        self._engine = engine
+        self._name = name
+        self._password = password
+        self._timeout = timeout_seconds
+        self._dialect = engine.dialect.name
+        # (device, interface) pairs already in the interfaces table, so the hot path inserts
+        # only interfaces it has not seen since start-up.
+        self._seen_interfaces: set[tuple[str, str]] = set()
+
+    @property
+    def name(self) -> str:
+        """The database URL with its password hidden, for logs and messages."""
+        return self._name
+
+    def __repr__(self) -> str:
+        return f"Store({self._name!r})"
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    @asynccontextmanager
+    async def _guard(self, doing: str) -> AsyncIterator[None]:
+        """Bound an operation in time and turn database failures into StoreError."""
+        limit = self._timeout
+        try:
+            async with asyncio.timeout(limit):
+                yield
+        except TimeoutError as exc:
+            raise StoreError(f"database {self._name}: {doing} took over {limit:g} s") from exc
+        except _DB_ERRORS as exc:
+            raise StoreError(
+                f"database {self._name}: {doing} failed: {reason(exc, self._password)}"
+            ) from exc
+
+    def _insert(self, table: Table) -> Any:
+        """The dialect's INSERT, which offers ON CONFLICT on both backends."""
+        if self._dialect == "postgresql":
+            return pg_insert(table)
+        return sqlite_insert(table)
+
+    def _insert_ignore(self, table: Table) -> Insert:
+        stmt: Insert = self._insert(table).on_conflict_do_nothing()
+        return stmt
+
+    def _upsert(self, table: Table) -> Insert:
+        stmt = self._insert(table)
+        keys = {c.name for c in table.primary_key.columns}
+        update = {c.name: stmt.excluded[c.name] for c in table.columns if c.name not in keys}
+        upsert: Insert = stmt.on_conflict_do_update(index_elements=sorted(keys), set_=update)
+        return upsert
+
+    async def connect(self) -> None:
+        """Check that the database answers (``open_store`` already did).
+
+        Raises:
+            StoreError: the database cannot be reached.
+        """
+        async with self._guard("connecting"), self._engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+
+    async def use_wal(self) -> None:
+        """Put a SQLite database in WAL mode, so the API reads while the collector writes.
+
+        The mode is stored in the file. Switching needs an exclusive lock that SQLite does not
+        wait for, so processes opening one new file together retry briefly.
+
+        Raises:
+            StoreError: the database stayed in another journal mode.
+        """
+        mode: object = None
+        for attempt in range(WAL_ATTEMPTS):
+            try:
+                async with self._guard("enabling WAL"), self._engine.connect() as conn:
+                    mode = (await conn.exec_driver_sql("PRAGMA journal_mode=WAL")).scalar()
+            except StoreError as exc:
+                if attempt == WAL_ATTEMPTS - 1:
+                    raise
+                logger.debug("%s; retrying", exc)
+            # An in-memory database answers "memory" and cannot use WAL.
+            if mode in ("wal", "memory"):
+                return
+            await asyncio.sleep(0.01 * 2**attempt)
+        raise StoreError(f"database {self._name}: cannot enable WAL (journal mode is {mode})")
+
+    async def migrate(self) -> None:
+        """Bring the schema to the newest version (``open_store`` already did).
+
+        Raises:
+            StoreError: the migration failed, or the database is newer than this edumon.
+        """
+        try:
+            async with self._guard("migrating the schema"), self._engine.begin() as conn:
+                # Processes starting together must not race to create the same tables: take
+                # the database's write lock first. SQLite's DDL is transactional too, so an
+                # interrupted migration leaves the old schema, not half of the new one.
+                if self._dialect == "postgresql":
+                    await conn.execute(
+                        text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK_KEY}
+                    )
+                else:
+                    await conn.exec_driver_sql("BEGIN IMMEDIATE")
+                await conn.run_sync(_upgrade_to_head)
+        except StoreError as exc:
+            if isinstance(exc.__cause__, CommandError):
+                raise StoreError(
+                    f"{exc}; the database was probably migrated by a newer edumon, "
+                    "so upgrade edumon or point it at another database"
+                ) from exc.__cause__
+            raise
+
+    async def ping(self) -> bool:
+        """Whether the database answers a trivial query within a few seconds (never raises)."""
+        try:
+            async with asyncio.timeout(PING_TIMEOUT_SECONDS), self._engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+        except (*_DB_ERRORS, TimeoutError) as exc:
+            logger.warning("database %s: ping failed: %s", self._name, reason(exc, self._password))
+            return False
+        return True
+
+    async def aclose(self) -> None:
+        """Close every pooled connection; the Store is unusable afterwards."""
+        await self._engine.dispose()

@@ -1,0 +1,215 @@
+"""The store's reads: events and the history of switches, ports and terminals."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, TypeVar
+
+from sqlalchemy import ColumnElement, Select, select
+
+from edumon.domain.models import (
+    DeviceSample,
+    Event,
+    EventKind,
+    InterfaceSample,
+    OperStatus,
+    TerminalSample,
+)
+from edumon.store import tables as t
+from edumon.store.base import StoreBase
+from edumon.store.timestamps import from_db, to_db
+
+_Query = TypeVar("_Query", bound=Select[Any])
+
+
+def _within(
+    query: _Query, at: ColumnElement[datetime], since: float | None, until: float | None
+) -> _Query:
+    """The query narrowed to times in [since, until); either end may be open (None)."""
+    if since is not None:
+        query = query.where(at >= to_db(since))
+    if until is not None:
+        query = query.where(at < to_db(until))
+    return query
+
+
+class StoreReads(StoreBase):
+    """Reads of ``Store``."""
+
+    async def events(
+        self,
+        *,
+        school: str | None = None,
+        kind: EventKind | str | None = None,
+        device: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[Event]:
+        """Events newest first, filtered.
+
+        Args:
+            school: only this school's events.
+            kind: only events of this kind.
+            device: only events of this switch.
+            since: only events at or after this time (Unix seconds).
+            until: only events before this time (Unix seconds).
+            limit: at most this many events.
+            offset: skip this many (newest) events first, for paging.
+
+        Raises:
+            ValueError: limit or offset is negative.
+            StoreError: the database failed.
+        """
+        if limit < 0 or offset < 0:
+            raise ValueError("limit and offset must not be negative")
+        c = t.events.c
+        query = select(t.events)
+        if school is not None:
+            query = query.where(c.school == school)
+        if kind is not None:
+            query = query.where(c.kind == str(kind))
+        if device is not None:
+            query = query.where(c.device_id == device)
+        query = _within(query, c.at, since, until)
+        query = query.order_by(c.at.desc(), c.id.desc()).limit(limit).offset(offset)
+        async with self._guard("reading events"), self._engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return [
+            Event(
+                at=from_db(r.at),
+                kind=EventKind(r.kind),
+                device_id=r.device_id,
+                school=r.school,
+                interface=r.interface,
+                classroom=r.classroom,
+                message=r.message,
+                details=dict(r.details),
+            )
+            for r in rows
+        ]
+
+    async def interface_history(
+        self,
+        device_id: str,
+        interface: str,
+        since: float | None = None,
+        until: float | None = None,
+        limit: int = 1000,
+    ) -> list[InterfaceSample]:
+        """One interface's samples in [since, until), oldest first; the newest ``limit`` of them.
+
+        Raises:
+            ValueError: limit is negative.
+            StoreError: the database failed.
+        """
+        if limit < 0:
+            raise ValueError("limit must not be negative")
+        c = t.interface_samples.c
+        query = select(t.interface_samples).where(
+            c.device_id == device_id, c.interface == interface
+        )
+        query = _within(query, c.at, since, until)
+        query = query.order_by(c.at.desc()).limit(limit)
+        async with self._guard("reading interface history"), self._engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return [
+            InterfaceSample(
+                at=from_db(r.at),
+                device_id=r.device_id,
+                interface=r.interface,
+                oper_status=OperStatus(r.oper_status),
+                speed_mbps=r.speed_mbps,
+                in_bps=r.in_bps,
+                out_bps=r.out_bps,
+                in_octets=r.in_octets,
+                out_octets=r.out_octets,
+            )
+            for r in reversed(rows)
+        ]
+
+    async def device_history(
+        self,
+        device_id: str,
+        since: float | None = None,
+        until: float | None = None,
+        limit: int = 1000,
+    ) -> list[DeviceSample]:
+        """One switch's samples in [since, until), oldest first; the newest ``limit`` of them.
+
+        Raises:
+            ValueError: limit is negative.
+            StoreError: the database failed.
+        """
+        if limit < 0:
+            raise ValueError("limit must not be negative")
+        c = t.device_samples.c
+        query = select(t.device_samples).where(c.device_id == device_id)
+        query = _within(query, c.at, since, until)
+        query = query.order_by(c.at.desc()).limit(limit)
+        async with self._guard("reading device history"), self._engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return [
+            DeviceSample(
+                at=from_db(r.at),
+                device_id=r.device_id,
+                reachable=bool(r.reachable),
+                uptime_seconds=r.uptime_seconds,
+                poll_seconds=r.poll_seconds,
+            )
+            for r in reversed(rows)
+        ]
+
+    async def terminal_history(
+        self,
+        classroom: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        limit: int = 1000,
+        *,
+        school: str | None = None,
+        terminal: str | None = None,
+    ) -> list[TerminalSample]:
+        """One classroom's heartbeats in [since, until), oldest first; the newest ``limit``.
+
+        Name either the classroom, or the school and the terminal id (terminal ids are unique
+        within a school only); the latter follows a terminal that moved between classrooms.
+
+        Raises:
+            ValueError: limit is negative, or not exactly one of classroom and
+                (school, terminal) was given.
+            StoreError: the database failed.
+        """
+        if limit < 0:
+            raise ValueError("limit must not be negative")
+        by_terminal = school is not None or terminal is not None
+        if (classroom is not None) == by_terminal or (by_terminal and None in (school, terminal)):
+            raise ValueError("give either a classroom, or both a school and a terminal")
+        c = t.terminal_samples.c
+        query = select(t.terminal_samples)
+        if classroom is not None:
+            query = query.where(c.classroom == classroom)
+        else:
+            query = query.where(c.school == school, c.terminal == terminal)
+        query = _within(query, c.at, since, until)
+        # Heartbeats replayed from a spool can share a receipt time; seq orders them.
+        query = query.order_by(c.at.desc(), c.seq.desc()).limit(limit)
+        async with self._guard("reading terminal history"), self._engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return [
+            TerminalSample(
+                at=from_db(r.at),
+                school=r.school,
+                terminal=r.terminal,
+                classroom=r.classroom,
+                boot_id=r.boot_id,
+                seq=r.seq,
+                uptime_seconds=r.uptime_seconds,
+                link_speed_mbps=r.link_speed_mbps,
+                cpu_percent=r.cpu_percent,
+                memory_used_bytes=r.memory_used_bytes,
+                disk_used_bytes=r.disk_used_bytes,
+            )
+            for r in reversed(rows)
+        ]

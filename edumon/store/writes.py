@@ -1,0 +1,325 @@
+"""The store's writes: the inventory from the configuration, sample batches, daily
+availability, and pruning."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Delete, Table, delete, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from edumon.config import Config
+from edumon.domain.models import DeviceSample, Event, InterfaceSample, TerminalSample
+from edumon.store import tables as t
+from edumon.store.base import WRITE_CHUNK_ROWS, StoreBase, chunks, logger
+from edumon.store.protocol import ClassroomAvailability
+from edumon.store.timestamps import sqlite_text, to_db
+
+# Bound parameters per statement stay under both backends' limits (SQLite 32,766; asyncpg 32,767).
+IN_CLAUSE_CHUNK = 10_000
+
+_SQLITE_TERMINAL_INSERT = (
+    "INSERT OR IGNORE INTO terminal_samples (school, terminal, boot_id, seq, at, classroom, "
+    "uptime_seconds, link_speed_mbps, cpu_percent, memory_used_bytes, disk_used_bytes) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+class StoreWrites(StoreBase):
+    """Writes of ``Store``."""
+
+    async def sync_inventory(self, config: Config, *, remove_missing: bool = True) -> None:
+        """Make the inventory tables match the configuration (idempotent).
+
+        Args:
+            config: the validated configuration; SNMP credentials are never stored.
+            remove_missing: delete schools, classrooms and switches of this district that the
+                configuration no longer lists. Collectors that each hold a shard of one
+                district's inventory pass False.
+
+        Raises:
+            StoreError: the database failed; nothing was changed.
+        """
+        district = config.district.code
+        school_rows = [
+            {
+                "code": s.code,
+                "district": district,
+                "name": s.name,
+                "kind": s.kind,
+                "uplink_switch": s.uplink.switch,
+                "uplink_port": s.uplink.port,
+            }
+            for s in config.schools.values()
+        ]
+        room_rows = [
+            {
+                "id": r.id,
+                "school": s.code,
+                "name": r.name,
+                "switch": r.switch,
+                "port": r.port,
+                "terminal": r.terminal_id,
+            }
+            for s in config.schools.values()
+            for r in s.classrooms
+        ]
+        device_rows = [
+            {
+                "id": sw.id,
+                "district": district,
+                "school": sw.school,
+                "host": sw.host,
+                "port": sw.port,
+            }
+            for sw in config.switches.values()
+        ]
+        async with self._guard("syncing the inventory"), self._engine.begin() as conn:
+            await conn.execute(
+                self._upsert(t.districts), [{"code": district, "name": config.district.name}]
+            )
+            for table, rows in (
+                (t.schools, school_rows),
+                (t.devices, device_rows),
+                (t.classrooms, room_rows),
+            ):
+                for chunk in chunks(rows, WRITE_CHUNK_ROWS):
+                    await conn.execute(self._upsert(table), list(chunk))
+            if remove_missing:
+                school_codes = list(config.schools)
+                await self._delete_missing(
+                    conn,
+                    t.classrooms,
+                    t.classrooms.c.id,
+                    {r.id for s in config.schools.values() for r in s.classrooms},
+                    t.classrooms.c.school,
+                    school_codes,
+                )
+                await self._delete_missing(
+                    conn,
+                    t.devices,
+                    t.devices.c.id,
+                    set(config.switches),
+                    t.devices.c.district,
+                    [district],
+                )
+                await self._delete_missing(
+                    conn,
+                    t.schools,
+                    t.schools.c.code,
+                    set(school_codes),
+                    t.schools.c.district,
+                    [district],
+                )
+        logger.info(
+            "database %s: inventory synced (%d schools, %d classrooms, %d switches)",
+            self._name,
+            len(school_rows),
+            len(room_rows),
+            len(device_rows),
+        )
+
+    async def _delete_missing(
+        self,
+        conn: AsyncConnection,
+        table: Table,
+        key: Any,
+        keep: set[str],
+        scope: Any,
+        scope_values: Sequence[str],
+    ) -> None:
+        # Read the stored keys and delete by difference in chunks: a NOT IN list of every
+        # classroom of a city would exceed the backends' bound-parameter limits.
+        stored: set[str] = set()
+        for chunk in chunks(scope_values, IN_CLAUSE_CHUNK):
+            result = await conn.execute(select(key).where(scope.in_(chunk)))
+            stored.update(result.scalars())
+        gone = sorted(stored - keep)
+        for chunk in chunks(gone, IN_CLAUSE_CHUNK):
+            stmt: Delete = delete(table).where(key.in_(chunk))
+            await conn.execute(stmt)
+        if gone:
+            logger.info("database %s: removed %d rows from %s", self._name, len(gone), table.name)
+
+    async def write(
+        self,
+        interface_samples: Sequence[InterfaceSample] = (),
+        device_samples: Sequence[DeviceSample] = (),
+        events: Sequence[Event] = (),
+        terminal_samples: Sequence[TerminalSample] = (),
+    ) -> None:
+        """Store a batch in one transaction: all of it or none of it.
+
+        Samples already stored (same device, interface and time; terminal heartbeats with the
+        same school, terminal, boot id and sequence number) are skipped, so a batch retried
+        after an ambiguous failure, or heartbeats replayed from an agent's spool, are not
+        duplicated.
+
+        Raises:
+            StoreError: the database failed; nothing was stored and the caller may retry the
+                same batch later.
+        """
+        iface_rows = [
+            {
+                "device_id": s.device_id,
+                "interface": s.interface,
+                "at": to_db(s.at),
+                "oper_status": int(s.oper_status),
+                "speed_mbps": s.speed_mbps,
+                "in_bps": s.in_bps,
+                "out_bps": s.out_bps,
+                "in_octets": s.in_octets,
+                "out_octets": s.out_octets,
+            }
+            for s in interface_samples
+        ]
+        device_rows = [
+            {
+                "device_id": s.device_id,
+                "at": to_db(s.at),
+                "reachable": s.reachable,
+                "uptime_seconds": s.uptime_seconds,
+                "poll_seconds": s.poll_seconds,
+            }
+            for s in device_samples
+        ]
+        event_rows = [
+            {
+                "at": to_db(e.at),
+                "kind": str(e.kind),
+                "device_id": e.device_id,
+                "school": e.school,
+                "interface": e.interface,
+                "classroom": e.classroom,
+                "message": e.message,
+                "details": dict(e.details),
+            }
+            for e in events
+        ]
+        terminal_rows: list[dict[str, Any]] = []
+        terminal_tuples: list[tuple[Any, ...]] = []
+        if self._dialect == "sqlite":
+            # Heartbeats are the bulk of a county's writes (thousands a second at peak):
+            # SQLite gets plain tuples through the driver, skipping SQLAlchemy's per-row
+            # parameter processing (half the cost). The text timestamp is the format
+            # UtcDateTime stores there (naive UTC, microseconds always written).
+            terminal_tuples = [
+                (
+                    s.school,
+                    s.terminal,
+                    s.boot_id,
+                    s.seq,
+                    sqlite_text(s.at),
+                    s.classroom,
+                    s.uptime_seconds,
+                    s.link_speed_mbps,
+                    s.cpu_percent,
+                    s.memory_used_bytes,
+                    s.disk_used_bytes,
+                )
+                for s in terminal_samples
+            ]
+        else:
+            terminal_rows = [
+                {
+                    "school": s.school,
+                    "terminal": s.terminal,
+                    "boot_id": s.boot_id,
+                    "seq": s.seq,
+                    "at": to_db(s.at),
+                    "classroom": s.classroom,
+                    "uptime_seconds": s.uptime_seconds,
+                    "link_speed_mbps": s.link_speed_mbps,
+                    "cpu_percent": s.cpu_percent,
+                    "memory_used_bytes": s.memory_used_bytes,
+                    "disk_used_bytes": s.disk_used_bytes,
+                }
+                for s in terminal_samples
+            ]
+        new_interfaces: dict[tuple[str, str], float] = {}
+        for s in interface_samples:
+            pair = (s.device_id, s.interface)
+            if pair not in self._seen_interfaces:
+                new_interfaces[pair] = min(s.at, new_interfaces.get(pair, s.at))
+        interface_rows = [
+            {"device_id": d, "name": n, "first_seen": to_db(at)}
+            for (d, n), at in new_interfaces.items()
+        ]
+        total = (
+            len(iface_rows)
+            + len(device_rows)
+            + len(event_rows)
+            + len(terminal_rows)
+            + len(terminal_tuples)
+        )
+        if total == 0:
+            return
+        async with self._guard(f"writing {total} rows"), self._engine.begin() as conn:
+            for stmt, rows in (
+                (self._insert_ignore(t.interface_samples), iface_rows),
+                (self._insert_ignore(t.device_samples), device_rows),
+                (self._insert_ignore(t.interfaces), interface_rows),
+                (self._insert_ignore(t.terminal_samples), terminal_rows),
+                (t.events.insert(), event_rows),
+            ):
+                for chunk in chunks(rows, WRITE_CHUNK_ROWS):
+                    await conn.execute(stmt, list(chunk))
+            for tuples in chunks(terminal_tuples, WRITE_CHUNK_ROWS):
+                await conn.exec_driver_sql(_SQLITE_TERMINAL_INSERT, list(tuples))
+        # Only after the commit: a failed batch must insert its interfaces when retried.
+        self._seen_interfaces.update(new_interfaces)
+
+    async def upsert_availability(self, rows: Sequence[ClassroomAvailability]) -> None:
+        """Insert daily availability rows, replacing those of the same day and classroom.
+
+        Raises:
+            StoreError: the database failed; nothing was changed.
+        """
+        values = [
+            {
+                "day": r.day,
+                "classroom": r.classroom,
+                "school": r.school,
+                "scheduled_minutes": r.scheduled_minutes,
+                "online_minutes": r.online_minutes,
+                "scheduled_lessons": r.scheduled_lessons,
+                "lessons_with_terminal_on": r.lessons_with_terminal_on,
+                "switched_on": r.switched_on,
+                "computed_at": to_db(r.computed_at),
+            }
+            for r in rows
+        ]
+        if not values:
+            return
+        stmt = self._upsert(t.classroom_availability_daily)
+        async with (
+            self._guard(f"writing {len(values)} availability rows"),
+            self._engine.begin() as conn,
+        ):
+            for chunk in chunks(values, WRITE_CHUNK_ROWS):
+                await conn.execute(stmt, list(chunk))
+
+    async def prune(self, now: float, retention_seconds: float) -> int:
+        """Delete interface, device and terminal samples older than ``now - retention_seconds``.
+
+        Events, daily availability and inventory are never pruned.
+
+        Returns:
+            The number of samples deleted.
+
+        Raises:
+            ValueError: retention_seconds is not positive.
+            StoreError: the database failed; nothing was deleted.
+        """
+        if retention_seconds <= 0:
+            raise ValueError("retention_seconds must be positive")
+        cutoff = to_db(now - retention_seconds)
+        deleted = 0
+        async with self._guard("pruning old samples"), self._engine.begin() as conn:
+            for table in (t.interface_samples, t.device_samples, t.terminal_samples):
+                result = await conn.execute(delete(table).where(table.c.at < cutoff))
+                deleted += max(result.rowcount, 0)
+        if deleted:
+            logger.info("database %s: pruned %d samples before %s", self._name, deleted, cutoff)
+        return deleted

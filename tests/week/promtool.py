@@ -85,6 +85,8 @@ def _series_text(series: Series) -> str:
 
 
 def _values(per_minute: Sequence[float | None]) -> str:
+    """promtool's notation; a series that leaves the scrape gets a staleness marker first, as
+    Prometheus writes one (without it promtool would keep the last value for 5 minutes)."""
     parts: list[str] = []
     i = 0
     while i < len(per_minute):
@@ -94,7 +96,11 @@ def _values(per_minute: Sequence[float | None]) -> str:
         run = j - i + 1
         v = per_minute[i]
         if v is None:
-            parts.append(f"_x{run}")
+            if i > 0:
+                parts.append("stale")
+                run -= 1
+            if run:
+                parts.append(f"_x{run}")
         else:
             text = repr(v) if not float(v).is_integer() else str(int(v))
             parts.append(text if run == 1 else f"{text}+0x{run - 1}")

@@ -3,7 +3,8 @@
 Two things the API and /metrics share:
 
 - ``classrooms_now``: each classroom's terminal with the lesson scheduled there now, and whether
-  its school's uplink is down (then the classroom is unknown, not offline: DESIGN.md §3).
+  its school's uplink is down (then the classroom is unknown, not offline: "The state model" in
+  docs/architecture.md).
 - ``daily_availability`` / ``monthly_availability``: 在线率, 开机率 and 使用率 from the pure
   functions in ``edumon.domain.availability``, over online intervals gathered here.
 

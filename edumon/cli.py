@@ -17,18 +17,26 @@ from edumon import __version__
 from edumon.config import Config, load_config
 from edumon.domain.schedule import CalendarSource
 from edumon.errors import EdumonError
+from edumon.logs import LOG_FORMAT_ENV, LOG_FORMATS, LogFormat, configure_logging
 from edumon.runtime import Runtime
 from edumon.workcalendar import calendar_of, check_directory
 
 log = logging.getLogger("edumon")
 
+_log_format_option = click.option(
+    "--log-format",
+    type=click.Choice(LOG_FORMATS),
+    default="text",
+    show_default=True,
+    envvar=LOG_FORMAT_ENV,
+    show_envvar=True,
+    help="Log lines on stderr: text, or one JSON object per line (for Loki, ELK).",
+)
 
-def _setup_logging(level: str) -> None:
-    logging.basicConfig(
-        level=getattr(logging, level.upper()),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+
+def _use_log_format(log_format: LogFormat) -> None:
+    """Switch the log output to ``log_format``, at the level the group's --log-level chose."""
+    configure_logging(click.get_current_context().find_root().params["log_level"], log_format)
 
 
 def _run_until_signal(main: Callable[[asyncio.Event], Awaitable[None]]) -> None:
@@ -86,7 +94,7 @@ def _load_or_exit(file: Path) -> Config:
 )
 def main(log_level: str) -> None:
     """edumon: school network monitoring — links, targets, metrics and status API."""
-    _setup_logging(log_level)
+    configure_logging(log_level)
 
 
 @main.command("check-config")
@@ -141,10 +149,12 @@ def _calendar_line(config: Config) -> str:
     type=click.Path(dir_okay=False, path_type=Path),
     help="The TOML configuration.",
 )
-def run_cmd(config_file: Path) -> None:
+@_log_format_option
+def run_cmd(config_file: Path, log_format: LogFormat) -> None:
     """Poll the configured switches and serve the API and /metrics."""
     from edumon import app
 
+    _use_log_format(log_format)
     # The same validation as check-config, all of it before anything opens or binds.
     config = _load_or_exit(config_file)
 
@@ -181,6 +191,7 @@ def run_cmd(config_file: Path) -> None:
     default=None,
     help="SQLite file for the demo (default: a new temporary one, removed on exit).",
 )
+@_log_format_option
 @click.option(
     "--notify-config",
     type=click.Path(dir_okay=False, exists=True, path_type=Path),
@@ -210,11 +221,13 @@ def demo_cmd(
     notify_config: Path | None,
     cut_after: float,
     cut_for: float,
+    log_format: LogFormat,
 ) -> None:
     """Simulate a district (real SNMP agents on loopback) and monitor it."""
     from edumon import app
     from edumon.demo.district import SimulatedDistrict
 
+    _use_log_format(log_format)
     with contextlib.ExitStack() as cleanup:
         where = str(db)
         if db is None:

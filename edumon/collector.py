@@ -156,6 +156,7 @@ class Collector:
                 "collector queue full (%d); dropped a poll of %s",
                 self._queue.maxsize,
                 obs.device_id,
+                extra={"device": obs.device_id, "reason": "queue_full"},
             )
 
     def submit_terminal(self, msg: Heartbeat | Status, received_at: float) -> None:
@@ -192,7 +193,12 @@ class Collector:
         self._pending.events.extend(events)
         for event in events:
             self.stats.events_total[event.kind.value] += 1
-            log.info("event %s: %s", event.kind.value, event.message)
+            log.info(
+                "event %s: %s",
+                event.kind.value,
+                event.message,
+                extra={"kind": event.kind.value, "school": event.school, "device": event.device_id},
+            )
 
     def _accept_terminal(self, msg: Heartbeat | Status, received_at: float) -> None:
         self.stats.terminal_messages_total += 1
@@ -212,6 +218,7 @@ class Collector:
                     msg.terminal,
                     msg.school,
                     msg.district,
+                    extra={"terminal": msg.terminal, "school": msg.school},
                 )
         # Only a heartbeat the state accepted is a sample (not a duplicate, not an old session).
         if st is not None and isinstance(msg, Heartbeat) and st.heartbeats > heartbeats_before:

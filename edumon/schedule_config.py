@@ -61,9 +61,10 @@ SchoolKind = Literal[
     "primary", "middle", "nine_year", "high", "vocational", "kindergarten", "other"
 ]
 
-# The seed district's bells. The 2021 Ministry notice on pupils' sleep puts the first lesson no
-# earlier than 08:20 in primary and 08:00 in secondary schools; 大课间 (a 30-minute break) after
-# the second lesson; a long lunch break (午休) before the afternoon lessons.
+# The reference county's bells (docs/architecture.md). The 2021 Ministry notice on pupils' sleep
+# puts the first lesson no earlier than 08:20 in primary and 08:00 in secondary schools; 大课间
+# (a 30-minute break) after the second lesson; a long lunch break (午休) before the afternoon
+# lessons.
 BUILTIN_TIMETABLES: Mapping[str, tuple[tuple[str, str], ...]] = MappingProxyType(
     {
         "primary": (
@@ -213,7 +214,7 @@ class OverrideConfig(_Strict):
 
 
 class ScheduleConfig(_Strict):
-    """The [schedule] section; every key optional, the defaults fit the seed district."""
+    """The [schedule] section; every key optional, the defaults fit the reference county."""
 
     timezone: str = DEFAULT_TIMEZONE
     calendar_dir: str | None = Field(default=None, min_length=1)

@@ -1,7 +1,8 @@
 """Schedule-aware views of the district right now, shared by the API, /metrics and outages.
 
 - ``classrooms_now``: each classroom's terminal with the lesson scheduled there now, and whether
-  its school's uplink is down (then the classroom is unknown, not offline: DESIGN.md §3).
+  it is behind a failure (its school cut off or its switch down: then it is unknown, not
+  offline; docs/topology.md).
 - ``local_date`` / ``schedule_timezone``: the date school days are counted by.
 - ``MemoCalendar``: the national working calendar asked at most once per date.
 """

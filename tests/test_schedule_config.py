@@ -41,7 +41,7 @@ def test_the_documented_example_is_valid() -> None:
     assert schedule.timetables["senior"].periods[-1].start == time(19, 0)
 
 
-def test_an_absent_section_gives_the_seed_district_defaults() -> None:
+def test_an_absent_section_gives_the_reference_county_defaults() -> None:
     section = parse("")
     assert set(section.timetables) == {"primary", "middle", "none"}
     assert section.defaults["primary"] == "primary"

@@ -1,6 +1,6 @@
 """Terminal availability for reports: 在线率, 开机率 and 使用率 over the lesson schedule.
 
-The figures districts report (DESIGN.md §3):
+The figures districts report (docs/architecture.md, "Usage figures"):
 
 - 在线率 (online rate) = online time within scheduled lesson time ÷ scheduled lesson time;
 - 开机率 (power-on rate) = terminals switched on at least once on a school day ÷ terminals;

@@ -14,7 +14,7 @@ class Targets:
     classroom_mbps: float | None
 
 
-# district-1000m: "1000M光纤进校, 1000M到班" (the seed district's plan).
+# district-1000m: "1000M光纤进校, 1000M到班" (the reference county's plan: docs/architecture.md).
 # national-2021: 万兆到县、千兆到校、百兆到班 (the Ministry's 2021 guidance).
 # legacy-2012: the ten-year plan's ≥100M to every school, no classroom target.
 PROFILES: dict[str, Targets] = {

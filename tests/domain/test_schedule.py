@@ -369,7 +369,7 @@ def test_configured_terms_beyond_their_span_use_the_usual_dates(schedule: Schedu
     assert (found, fallback) == (None, False)
 
 
-def test_seed_district_defaults() -> None:
+def test_reference_county_defaults() -> None:
     schedule = ScheduleConfig().schedule()
     middle = schedule.timetables["middle"]
     primary = schedule.timetables["primary"]

@@ -1,8 +1,9 @@
 """The MQTT wire protocol (v1) shared by the terminal agent and the collector: topics and payloads.
 
-This file is the single source of truth. ``agents/terminal/edumon_terminal_agent/wire.py`` is a
-byte-identical copy made by ``agents/terminal/sync_wire.py`` (a test fails when they differ), so
-that the agent ships without the edumon package. It therefore imports only the standard library.
+docs/wire-protocol.md describes it for people; this file is the authority. The agent's
+``agents/terminal/edumon_terminal_agent/wire.py`` is a byte-identical copy made by
+``agents/terminal/sync_wire.py`` (a test fails when they differ), so that the agent ships without
+the edumon package. It therefore imports only the standard library.
 
 Topics::
 

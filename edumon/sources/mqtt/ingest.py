@@ -196,6 +196,12 @@ def _escape_topic(topic: str | bytes) -> str:
     return f"{shown!r}{suffix}"
 
 
+def _topic_field(topic: str | bytes) -> str:
+    # For a structured log field: JSON escapes control characters itself, so no repr() quotes.
+    shown = topic[:_LOG_TOPIC_CHARS]
+    return shown if isinstance(shown, str) else shown.decode("utf-8", "backslashreplace")
+
+
 class _TrackingContext(ssl.SSLContext):
     """An SSLContext that remembers the sockets it wraps (to close what paho leaks)."""
 
@@ -596,6 +602,7 @@ class MqttIngest:
             f"; {suppressed} more {reason!r} rejections since the last warning"
             if suppressed
             else "",
+            extra={"reason": reason, "topic": _topic_field(topic)},
         )
 
     def _deliver(self, link: _Link, message: mqtt.MQTTMessage) -> None:

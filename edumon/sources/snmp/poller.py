@@ -191,11 +191,16 @@ class SnmpPoller:
             stats.last_error = reason
             # Warn when a switch starts failing, not every interval while it stays down.
             log = logger.debug if state.failing else logger.warning
-            log("poll of switch %s failed: %s", switch.id, reason)
+            log(
+                "poll of switch %s failed: %s",
+                switch.id,
+                reason,
+                extra={"device": switch.id, "reason": reason},
+            )
             state.failing = True
             return DeviceUnreachable(switch.id, at, reason, elapsed)
         if state.failing:
-            logger.info("switch %s answers again", switch.id)
+            logger.info("switch %s answers again", switch.id, extra={"device": switch.id})
         state.failing = False
         stats.polls_ok += 1
         stats.last_error = ""

@@ -435,7 +435,8 @@ class EdumonCollector:
         )
         school_status = _gauge(
             "edumon_school_compliance",
-            "Each school's overall verdict as a state set (fail beats unknown beats pass).",
+            "Each school's overall verdict, one series per school at 1 with its current verdict "
+            "(fail beats unknown beats pass).",
             "school",
             "verdict",
         )
@@ -456,10 +457,8 @@ class EdumonCollector:
                 status.add(1, **ids, verdict=result.verdict.value)
                 if result.speed_mbps is not None:
                     measured.add(mbps_to_bytes(result.speed_mbps), **ids)
+            school_status.add(1, school=code, verdict=sc.verdict.value)
             for verdict in _VERDICTS:
-                school_status.add(
-                    1 if sc.verdict is verdict else 0, school=code, verdict=verdict.value
-                )
                 classrooms.add(_count(sc, verdict), school=code, verdict=verdict.value)
         yield from (status, measured, school_status, classrooms)
 
@@ -516,13 +515,8 @@ class EdumonCollector:
             "1 while the classroom is in an outage: its terminal offline for the grace period of "
             "a scheduled lesson, then until it is back or the school day ends — across breaks "
             "and lunch, so one outage is one alert. 0 otherwise and while the classroom is "
-            "unknown (its school or switch failed).",
-            "school",
-            "classroom",
-        )
-        room_start = _gauge(
-            "edumon_classroom_outage_start_timestamp_seconds",
-            "When the classroom's open outage began, Unix seconds; absent without one.",
+            "unknown (its school or switch failed). When it began: GET /api/v1/outages, or "
+            "edumon_terminal_last_change_timestamp_seconds.",
             "school",
             "classroom",
         )
@@ -534,8 +528,6 @@ class EdumonCollector:
                 outage = tracker.classrooms.get(room.id)
                 ids = {"school": school.code, "classroom": room.id}
                 room_outage.add(1 if outage is not None else 0, **ids)
-                if outage is not None:
-                    room_start.add(outage.started_at, **ids)
         opened = _counter(
             "edumon_outages_opened",
             "Outages opened since start, by kind (school, classroom).",
@@ -543,7 +535,7 @@ class EdumonCollector:
         )
         for kind, count in tracker.opened_total.items():
             opened.add(count, kind=kind.value)
-        yield from (school_outage, school_start, room_outage, room_start, opened)
+        yield from (school_outage, school_start, room_outage, opened)
 
     # -- classroom terminals and the schedule ----------------------------------------------
 

@@ -13,9 +13,11 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
 
 from edumon.domain.alerts import Alert, AlertStatus
+from edumon.domain.inventory import SchoolRef
 from edumon.domain.models import Event, EventKind
 from edumon.domain.outages import Outage, OutageKind, OutageTracker, RoomNow, Transition
 from edumon.domain.topology import assess
@@ -101,9 +103,7 @@ class OutageWatch:
 
     def _event(self, t: Transition) -> Event:
         o = t.outage
-        inventory = self._runtime.state.inventory
-        school = inventory.schools.get(o.school)
-        school_name = school.name if school is not None else o.school
+        school, school_name, room_name = _names(self._runtime, o)
         zone = schedule_timezone(self._runtime)
         since = datetime.fromtimestamp(o.started_at, zone).strftime("%m-%d %H:%M")
         if o.kind is OutageKind.SCHOOL:
@@ -119,10 +119,6 @@ class OutageWatch:
             classroom = None
         else:
             kind = EventKind.CLASSROOM_OUTAGE if t.opened else EventKind.CLASSROOM_RESTORED
-            room = next(
-                (r for r in (school.classrooms if school else ()) if r.id == o.classroom), None
-            )
-            room_name = room.name if room is not None else o.classroom
             device = o.classroom or ""
             classroom = o.classroom
             if t.opened:
@@ -167,44 +163,48 @@ def alerts_of(runtime: Runtime, transitions: list[Transition]) -> list[Alert]:
     return [_alert(runtime, t) for t in transitions]
 
 
-def _alert(runtime: Runtime, t: Transition) -> Alert:
-    o: Outage = t.outage
+def _names(runtime: Runtime, o: Outage) -> tuple[SchoolRef | None, str, str | None]:
+    """The outage's school, and the display names of the school and classroom."""
     school = runtime.state.inventory.schools.get(o.school)
     school_name = school.name if school is not None else o.school
-    status: AlertStatus = "firing" if t.opened else "resolved"
-    ends = None if t.opened else o.closed_at
-    key = f"edumon|{o.kind.value}|{o.school}|{o.classroom or ''}|{o.started_at:.0f}"
-    if o.kind is OutageKind.SCHOOL:
-        what = "上联中断" if o.cause == "uplink_down" else "与教育城域网失联"
-        return Alert(
-            name=SCHOOL_ALERT,
-            status=status,
-            severity="critical",
-            school=o.school,
-            school_name=school_name,
-            starts_at=o.started_at,
-            ends_at=ends,
-            summary=f"{school_name} {what}，全校教室终端状态未知",
-            device=school.uplink_switch if school is not None else None,
-            fingerprint=key,
-        )
+    if o.classroom is None:
+        return school, school_name, None
     room = next((r for r in (school.classrooms if school else ()) if r.id == o.classroom), None)
-    room_name = room.name if room is not None else o.classroom
-    summary = f"{school_name} {room_name} 上课时间班班通终端离线"
-    if not t.opened and o.close_reason is not None:
-        summary += f"（{o.close_reason.label}）"
-    return Alert(
+    return school, school_name, room.name if room is not None else o.classroom
+
+
+def _alert(runtime: Runtime, t: Transition) -> Alert:
+    o: Outage = t.outage
+    school, school_name, room_name = _names(runtime, o)
+    status: AlertStatus = "firing" if t.opened else "resolved"
+    base = Alert(
         name=CLASSROOM_ALERT,
         status=status,
         severity="warning",
         school=o.school,
         school_name=school_name,
         starts_at=o.started_at,
-        ends_at=ends,
+        ends_at=None if t.opened else o.closed_at,
+        summary="",
+        fingerprint=f"edumon|{o.kind.value}|{o.school}|{o.classroom or ''}|{o.started_at:.0f}",
+    )
+    if o.kind is OutageKind.SCHOOL:
+        what = "上联中断" if o.cause == "uplink_down" else "与教育城域网失联"
+        return replace(
+            base,
+            name=SCHOOL_ALERT,
+            severity="critical",
+            summary=f"{school_name} {what}，全校教室终端状态未知",
+            device=school.uplink_switch if school is not None else None,
+        )
+    summary = f"{school_name} {room_name} 上课时间班班通终端离线"
+    if not t.opened and o.close_reason is not None:
+        summary += f"（{o.close_reason.label}）"
+    return replace(
+        base,
         summary=summary,
         classroom=o.classroom,
         classroom_name=room_name,
         lesson=o.lesson,
         device=o.classroom,
-        fingerprint=key,
     )

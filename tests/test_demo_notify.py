@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -55,8 +56,13 @@ async def test_a_school_cut_gives_one_signed_dingtalk_message_and_one_resolution
                 lambda: len(bots.delivered("dingtalk")) >= 2, "two DingTalk messages", 150
             )
             # The outage and its end are each stored once: exactly what was sent, no more.
-            outages = await asyncio.to_thread(events, "school_outage")
+            # Events are written in batches: wait (with a deadline) for the end to be stored.
+            deadline = time.monotonic() + 60
             restored = await asyncio.to_thread(events, "school_restored")
+            while not restored and time.monotonic() < deadline:
+                await asyncio.sleep(0.2)
+                restored = await asyncio.to_thread(events, "school_restored")
+            outages = await asyncio.to_thread(events, "school_outage")
         finally:
             await asyncio.to_thread(stop, demo.proc)
             for pipe in (demo.proc.stdout, demo.proc.stderr):

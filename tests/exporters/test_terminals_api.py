@@ -26,10 +26,11 @@ import httpx
 import pytest
 from prometheus_client import generate_latest
 
+from edumon.domain.alerts import Alert
 from edumon.domain.models import DeviceReading
 from edumon.exporters.api import create_app
 from edumon.exporters.metrics import create_registry
-from edumon.outage_watch import OutageWatch
+from edumon.outage_watch import OutageWatch, alerts_of
 from edumon.runtime import Runtime
 from edumon.wire import REASONS as WIRE_REASONS
 from edumon.wire import terminal_topic
@@ -530,3 +531,29 @@ async def test_outages_one_per_failure_with_names(district: District) -> None:
     await runtime.collector.flush()
     events = await district.get(f"{API}/events?kind=school_outage")
     assert [e["school"] for e in events["events"]].count("B") == 1
+
+
+async def test_outages_become_notifications_with_names_and_lesson(district: District) -> None:
+    runtime, clock = district.runtime, district.clock
+    sent: list[Alert] = []
+    watch = OutageWatch(
+        runtime, clock=clock, listeners=(lambda ts: sent.extend(alerts_of(runtime, ts)),)
+    )
+    for minutes in range(0, 16):
+        clock.now = IN_LESSON + minutes * 60
+        watch.tick()
+    school = [a for a in sent if a.name == "EdumonSchoolDown"]
+    assert [(a.school, a.school_name, a.status, a.severity) for a in school] == [
+        ("B", "城关中学", "firing", "critical")
+    ]
+    assert "上联中断" in school[0].summary
+    rooms = [a for a in sent if a.name == "EdumonClassroomTerminalOffline"]
+    assert rooms, "a terminal offline in a lesson is a classroom outage"
+    assert all(a.lesson and a.lesson.startswith("第") for a in rooms)
+    assert all(a.classroom_name for a in rooms)
+    # The school's uplink comes back: one resolution, the same outage (same fingerprint).
+    await runtime.collector.submit(core_poll(clock.now, b_uplink_up=True))
+    await runtime.collector.drain()
+    watch.tick()
+    resolved = [a for a in sent if a.name == "EdumonSchoolDown" and a.status == "resolved"]
+    assert [a.fingerprint for a in resolved] == [school[0].fingerprint]

@@ -65,6 +65,7 @@ def _print_urls(runtime: Runtime, url: str) -> None:
     click.echo(f"  API       {url}/api/v1/summary")
     click.echo(f"  schools   {url}/api/v1/schools")
     click.echo(f"  events    {url}/api/v1/events")
+    click.echo(f"  outages   {url}/api/v1/outages")
     click.echo(f"  metrics   {url}/metrics")
     click.echo(f"  OpenAPI   {url}/docs")
     if runtime.mqtt_broker is not None:

@@ -185,7 +185,10 @@ async def running_week(tmp_path: Path, start: float) -> AsyncIterator[Week]:
         for room, (school, _, _, _) in CLASSROOMS.items():
             terminals[room] = WireTerminal(district, school, room, *MOSQUITTO)
         await until(lambda: bool(runtime.ingest and runtime.ingest.stats.connected), "MQTT ingest")  # type: ignore[attr-defined]
-        async with httpx.AsyncClient(timeout=DEADLINE) as http:
+        # A fresh connection per scrape: a kept-alive one can be closed by the server's idle
+        # timeout just as it is reused while a step waits for polls (a ReadError, not a bug).
+        no_keepalive = httpx.Limits(max_keepalive_connections=0)
+        async with httpx.AsyncClient(timeout=DEADLINE, limits=no_keepalive) as http:
             yield Week(clock, runtime, url, switches, terminals, http)
     finally:
         stop.set()

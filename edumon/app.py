@@ -159,7 +159,6 @@ async def run(
                     clock=clock,
                 )
             )
-            schedule = config.schedule.schedule()
             notifier = (
                 Notifier.from_config(config.notify, tz=schedule.timezone)
                 if config.notify.channels

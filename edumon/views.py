@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, tzinfo
 from typing import Literal
@@ -172,6 +173,7 @@ def classrooms_now(
     *,
     school: str | None = None,
     topology: Topology | None = None,
+    only: Collection[str] | None = None,
 ) -> list[ClassroomNow]:
     """Every classroom (of one school, or all) with its terminal and the lesson at ``now``.
 
@@ -180,6 +182,7 @@ def classrooms_now(
         now: the moment (Unix seconds).
         school: only this school's classrooms.
         topology: the parent-failure view to use (computed from the state when not given).
+        only: only these classrooms (ids).
     """
     schedule = runtime.schedule
     calendar = MemoCalendar(runtime.calendar) if runtime.calendar is not None else None
@@ -187,16 +190,27 @@ def classrooms_now(
     topo = topology if topology is not None else assess(runtime.state)
     terminals = runtime.terminals
     out = []
-    for code, ref in runtime.state.inventory.schools.items():
-        if school is not None and code != school:
-            continue
+    schools = runtime.state.inventory.schools
+    if school is not None:
+        ref = schools.get(school)
+        schools = {school: ref} if ref is not None else {}
+    for code, ref in schools.items():
+        # The lesson depends on the school's day and the classroom's timetable: asked once per
+        # timetable of the school, not per classroom (a city has 40 classrooms per school).
+        lessons: dict[str, tuple[LessonAt, float | None]] = {}
         for room in ref.classrooms:
+            if only is not None and room.id not in only:
+                continue
             lesson = None
             day_end = None
             if schedule is not None and calendar is not None:
                 place = Place(code, ref.kind, room.id)
-                lesson = lesson_at(schedule, calendar, place, when)
-                day_end = _day_end(lesson, schedule, place)
+                name = timetable_for(schedule, place).name
+                known = lessons.get(name)
+                if known is None:
+                    first = lesson_at(schedule, calendar, place, when)
+                    known = lessons[name] = (first, _day_end(first, schedule, place))
+                lesson, day_end = known
             st = terminals.of_classroom(room.id) if terminals is not None else None
             why = topo.classroom_unknown(code, room.switch)
             out.append(ClassroomNow(ref, room, st, why, lesson, day_end))

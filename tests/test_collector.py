@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Sequence
+from dataclasses import replace
 
 import pytest
 
@@ -13,9 +15,10 @@ from edumon.domain.models import (
     DeviceSample,
     DeviceUnreachable,
     Event,
-    InterfaceSample,
+    OperStatus,
     TerminalSample,
 )
+from edumon.domain.rollups import InterfaceRollup
 from edumon.domain.state import NetworkState
 from edumon.domain.terminals import TerminalInventory, TerminalsState
 from edumon.errors import StoreError
@@ -30,14 +33,14 @@ class FlakyStore:
     def __init__(self) -> None:
         self.down = False
         self.attempts = 0
-        self.interface_samples: list[InterfaceSample] = []
+        self.interface_rollups: list[InterfaceRollup] = []
         self.device_samples: list[DeviceSample] = []
         self.events: list[Event] = []
         self.terminal_samples: list[TerminalSample] = []
 
     async def write(
         self,
-        interface_samples: Sequence[InterfaceSample] = (),
+        interface_rollups: Sequence[InterfaceRollup] = (),
         device_samples: Sequence[DeviceSample] = (),
         events: Sequence[Event] = (),
         terminal_samples: Sequence[TerminalSample] = (),
@@ -45,7 +48,7 @@ class FlakyStore:
         self.attempts += 1
         if self.down:
             raise StoreError("database unavailable")
-        self.interface_samples += interface_samples
+        self.interface_rollups += interface_rollups
         self.device_samples += device_samples
         self.events += events
         self.terminal_samples += terminal_samples
@@ -75,14 +78,17 @@ async def test_rows_survive_a_store_outage(config: Config) -> None:
         await collector.submit(reading("acc", 0.0, 0, port(2, "Gi0/2")))
         await collector.submit(reading("acc", 60.0, 6000, port(2, "Gi0/2", up=False)))
         await wait_for(lambda: store.attempts >= 1 and collector.stats.write_failures_total >= 1)
-        assert collector.stats.pending_rows == 5  # 2 interface + 2 device samples + 1 event
+        # One roll-up of the port's bucket (long over by the real clock), one device sample
+        # (the second poll is in the same 5 minutes and changes nothing of the switch), an event.
+        assert collector.stats.pending_rows == 3
         store.down = False
         await wait_for(lambda: collector.stats.pending_rows == 0 and store.events)
     finally:
         task.cancel()
     assert [e.kind.value for e in store.events] == ["link_down"]
-    assert len(store.interface_samples) == 2
-    assert len(store.device_samples) == 2
+    [rollup] = store.interface_rollups
+    assert (rollup.polls, rollup.up_polls, rollup.oper_status) == (2, 1, OperStatus.DOWN)
+    assert len(store.device_samples) == 1
     assert sum(collector.stats.dropped_total.values()) == 0
 
 
@@ -98,13 +104,13 @@ async def test_pending_rows_are_bounded_oldest_samples_first_events_kept(config:
     store = FlakyStore()
     store.down = True
     collector = Collector(
-        NetworkState(inventory_of(config)), store, max_pending_rows=4, flush_seconds=60
+        NetworkState(inventory_of(config)), store, max_pending_rows=2, flush_seconds=60
     )
     await collector.submit(reading("acc", 0.0, 0, port(2, "Gi0/2"), port(3, "Gi0/3")))
     await collector.submit(reading("acc", 60.0, 6000, port(2, "Gi0/2", up=False), port(3, "Gi0/3")))
     await collector.drain()  # write fails: rows stay pending, bounded
-    assert collector.stats.pending_rows == 4
-    assert collector.stats.dropped_total["pending_interface_samples"] == 3
+    assert collector.stats.pending_rows == 2  # the device sample and the event
+    assert collector.stats.dropped_total["pending_interface_samples"] == 2  # both roll-ups
     store.down = False
     assert await collector.flush()
     assert [e.kind.value for e in store.events] == ["link_down"]
@@ -149,19 +155,31 @@ async def test_terminal_heartbeats_become_samples_and_silence_goes_offline(
     )
     collector.submit_terminal(heartbeat(1), 1000.0)
     collector.submit_terminal(heartbeat(1), 1000.5)  # a redelivery: no second sample
-    collector.submit_terminal(heartbeat(2), 1001.0)
+    collector.submit_terminal(heartbeat(2), 1001.0)  # same 5 minutes, nothing changed: not stored
+    collector.submit_terminal(replace(heartbeat(3), link_speed_mbps=100), 1002.0)  # a change
+    collector.submit_terminal(replace(heartbeat(4), link_speed_mbps=100), 1003.0)
+    collector.submit_terminal(replace(heartbeat(5), link_speed_mbps=100), 1200.0)  # next bucket
     collector.submit_terminal(heartbeat(1, terminal="T-unknown"), 1001.0)
+    caplog.set_level(logging.INFO, logger="edumon.collector")
     await collector.drain()
-    assert [(s.terminal, s.seq) for s in store.terminal_samples] == [("S1-101", 1), ("S1-101", 2)]
+    assert [(s.terminal, s.seq) for s in store.terminal_samples] == [
+        ("S1-101", 1),
+        ("S1-101", 3),
+        ("S1-101", 5),
+    ]
+    assert collector.stats.not_stored_total["terminal"] == 2
     assert [e.kind.value for e in store.events] == ["terminal_online"]
+    # One line for the school (drain logs it at once), none per terminal at INFO.
+    assert "school S1: 1 of 3 terminals online; 1 came online, 0 went offline" in caplog.text
+    assert not [r for r in caplog.records if r.levelno >= logging.INFO and "event" in r.msg]
     assert collector.terminals is not None
     assert [u.terminal for u in collector.terminals.unknown.entries()] == ["T-unknown"]
     assert "T-unknown of school S1 (district t) is not in the inventory" in caplog.text
-    now[0] = 1020.0
+    now[0] = 1220.0
     collector.expire_terminals()
     await collector.flush()
     assert [e.kind.value for e in store.events] == ["terminal_online"]
-    now[0] = 1040.0
+    now[0] = 1240.0
     collector.expire_terminals()
     await collector.flush()
     assert [e.kind.value for e in store.events] == ["terminal_online", "terminal_offline"]

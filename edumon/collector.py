@@ -168,6 +168,23 @@ class Collector:
         # Schools with terminal changes not logged yet: (first change at, online, offline).
         self._terminal_changes: dict[str, list[float]] = {}
 
+    def tracked_sizes(self) -> dict[str, int]:
+        """Entries of what the collector keeps in memory, each bounded by the inventory.
+
+        ``open_rollups``: one per port that matters at most; ``device_samples_last`` and
+        ``terminal_samples_last``: one per switch and terminal; ``terminal_changes``: one per
+        school; ``pending_rows``: bounded by ``max_pending_rows``.
+        """
+        return {
+            "open_rollups": len(self.rollups),
+            "finished_rollups": self.rollups.finished,
+            "device_samples_last": len(self._device_thinner),
+            "terminal_samples_last": len(self._terminal_thinner),
+            "terminal_changes": len(self._terminal_changes),
+            "pending_rows": len(self._pending),
+            "queue": self._queue.qsize(),
+        }
+
     @property
     def queue_depth(self) -> int:
         return self._queue.qsize()

@@ -184,3 +184,58 @@ async def test_terminal_heartbeats_become_samples_and_silence_goes_offline(
     await collector.flush()
     assert [e.kind.value for e in store.events] == ["terminal_online", "terminal_offline"]
     assert store.events[-1].details.get("reason", store.events[-1].message)
+
+
+async def test_ports_that_matter_are_rolled_up_and_written_once_per_bucket(config: Config) -> None:
+    now = [0.0]
+    store = FlakyStore()
+    collector = Collector(NetworkState(inventory_of(config)), store, clock=lambda: now[0])
+    gb = 10**9 // 8  # octets a second at 1 Gbit/s
+    for minute in range(11):  # polls at 0, 60, ..., 600 s
+        now[0] = 60.0 * minute
+        octets = minute * 60 * gb // 10  # 100 Mbit/s in and out
+        ports = (port(2, "Gi0/2", octets=octets), port(9, "Gi0/9", octets=octets))
+        await collector.submit(reading("acc", now[0], 6000 * minute, *ports))
+        await collector.drain() if minute == 10 else await collector.flush()
+        if minute == 4:
+            assert store.interface_rollups == []  # the first bucket is not over yet
+    # Gi0/2 is a classroom's port; Gi0/9 serves nothing the inventory names: not stored.
+    assert [(r.interface, r.bucket_start, r.polls) for r in store.interface_rollups] == [
+        ("Gi0/2", 0.0, 5),
+        ("Gi0/2", 300.0, 5),
+        ("Gi0/2", 600.0, 1),  # the open bucket, written on shutdown (the store merges it)
+    ]
+    second = store.interface_rollups[1]
+    assert second.in_bps == pytest.approx(1e8)
+    assert second.max_utilisation == pytest.approx(0.1)
+    assert collector.stats.not_stored_total["interface_port"] == 11
+    # The switch: one sample per 5 minutes.
+    assert [s.at for s in store.device_samples] == [0.0, 300.0, 600.0]
+
+
+async def test_all_ports_of_a_switch_with_export_all_ports_are_rolled_up(config: Config) -> None:
+    store = FlakyStore()
+    collector = Collector(NetworkState(inventory_of(config)), store, all_ports_switches=["acc"])
+    await collector.submit(reading("acc", 0.0, 0, port(2, "Gi0/2"), port(9, "Gi0/9")))
+    await collector.drain()
+    assert sorted(r.interface for r in store.interface_rollups) == ["Gi0/2", "Gi0/9"]
+
+
+async def test_a_switch_change_is_always_stored(config: Config) -> None:
+    store = FlakyStore()
+    collector = Collector(NetworkState(inventory_of(config)), store)
+    await collector.submit(reading("acc", 0.0, 100_000))
+    await collector.submit(reading("acc", 60.0, 106_000))  # steady, same bucket: thinned
+    await collector.submit(DeviceUnreachable("acc", 120.0, "timeout"))
+    await collector.submit(DeviceUnreachable("acc", 150.0, "timeout"))  # no change: thinned
+    await collector.submit(reading("acc", 180.0, 200))  # reachable again, and rebooted
+    await collector.submit(reading("acc", 240.0, 6200))
+    await collector.drain()
+    assert [(s.at, s.reachable) for s in store.device_samples] == [
+        (0.0, True),
+        (120.0, False),
+        (180.0, True),
+    ]
+    assert collector.stats.not_stored_total["device"] == 3
+    kinds = [e.kind.value for e in store.events]
+    assert kinds == ["device_unreachable", "device_reachable", "device_reboot"]

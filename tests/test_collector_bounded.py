@@ -119,7 +119,8 @@ async def test_a_long_run_keeps_the_collectors_structures_bounded() -> None:
 async def applied(collector: Collector) -> None:
     """Wait until the consumer has applied everything queued (it applies as it takes)."""
     async with asyncio.timeout(10):
-        while collector.queue_depth:
+        # The queue has no change notification; yield to the consumer until it is empty.
+        while collector.queue_depth:  # noqa: ASYNC110
             await asyncio.sleep(0)
 
 
@@ -167,9 +168,10 @@ async def simulate(
                 sizes_after_first_hour = sizes
             else:
                 assert sizes["open_rollups"] <= sizes_after_first_hour["open_rollups"]
-                assert sizes["terminal_samples_last"] <= sizes_after_first_hour[
-                    "terminal_samples_last"
-                ]
+                assert (
+                    sizes["terminal_samples_last"]
+                    <= sizes_after_first_hour["terminal_samples_last"]
+                )
             written_per_hour.append(store.terminals)
     # What reaches the database per hour is per 5 minutes, not per heartbeat: 12 an hour per
     # terminal, and one more for each return from a timeout (a new bucket's first heartbeat

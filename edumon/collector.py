@@ -38,6 +38,8 @@ DEFAULT_QUEUE_SIZE = 10_000
 # Rows kept in memory while the database is unreachable, before the oldest samples go
 # (events are never dropped to make room: they are the record of what happened).
 DEFAULT_MAX_PENDING_ROWS = 2_000_000
+# Rows in one write transaction; more pending rows make the next write start at once.
+DEFAULT_MAX_WRITE_ROWS = 20_000
 _RETRY_MIN_SECONDS = 1.0
 _RETRY_MAX_SECONDS = 30.0
 # While a write is in flight, the consumer wakes this often to notice it finish.
@@ -94,12 +96,21 @@ class _Pending:
             + len(self.terminal_samples)
         )
 
-    def take(self) -> _Pending:
+    def take(self, limit: int) -> _Pending:
+        """At most ``limit`` rows, oldest first, events before samples.
+
+        Bounded so that a batch retried after a failure does not grow with everything that
+        arrived meanwhile: a write that timed out would be retried ever larger, and never
+        succeed again while the rows waited in memory.
+        """
         out = _Pending()
-        out.interface_rollups, self.interface_rollups = self.interface_rollups, []
-        out.device_samples, self.device_samples = self.device_samples, []
-        out.events, self.events = self.events, []
-        out.terminal_samples, self.terminal_samples = self.terminal_samples, []
+        room = limit
+        for name in ("events", "device_samples", "terminal_samples", "interface_rollups"):
+            rows = getattr(self, name)
+            part, rest = rows[:room], rows[room:]
+            setattr(out, name, part)
+            setattr(self, name, rest)
+            room -= len(part)
         return out
 
     def put_back(self, batch: _Pending) -> None:
@@ -138,6 +149,7 @@ class Collector:
         expire_every_seconds: float = _EXPIRE_EVERY_SECONDS,
         all_ports_switches: Collection[str] = (),
         bucket_seconds: int = BUCKET_SECONDS,
+        max_write_rows: int = DEFAULT_MAX_WRITE_ROWS,
     ) -> None:
         self.state = state
         self.store = store
@@ -148,6 +160,7 @@ class Collector:
         self._pending = _Pending()
         self._batch_size = batch_size
         self._max_batch = batch_size * _MAX_BATCH_FACTOR
+        self._max_write_rows = max_write_rows
         self._writer: asyncio.Task[bool] | None = None
         self._flush_seconds = flush_seconds
         self._retention_seconds = retention_seconds
@@ -386,14 +399,18 @@ class Collector:
                 )
 
     async def flush(self, *, everything: bool = False) -> bool:
-        """Write everything pending in one transaction; False (rows kept) if the store fails.
+        """Write everything pending, in transactions of at most ``max_write_rows``; False (the
+        rows not written kept) if the store fails.
 
         With ``everything``, interface roll-ups of buckets not over yet are written too (on
         shutdown; the store merges a bucket written twice).
         """
         if self._writer is not None and not self._writer.done():
             await asyncio.shield(self._writer)  # one write at a time, in order
-        return await self._write_pending(everything=everything)
+        ok = await self._write_pending(everything=everything)
+        while ok and len(self._pending):
+            ok = await self._write_pending(everything=everything)
+        return ok
 
     async def _write_pending(self, *, everything: bool = False) -> bool:
         # Roll-ups whose bucket is over join the batch (all of them on shutdown).
@@ -405,7 +422,7 @@ class Collector:
         self.stats.pending_rows = len(self._pending)
         if not len(self._pending):
             return True
-        batch = self._pending.take()
+        batch = self._pending.take(self._max_write_rows)
         started = time.perf_counter()
         try:
             await self.store.write(

@@ -239,3 +239,27 @@ async def test_a_switch_change_is_always_stored(config: Config) -> None:
     assert collector.stats.not_stored_total["device"] == 3
     kinds = [e.kind.value for e in store.events]
     assert kinds == ["device_unreachable", "device_reachable", "device_reboot"]
+
+
+async def test_a_retried_write_does_not_grow_with_what_arrived_meanwhile(config: Config) -> None:
+    store = FlakyStore()
+    store.down = True
+    sizes: list[int] = []
+    write = store.write
+
+    async def recording(*batch: Sequence[object], **named: Sequence[object]) -> None:
+        sizes.append(sum(len(rows) for rows in (*batch, *named.values())))
+        await write(*batch, **named)  # type: ignore[arg-type]
+
+    store.write = recording  # type: ignore[method-assign]
+    collector = Collector(NetworkState(inventory_of(config)), store, max_write_rows=3)
+    for i in range(10):
+        await collector.submit(DeviceUnreachable("acc", 300.0 * i, "timeout"))
+    await collector.drain()
+    assert not await collector.flush()
+    assert sizes == [3, 3]  # each attempt bounded, the rows kept
+    store.down = False
+    assert await collector.flush()
+    assert sizes[2:] == [3, 3, 3, 2]
+    assert len(store.device_samples) == 10
+    assert len(store.events) == 1

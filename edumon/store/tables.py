@@ -215,10 +215,9 @@ terminal_samples = Table(
     Column("memory_used_bytes", BigInteger, nullable=True),
     Column("disk_used_bytes", BigInteger, nullable=True),
     PrimaryKeyConstraint("school", "terminal", "boot_id", "seq"),
-    # Availability reads one classroom's or one school's heartbeats in a time window; pruning
-    # and district-wide reads need time alone.
+    # A classroom's history by (classroom, at); a terminal's by the primary key's (school,
+    # terminal) prefix; pruning by time alone.
     Index("ix_terminal_samples_classroom_at", "classroom", "at"),
-    Index("ix_terminal_samples_school_at", "school", "at"),
     Index("ix_terminal_samples_at", "at"),
 )
 

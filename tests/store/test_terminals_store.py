@@ -244,7 +244,6 @@ async def test_a_fresh_database_is_created_with_the_terminal_indexes(
         )
     assert indexes["terminal_samples"] == {
         ("ix_terminal_samples_classroom_at", ("classroom", "at")),
-        ("ix_terminal_samples_school_at", ("school", "at")),
         ("ix_terminal_samples_at", ("at",)),
     }
     assert indexes["classroom_availability_daily"] == {

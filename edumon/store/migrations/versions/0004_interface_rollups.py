@@ -3,7 +3,8 @@
 The stored raw samples are rolled up into the new table (one row per port and 5-minute bucket:
 mean and peak rates, peak utilisation, polls, status and speed at the bucket's last poll), so
 history already kept survives the upgrade; then the raw table goes. Device and terminal samples
-keep their tables: the collector now writes fewer of them (docs/storage.md).
+keep their tables: the collector now writes fewer of them (docs/storage.md); the heartbeats'
+(school, at) index goes with the availability reads it served.
 
 Revision ID: 0004
 Revises: 0002
@@ -97,10 +98,14 @@ def upgrade() -> None:
     )
     op.drop_index("ix_interface_samples_at", table_name="interface_samples")
     op.drop_table("interface_samples")
+    # It served the availability reads of every heartbeat, which events replaced; a terminal's
+    # history is found by the primary key's (school, terminal) prefix.
+    op.drop_index("ix_terminal_samples_school_at", table_name="terminal_samples")
 
 
 def downgrade() -> None:
     """Bring back interface_samples, one row per roll-up (at its last poll), without counters."""
+    op.create_index("ix_terminal_samples_school_at", "terminal_samples", ["school", "at"])
     op.create_table(
         "interface_samples",
         sa.Column("device_id", sa.Text(), nullable=False),

@@ -54,6 +54,9 @@ _EXPIRE_EVERY_SECONDS = 1.0
 TERMINAL_SUMMARY_SECONDS = 30.0
 _TERMINAL_EVENTS = frozenset({EventKind.TERMINAL_ONLINE, EventKind.TERMINAL_OFFLINE})
 
+# A school's summary line names its terminals that changed when they are this few.
+_NAMED_CHANGES = 3
+
 TerminalMessage = tuple[Heartbeat | Status, float]
 """A parsed MQTT message and when it was received."""
 
@@ -77,6 +80,17 @@ class CollectorStats:
     """Samples not stored by design (docs/storage.md), by kind: ``interface_port`` (a port
     that does not matter), ``interface_rolled_up`` (folded into a 5-minute roll-up),
     ``device`` and ``terminal`` (within a 5-minute bucket and unchanged)."""
+
+
+@dataclass(slots=True)
+class _TerminalChanges:
+    """A school's terminal changes not logged yet."""
+
+    first_at: float
+    came_online: int = 0
+    went_offline: int = 0
+    terminals: list[str] = field(default_factory=list)
+    """The first few terminals that changed (``_NAMED_CHANGES``)."""
 
 
 class _Pending:
@@ -178,8 +192,8 @@ class Collector:
         )
         self._device_thinner = DeviceSampleThinner(bucket_seconds)
         self._terminal_thinner = TerminalSampleThinner(bucket_seconds)
-        # Schools with terminal changes not logged yet: (first change at, online, offline).
-        self._terminal_changes: dict[str, list[float]] = {}
+        # Schools with terminal changes not logged yet.
+        self._terminal_changes: dict[str, _TerminalChanges] = {}
 
     def tracked_sizes(self) -> dict[str, int]:
         """Entries of what the collector keeps in memory, each bounded by the inventory.
@@ -326,8 +340,13 @@ class Collector:
         assert event.school is not None
         change = self._terminal_changes.get(event.school)
         if change is None:
-            change = self._terminal_changes[event.school] = [self._clock(), 0, 0]
-        change[1 if event.kind is EventKind.TERMINAL_ONLINE else 2] += 1
+            change = self._terminal_changes[event.school] = _TerminalChanges(self._clock())
+        if event.kind is EventKind.TERMINAL_ONLINE:
+            change.came_online += 1
+        else:
+            change.went_offline += 1
+        if len(change.terminals) <= _NAMED_CHANGES:
+            change.terminals.append(event.device_id)
 
     def _log_terminal_changes(self, *, everything: bool = False) -> None:
         """One line per school whose terminals changed, once its first change is old enough."""
@@ -336,8 +355,8 @@ class Collector:
         now = self._clock()
         due = [
             school
-            for school, (first, _, _) in self._terminal_changes.items()
-            if everything or now - first >= TERMINAL_SUMMARY_SECONDS
+            for school, change in self._terminal_changes.items()
+            if everything or now - change.first_at >= TERMINAL_SUMMARY_SECONDS
         ]
         if not due:
             return
@@ -348,18 +367,21 @@ class Collector:
                 known[st.school] += 1
                 online[st.school] += st.online is True
         for school in due:
-            _, came, went = self._terminal_changes.pop(school)
+            change = self._terminal_changes.pop(school)
+            named = change.terminals
+            which = f": {', '.join(named)}" if len(named) <= _NAMED_CHANGES else ""
             log.info(
                 "学校 %s 终端 %d/%d 在线 (school %s: %d of %d terminals online; "
-                "%d came online, %d went offline since the last line)",
+                "%d came online, %d went offline since the last line%s)",
                 school,
                 online[school],
                 known[school],
                 school,
                 online[school],
                 known[school],
-                int(came),
-                int(went),
+                change.came_online,
+                change.went_offline,
+                which,
                 extra={"school": school},
             )
 

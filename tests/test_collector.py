@@ -170,7 +170,10 @@ async def test_terminal_heartbeats_become_samples_and_silence_goes_offline(
     assert collector.stats.not_stored_total["terminal"] == 2
     assert [e.kind.value for e in store.events] == ["terminal_online"]
     # One line for the school (drain logs it at once), none per terminal at INFO.
-    assert "school S1: 1 of 3 terminals online; 1 came online, 0 went offline" in caplog.text
+    assert (
+        "school S1: 1 of 3 terminals online; 1 came online, 0 went offline since the last line: "
+        "S1-101)" in caplog.text
+    )
     assert not [r for r in caplog.records if r.levelno >= logging.INFO and "event" in r.msg]
     assert collector.terminals is not None
     assert [u.terminal for u in collector.terminals.unknown.entries()] == ["T-unknown"]

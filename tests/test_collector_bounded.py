@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 from collections.abc import Sequence
+
+import pytest
 
 from edumon.collector import Collector
 from edumon.domain.inventory import ClassroomRef, Inventory, SchoolRef
@@ -181,3 +184,39 @@ async def simulate(
     assert store.rollups <= hours * 12 * SCHOOLS * (1 + ROOMS) + SCHOOLS * (1 + ROOMS)
     assert store.devices <= hours * 12 * SCHOOLS + SCHOOLS
     assert collector.stats.events_total["terminal_offline"] > 0  # the flapping happened
+
+
+async def test_start_up_logs_one_line_per_school_not_per_terminal(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    inventory = city()
+    terminals = TerminalsState(TerminalInventory.from_inventory(inventory, district="d"))
+    now = [T0]
+    collector = Collector(
+        NetworkState(inventory),
+        CountingStore(),
+        terminals=terminals,
+        clock=lambda: now[0],
+        queue_size=1000,
+    )
+    caplog.set_level(logging.DEBUG, logger="edumon.collector")
+    for ref in terminals.inventory:  # everyone's first heartbeat, as at start-up
+        collector.submit_terminal(heartbeat(ref.school, ref.terminal, 1, now[0]), now[0])
+    consumer = asyncio.create_task(collector.run())
+    try:
+        await applied(collector)
+        await collector.flush()
+        info = [r for r in caplog.records if r.levelno >= logging.INFO]
+        assert info == []  # not yet: the school's line waits for the rest of its terminals
+        now[0] += 30.0
+        await collector.flush()
+    finally:
+        consumer.cancel()
+    info = [r.getMessage() for r in caplog.records if r.levelno >= logging.INFO]
+    assert sorted(info) == [
+        f"学校 s{n} 终端 40/40 在线 (school s{n}: 40 of 40 terminals online; "
+        "40 came online, 0 went offline since the last line)"
+        for n in range(SCHOOLS)
+    ]
+    debug = [r for r in caplog.records if r.levelno == logging.DEBUG]
+    assert len(debug) == SCHOOLS * ROOMS  # each change is still there, at debug level

@@ -143,6 +143,7 @@ async def run(
                 retention_seconds=config.storage.retention_days * 86400,
                 clock=clock,
                 expire_every_seconds=tick_seconds,
+                all_ports_switches=[s.id for s in config.switches.values() if s.export_all_ports],
             )
             broker_port = None
             if config.mqtt.broker == "embedded":

@@ -6,15 +6,22 @@ import asyncio
 import collections
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 
 from edumon.domain.models import (
     DeviceSample,
     Event,
-    InterfaceSample,
+    EventKind,
     Observation,
     TerminalSample,
+)
+from edumon.domain.rollups import (
+    BUCKET_SECONDS,
+    DeviceSampleThinner,
+    InterfaceRollup,
+    InterfaceRollups,
+    TerminalSampleThinner,
 )
 from edumon.domain.state import NetworkState
 from edumon.domain.terminals import DEFAULT_TIMEOUT_SECONDS, TerminalsState
@@ -31,6 +38,8 @@ DEFAULT_QUEUE_SIZE = 10_000
 # Rows kept in memory while the database is unreachable, before the oldest samples go
 # (events are never dropped to make room: they are the record of what happened).
 DEFAULT_MAX_PENDING_ROWS = 2_000_000
+# Rows in one write transaction; more pending rows make the next write start at once.
+DEFAULT_MAX_WRITE_ROWS = 20_000
 _RETRY_MIN_SECONDS = 1.0
 _RETRY_MAX_SECONDS = 30.0
 # While a write is in flight, the consumer wakes this often to notice it finish.
@@ -39,6 +48,14 @@ _WRITER_POLL_SECONDS = 0.02
 _MAX_BATCH_FACTOR = 20
 # How often silent terminals are looked for; a timeout is noticed at most this late.
 _EXPIRE_EVERY_SECONDS = 1.0
+# Terminal online/offline changes are logged as one line per school, once the school's first
+# unlogged change is this old: a start-up (retained births, then a heartbeat from everyone) or
+# a school's power cut is one line, not one per terminal.
+TERMINAL_SUMMARY_SECONDS = 30.0
+_TERMINAL_EVENTS = frozenset({EventKind.TERMINAL_ONLINE, EventKind.TERMINAL_OFFLINE})
+
+# A school's summary line names its terminals that changed when they are this few.
+_NAMED_CHANGES = 3
 
 TerminalMessage = tuple[Heartbeat | Status, float]
 """A parsed MQTT message and when it was received."""
@@ -59,35 +76,59 @@ class CollectorStats:
     last_write_ok_at: float | None = None
     pending_rows: int = 0
     pruned_rows_total: int = 0
+    not_stored_total: dict[str, int] = field(default_factory=lambda: collections.Counter())
+    """Samples not stored by design (docs/storage.md), by kind: ``interface_port`` (a port
+    that does not matter), ``interface_rolled_up`` (folded into a 5-minute roll-up),
+    ``device`` and ``terminal`` (within a 5-minute bucket and unchanged)."""
+
+
+@dataclass(slots=True)
+class _TerminalChanges:
+    """A school's terminal changes not logged yet."""
+
+    first_at: float
+    came_online: int = 0
+    went_offline: int = 0
+    terminals: list[str] = field(default_factory=list)
+    """The first few terminals that changed (``_NAMED_CHANGES``)."""
 
 
 class _Pending:
     """Rows accepted but not yet stored: kept across database failures."""
 
     def __init__(self) -> None:
-        self.interface_samples: list[InterfaceSample] = []
+        self.interface_rollups: list[InterfaceRollup] = []
         self.device_samples: list[DeviceSample] = []
         self.events: list[Event] = []
         self.terminal_samples: list[TerminalSample] = []
 
     def __len__(self) -> int:
         return (
-            len(self.interface_samples)
+            len(self.interface_rollups)
             + len(self.device_samples)
             + len(self.events)
             + len(self.terminal_samples)
         )
 
-    def take(self) -> _Pending:
+    def take(self, limit: int) -> _Pending:
+        """At most ``limit`` rows, oldest first, events before samples.
+
+        Bounded so that a batch retried after a failure does not grow with everything that
+        arrived meanwhile: a write that timed out would be retried ever larger, and never
+        succeed again while the rows waited in memory.
+        """
         out = _Pending()
-        out.interface_samples, self.interface_samples = self.interface_samples, []
-        out.device_samples, self.device_samples = self.device_samples, []
-        out.events, self.events = self.events, []
-        out.terminal_samples, self.terminal_samples = self.terminal_samples, []
+        room = limit
+        for name in ("events", "device_samples", "terminal_samples", "interface_rollups"):
+            rows = getattr(self, name)
+            part, rest = rows[:room], rows[room:]
+            setattr(out, name, part)
+            setattr(self, name, rest)
+            room -= len(part)
         return out
 
     def put_back(self, batch: _Pending) -> None:
-        self.interface_samples[:0] = batch.interface_samples
+        self.interface_rollups[:0] = batch.interface_rollups
         self.device_samples[:0] = batch.device_samples
         self.events[:0] = batch.events
         self.terminal_samples[:0] = batch.terminal_samples
@@ -99,6 +140,11 @@ class Collector:
     Sources call :meth:`submit`; :meth:`run` is the one consumer. A database that is down
     makes rows wait in memory (up to ``max_pending_rows``) and be retried with backoff;
     nothing accepted is dropped silently: every drop is logged and counted by reason.
+
+    What is stored of the sample streams (edumon.domain.rollups, docs/storage.md): interface
+    polls as 5-minute roll-ups of the ports that matter (the inventory's uplinks, classroom
+    ports and links, and every port of the ``all_ports_switches``), written once per bucket;
+    at most one device and one terminal sample per 5 minutes each, plus every change.
     """
 
     def __init__(
@@ -115,6 +161,9 @@ class Collector:
         max_pending_rows: int = DEFAULT_MAX_PENDING_ROWS,
         clock: Callable[[], float] = time.time,
         expire_every_seconds: float = _EXPIRE_EVERY_SECONDS,
+        all_ports_switches: Collection[str] = (),
+        bucket_seconds: int = BUCKET_SECONDS,
+        max_write_rows: int = DEFAULT_MAX_WRITE_ROWS,
     ) -> None:
         self.state = state
         self.store = store
@@ -125,6 +174,7 @@ class Collector:
         self._pending = _Pending()
         self._batch_size = batch_size
         self._max_batch = batch_size * _MAX_BATCH_FACTOR
+        self._max_write_rows = max_write_rows
         self._writer: asyncio.Task[bool] | None = None
         self._flush_seconds = flush_seconds
         self._retention_seconds = retention_seconds
@@ -133,6 +183,34 @@ class Collector:
         self._expire_every = expire_every_seconds
         self.expired_at: float | None = None
         """The clock's time at the last look for silent terminals."""
+        all_ports = frozenset(all_ports_switches)
+        inventory = state.inventory
+        self.rollups = InterfaceRollups(
+            lambda device, port: device in all_ports or inventory.monitored(device, port),
+            seconds=bucket_seconds,
+            grace_seconds=bucket_seconds,
+        )
+        self._device_thinner = DeviceSampleThinner(bucket_seconds)
+        self._terminal_thinner = TerminalSampleThinner(bucket_seconds)
+        # Schools with terminal changes not logged yet.
+        self._terminal_changes: dict[str, _TerminalChanges] = {}
+
+    def tracked_sizes(self) -> dict[str, int]:
+        """Entries of what the collector keeps in memory, each bounded by the inventory.
+
+        ``open_rollups``: one per port that matters at most; ``device_samples_last`` and
+        ``terminal_samples_last``: one per switch and terminal; ``terminal_changes``: one per
+        school; ``pending_rows``: bounded by ``max_pending_rows``.
+        """
+        return {
+            "open_rollups": len(self.rollups),
+            "finished_rollups": self.rollups.finished,
+            "device_samples_last": len(self._device_thinner),
+            "terminal_samples_last": len(self._terminal_thinner),
+            "terminal_changes": len(self._terminal_changes),
+            "pending_rows": len(self._pending),
+            "queue": self._queue.qsize(),
+        }
 
     @property
     def queue_depth(self) -> int:
@@ -180,8 +258,15 @@ class Collector:
             return
         applied = self.state.apply(item)
         self.stats.observations_total += 1
-        self._pending.interface_samples.extend(applied.interface_samples)
-        self._pending.device_samples.append(applied.device_sample)
+        skipped = self.rollups.skipped
+        self.rollups.add(applied.interface_samples)
+        kept = len(applied.interface_samples) - (self.rollups.skipped - skipped)
+        self.stats.not_stored_total["interface_port"] += self.rollups.skipped - skipped
+        self.stats.not_stored_total["interface_rolled_up"] += kept
+        if self._device_thinner.keep(applied.device_sample, applied.events):
+            self._pending.device_samples.append(applied.device_sample)
+        else:
+            self.stats.not_stored_total["device"] += 1
         self._record(applied.events)
         self._shed()
 
@@ -193,6 +278,16 @@ class Collector:
         self._pending.events.extend(events)
         for event in events:
             self.stats.events_total[event.kind.value] += 1
+            if event.kind in _TERMINAL_EVENTS and event.school is not None:
+                # Summarised per school (_log_terminal_changes); each one at debug level.
+                self._note_terminal_change(event)
+                log.debug(
+                    "event %s: %s",
+                    event.kind.value,
+                    event.message,
+                    extra={"kind": event.kind.value, "school": event.school},
+                )
+                continue
             log.info(
                 "event %s: %s",
                 event.kind.value,
@@ -222,22 +317,73 @@ class Collector:
                 )
         # Only a heartbeat the state accepted is a sample (not a duplicate, not an old session).
         if st is not None and isinstance(msg, Heartbeat) and st.heartbeats > heartbeats_before:
-            self._pending.terminal_samples.append(
-                TerminalSample(
-                    at=received_at,
-                    school=msg.school,
-                    terminal=msg.terminal,
-                    classroom=st.classroom,
-                    boot_id=msg.boot_id,
-                    seq=msg.seq,
-                    uptime_seconds=msg.uptime_seconds,
-                    link_speed_mbps=msg.link_speed_mbps,
-                    cpu_percent=msg.cpu_percent,
-                    memory_used_bytes=msg.memory_used_bytes,
-                    disk_used_bytes=msg.disk_used_bytes,
-                )
+            sample = TerminalSample(
+                at=received_at,
+                school=msg.school,
+                terminal=msg.terminal,
+                classroom=st.classroom,
+                boot_id=msg.boot_id,
+                seq=msg.seq,
+                uptime_seconds=msg.uptime_seconds,
+                link_speed_mbps=msg.link_speed_mbps,
+                cpu_percent=msg.cpu_percent,
+                memory_used_bytes=msg.memory_used_bytes,
+                disk_used_bytes=msg.disk_used_bytes,
             )
+            if self._terminal_thinner.keep(sample):
+                self._pending.terminal_samples.append(sample)
+            else:
+                self.stats.not_stored_total["terminal"] += 1
         self._shed()
+
+    def _note_terminal_change(self, event: Event) -> None:
+        assert event.school is not None
+        change = self._terminal_changes.get(event.school)
+        if change is None:
+            change = self._terminal_changes[event.school] = _TerminalChanges(self._clock())
+        if event.kind is EventKind.TERMINAL_ONLINE:
+            change.came_online += 1
+        else:
+            change.went_offline += 1
+        if len(change.terminals) <= _NAMED_CHANGES:
+            change.terminals.append(event.device_id)
+
+    def _log_terminal_changes(self, *, everything: bool = False) -> None:
+        """One line per school whose terminals changed, once its first change is old enough."""
+        if not self._terminal_changes or self.terminals is None:
+            return
+        now = self._clock()
+        due = [
+            school
+            for school, change in self._terminal_changes.items()
+            if everything or now - change.first_at >= TERMINAL_SUMMARY_SECONDS
+        ]
+        if not due:
+            return
+        online = dict.fromkeys(due, 0)
+        known = dict.fromkeys(due, 0)
+        for st in self.terminals.terminals.values():
+            if st.school in known:
+                known[st.school] += 1
+                online[st.school] += st.online is True
+        for school in due:
+            change = self._terminal_changes.pop(school)
+            named = change.terminals
+            which = f": {', '.join(named)}" if len(named) <= _NAMED_CHANGES else ""
+            log.info(
+                "学校 %s 终端 %d/%d 在线 (school %s: %d of %d terminals online; "
+                "%d came online, %d went offline since the last line%s)",
+                school,
+                online[school],
+                known[school],
+                school,
+                online[school],
+                known[school],
+                change.came_online,
+                change.went_offline,
+                which,
+                extra={"school": school},
+            )
 
     def expire_terminals(self) -> None:
         """Mark terminals silent past the heartbeat timeout offline (called every second)."""
@@ -256,8 +402,10 @@ class Collector:
         over = len(self._pending) - self._max_pending
         if over <= 0:
             return
+        # Interface roll-ups keep the reason name of the samples they are made of.
+        rows: list[InterfaceRollup] | list[TerminalSample] | list[DeviceSample]
         for rows, reason in (
-            (self._pending.interface_samples, "pending_interface_samples"),
+            (self._pending.interface_rollups, "pending_interface_samples"),
             (self._pending.terminal_samples, "pending_terminal_samples"),
             (self._pending.device_samples, "pending_device_samples"),
         ):
@@ -272,21 +420,35 @@ class Collector:
                     reason.removeprefix("pending_").replace("_", " "),
                 )
 
-    async def flush(self) -> bool:
-        """Write everything pending in one transaction; False (rows kept) if the store fails."""
+    async def flush(self, *, everything: bool = False) -> bool:
+        """Write everything pending, in transactions of at most ``max_write_rows``; False (the
+        rows not written kept) if the store fails.
+
+        With ``everything``, interface roll-ups of buckets not over yet are written too (on
+        shutdown; the store merges a bucket written twice).
+        """
         if self._writer is not None and not self._writer.done():
             await asyncio.shield(self._writer)  # one write at a time, in order
-        return await self._write_pending()
+        ok = await self._write_pending(everything=everything)
+        while ok and len(self._pending):
+            ok = await self._write_pending(everything=everything)
+        return ok
 
-    async def _write_pending(self) -> bool:
+    async def _write_pending(self, *, everything: bool = False) -> bool:
+        # Roll-ups whose bucket is over join the batch (all of them on shutdown).
+        self._pending.interface_rollups.extend(
+            self.rollups.take(self._clock(), everything=everything)
+        )
+        self._shed()
+        self._log_terminal_changes(everything=everything)
         self.stats.pending_rows = len(self._pending)
         if not len(self._pending):
             return True
-        batch = self._pending.take()
+        batch = self._pending.take(self._max_write_rows)
         started = time.perf_counter()
         try:
             await self.store.write(
-                batch.interface_samples,
+                batch.interface_rollups,
                 batch.device_samples,
                 batch.events,
                 terminal_samples=batch.terminal_samples,
@@ -350,7 +512,7 @@ class Collector:
         """Apply what is queued and write it out (on shutdown)."""
         while not self._queue.empty():
             self._accept(self._queue.get_nowait())
-        await self.flush()
+        await self.flush(everything=True)
 
     async def prune_forever(self, every_seconds: float = 3600.0) -> None:
         """Delete samples older than the retention period, hourly."""

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Protocol
 
-from edumon.domain.models import DeviceSample, Event, EventKind, InterfaceSample, TerminalSample
+from edumon.domain.models import DeviceSample, Event, EventKind, TerminalSample
+from edumon.domain.rollups import InterfaceRollup
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,7 +40,7 @@ class StoreProtocol(Protocol):
 
     async def write(
         self,
-        interface_samples: Sequence[InterfaceSample],
+        interface_rollups: Sequence[InterfaceRollup],
         device_samples: Sequence[DeviceSample],
         events: Sequence[Event],
         terminal_samples: Sequence[TerminalSample] = (),
@@ -80,8 +81,8 @@ class StoreReader(Protocol):
         since: float | None = None,
         until: float | None = None,
         limit: int = 1000,
-    ) -> list[InterfaceSample]:
-        """One interface's newest ``limit`` samples in [since, until), oldest first."""
+    ) -> list[InterfaceRollup]:
+        """One interface's newest ``limit`` 5-minute roll-ups in [since, until), oldest first."""
         ...
 
     async def device_history(
@@ -105,17 +106,6 @@ class StoreReader(Protocol):
         terminal: str | None = None,
     ) -> list[TerminalSample]:
         """A classroom's (or a school's terminal's) newest ``limit`` heartbeats, oldest first."""
-        ...
-
-    async def terminal_seen_intervals(
-        self,
-        school: str | None = None,
-        *,
-        since: float,
-        until: float,
-        classroom: str | None = None,
-    ) -> dict[str, list[float]]:
-        """Per classroom, the times its heartbeats arrived in [since, until), in order."""
         ...
 
     async def availability(

@@ -11,10 +11,10 @@ from edumon.domain.models import (
     DeviceSample,
     Event,
     EventKind,
-    InterfaceSample,
     OperStatus,
     TerminalSample,
 )
+from edumon.domain.rollups import InterfaceRollup
 from edumon.store import tables as t
 from edumon.store.base import StoreBase
 from edumon.store.timestamps import from_db, to_db
@@ -97,8 +97,9 @@ class StoreReads(StoreBase):
         since: float | None = None,
         until: float | None = None,
         limit: int = 1000,
-    ) -> list[InterfaceSample]:
-        """One interface's samples in [since, until), oldest first; the newest ``limit`` of them.
+    ) -> list[InterfaceRollup]:
+        """One interface's 5-minute roll-ups with buckets starting in [since, until), oldest
+        first; the newest ``limit`` of them (raw polls are in the time-series database).
 
         Raises:
             ValueError: limit is negative.
@@ -106,25 +107,30 @@ class StoreReads(StoreBase):
         """
         if limit < 0:
             raise ValueError("limit must not be negative")
-        c = t.interface_samples.c
-        query = select(t.interface_samples).where(
+        c = t.interface_rollups.c
+        query = select(t.interface_rollups).where(
             c.device_id == device_id, c.interface == interface
         )
-        query = _within(query, c.at, since, until)
-        query = query.order_by(c.at.desc()).limit(limit)
+        query = _within(query, c.bucket_start, since, until)
+        query = query.order_by(c.bucket_start.desc()).limit(limit)
         async with self._guard("reading interface history"), self._engine.connect() as conn:
             rows = (await conn.execute(query)).all()
         return [
-            InterfaceSample(
-                at=from_db(r.at),
+            InterfaceRollup(
                 device_id=r.device_id,
                 interface=r.interface,
-                oper_status=OperStatus(r.oper_status),
-                speed_mbps=r.speed_mbps,
+                bucket_start=from_db(r.bucket_start),
+                bucket_seconds=r.bucket_seconds,
+                polls=r.polls,
+                up_polls=r.up_polls,
                 in_bps=r.in_bps,
                 out_bps=r.out_bps,
-                in_octets=r.in_octets,
-                out_octets=r.out_octets,
+                in_bps_max=r.in_bps_max,
+                out_bps_max=r.out_bps_max,
+                max_utilisation=r.max_utilisation,
+                speed_mbps=r.speed_mbps,
+                oper_status=OperStatus(r.oper_status),
+                last_at=from_db(r.last_at),
             )
             for r in reversed(rows)
         ]

@@ -1,4 +1,8 @@
-"""The store's report queries: heartbeat times and daily availability rows."""
+"""The store's report queries: daily availability rows.
+
+Availability itself is computed from the TERMINAL_ONLINE/OFFLINE events (edumon.reports), not
+from heartbeat samples: those are thinned to one per terminal per 5 minutes (docs/storage.md).
+"""
 
 from __future__ import annotations
 
@@ -9,60 +13,11 @@ from sqlalchemy import select
 from edumon.store import tables as t
 from edumon.store.base import StoreBase
 from edumon.store.protocol import ClassroomAvailability
-from edumon.store.timestamps import epoch_microseconds, from_db, to_db
+from edumon.store.timestamps import from_db
 
 
 class StoreReports(StoreBase):
     """Report queries of ``Store``."""
-
-    async def terminal_seen_intervals(
-        self,
-        school: str | None = None,
-        *,
-        since: float,
-        until: float,
-        classroom: str | None = None,
-    ) -> dict[str, list[float]]:
-        """When each classroom's heartbeats arrived in [since, until), for availability.
-
-        A terminal was online from a heartbeat until the next one if they are closer than the
-        offline timeout. To know the state at ``since``, start the window one timeout earlier.
-
-        Args:
-            school: only this school's classrooms.
-            since: window start (Unix seconds), inclusive.
-            until: window end (Unix seconds), exclusive.
-            classroom: only this classroom.
-
-        Returns:
-            Receipt times (Unix seconds) in ascending order, keyed by classroom id; classrooms
-            without a heartbeat in the window are absent.
-
-        Raises:
-            ValueError: until is before since.
-            StoreError: the database failed.
-        """
-        if until < since:
-            raise ValueError("until must not be before since")
-        c = t.terminal_samples.c
-        micros = epoch_microseconds(c.at, self._dialect).label("micros")
-        query = select(c.classroom, micros).where(c.at >= to_db(since), c.at < to_db(until))
-        if school is not None:
-            query = query.where(c.school == school)
-        if classroom is not None:
-            query = query.where(c.classroom == classroom)
-        # Ordered by time alone, so each of the three (…, at) indexes yields rows without a
-        # sort; grouping by classroom keeps that order.
-        query = query.order_by(c.at)
-        seen: dict[str, list[float]] = {}
-        async with self._guard("reading terminal heartbeats"), self._engine.connect() as conn:
-            result = await conn.execute(query)
-            for room, us in result:
-                times = seen.get(room)
-                if times is None:
-                    times = seen[room] = []
-                times.append(us / 1_000_000)
-        return seen
 
     async def availability(
         self,

@@ -155,26 +155,34 @@ interfaces = Table(
     PrimaryKeyConstraint("device_id", "name"),
 )
 
-# --- samples at poll resolution, pruned after the retention period ----------------------------
+# --- samples, thinned, pruned after the retention period ---------------------------------------
 
-# The primary key doubles as the history index and makes a replayed batch idempotent
-# (inserts use ON CONFLICT DO NOTHING), so a retry after an ambiguous commit adds nothing.
-interface_samples = Table(
-    "interface_samples",
+# Raw series (every poll, every heartbeat) are for a time-series database scraping /metrics
+# (docs/storage.md); SQL keeps 5-minute roll-ups of the ports that matter (edumon.domain.rollups).
+# A bucket written twice (a restart in mid-bucket, a late poll) is merged by the upsert in
+# Store.write, so the primary key stays one row per port and bucket.
+interface_rollups = Table(
+    "interface_rollups",
     metadata,
     Column("device_id", Text, nullable=False),
     Column("interface", Text, nullable=False),
-    Column("at", UtcDateTime, nullable=False),
-    Column("oper_status", SmallInteger, nullable=False),
-    Column("speed_mbps", Double, nullable=True),
+    Column("bucket_start", UtcDateTime, nullable=False),
+    Column("bucket_seconds", Integer, nullable=False),
+    Column("polls", Integer, nullable=False),
+    Column("up_polls", Integer, nullable=False),
     Column("in_bps", Double, nullable=True),
     Column("out_bps", Double, nullable=True),
-    Column("in_octets", Unsigned64, nullable=True),
-    Column("out_octets", Unsigned64, nullable=True),
-    PrimaryKeyConstraint("device_id", "interface", "at"),
-    Index("ix_interface_samples_at", "at"),
+    Column("in_bps_max", Double, nullable=True),
+    Column("out_bps_max", Double, nullable=True),
+    Column("max_utilisation", Double, nullable=True),
+    Column("speed_mbps", Double, nullable=True),
+    Column("oper_status", SmallInteger, nullable=False),
+    Column("last_at", UtcDateTime, nullable=False),
+    PrimaryKeyConstraint("device_id", "interface", "bucket_start"),
+    Index("ix_interface_rollups_bucket_start", "bucket_start"),
 )
 
+# At most one per switch per 5 minutes, plus one on every reachability change and reboot.
 device_samples = Table(
     "device_samples",
     metadata,
@@ -187,9 +195,11 @@ device_samples = Table(
     Index("ix_device_samples_at", "at"),
 )
 
-# One row per accepted terminal heartbeat. The primary key is the wire protocol's
-# deduplication key, so a heartbeat replayed from an agent's spool, or a batch retried after
-# an ambiguous commit, adds nothing. ``at`` is when the collector received the heartbeat.
+# At most one accepted heartbeat per terminal per 5 minutes, plus one whenever its boot or link
+# speed changes (availability comes from the online/offline events, not from these). The
+# primary key is the wire protocol's deduplication key, so a heartbeat replayed from an agent's
+# spool, or a batch retried after an ambiguous commit, adds nothing. ``at`` is when the
+# collector received the heartbeat.
 terminal_samples = Table(
     "terminal_samples",
     metadata,
@@ -205,10 +215,9 @@ terminal_samples = Table(
     Column("memory_used_bytes", BigInteger, nullable=True),
     Column("disk_used_bytes", BigInteger, nullable=True),
     PrimaryKeyConstraint("school", "terminal", "boot_id", "seq"),
-    # Availability reads one classroom's or one school's heartbeats in a time window; pruning
-    # and district-wide reads need time alone.
+    # A classroom's history by (classroom, at); a terminal's by the primary key's (school,
+    # terminal) prefix; pruning by time alone.
     Index("ix_terminal_samples_classroom_at", "classroom", "at"),
-    Index("ix_terminal_samples_school_at", "school", "at"),
     Index("ix_terminal_samples_at", "at"),
 )
 

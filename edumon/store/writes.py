@@ -6,11 +6,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Delete, Table, delete, select
+from sqlalchemy import ColumnElement, Delete, Insert, Table, case, delete, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from edumon.config import Config
-from edumon.domain.models import DeviceSample, Event, InterfaceSample, TerminalSample
+from edumon.domain.models import DeviceSample, Event, TerminalSample
+from edumon.domain.rollups import InterfaceRollup
 from edumon.store import tables as t
 from edumon.store.base import WRITE_CHUNK_ROWS, StoreBase, chunks, logger
 from edumon.store.protocol import ClassroomAvailability
@@ -24,6 +25,25 @@ _SQLITE_TERMINAL_INSERT = (
     "uptime_seconds, link_speed_mbps, cpu_percent, memory_used_bytes, disk_used_bytes) "
     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
+
+
+def _larger(old: ColumnElement[Any], new: ColumnElement[Any]) -> ColumnElement[Any]:
+    """The larger of two nullable values, a NULL one ignored (portable GREATEST)."""
+    return case((old.is_(None), new), (new.is_(None), old), (new > old, new), else_=old)
+
+
+def _merged_mean(
+    old: ColumnElement[Any],
+    old_polls: ColumnElement[Any],
+    new: ColumnElement[Any],
+    new_polls: ColumnElement[Any],
+) -> ColumnElement[Any]:
+    """Two means of one bucket merged, weighted by polls (a NULL one ignored)."""
+    return case(
+        (old.is_(None), new),
+        (new.is_(None), old),
+        else_=(old * old_polls + new * new_polls) / (old_polls + new_polls),
+    )
 
 
 class StoreWrites(StoreBase):
@@ -142,19 +162,47 @@ class StoreWrites(StoreBase):
         if gone:
             logger.info("database %s: removed %d rows from %s", self._name, len(gone), table.name)
 
+    def _rollup_upsert(self) -> Insert:
+        """INSERT of interface roll-ups that merges a bucket already stored.
+
+        A bucket is written twice when the collector restarted in its middle, or a poll came
+        after the bucket was handed out: polls add up, means are weighted by polls, peaks are
+        the larger, status and speed are those of the later last poll.
+        """
+        stmt = self._insert(t.interface_rollups)
+        old, new = t.interface_rollups.c, stmt.excluded
+        later = new.last_at > old.last_at
+        merged: Insert = stmt.on_conflict_do_update(
+            index_elements=["device_id", "interface", "bucket_start"],
+            set_={
+                "polls": old.polls + new.polls,
+                "up_polls": old.up_polls + new.up_polls,
+                "in_bps": _merged_mean(old.in_bps, old.polls, new.in_bps, new.polls),
+                "out_bps": _merged_mean(old.out_bps, old.polls, new.out_bps, new.polls),
+                "in_bps_max": _larger(old.in_bps_max, new.in_bps_max),
+                "out_bps_max": _larger(old.out_bps_max, new.out_bps_max),
+                "max_utilisation": _larger(old.max_utilisation, new.max_utilisation),
+                "speed_mbps": case((later, new.speed_mbps), else_=old.speed_mbps),
+                "oper_status": case((later, new.oper_status), else_=old.oper_status),
+                "last_at": case((later, new.last_at), else_=old.last_at),
+            },
+        )
+        return merged
+
     async def write(
         self,
-        interface_samples: Sequence[InterfaceSample] = (),
+        interface_rollups: Sequence[InterfaceRollup] = (),
         device_samples: Sequence[DeviceSample] = (),
         events: Sequence[Event] = (),
         terminal_samples: Sequence[TerminalSample] = (),
     ) -> None:
         """Store a batch in one transaction: all of it or none of it.
 
-        Samples already stored (same device, interface and time; terminal heartbeats with the
-        same school, terminal, boot id and sequence number) are skipped, so a batch retried
-        after an ambiguous failure, or heartbeats replayed from an agent's spool, are not
-        duplicated.
+        Samples already stored (same device and time; terminal heartbeats with the same school,
+        terminal, boot id and sequence number) are skipped, so a batch retried after an
+        ambiguous failure, or heartbeats replayed from an agent's spool, are not duplicated.
+        An interface roll-up of a bucket already stored is merged into it (see
+        ``_rollup_upsert``).
 
         Raises:
             StoreError: the database failed; nothing was stored and the caller may retry the
@@ -162,17 +210,22 @@ class StoreWrites(StoreBase):
         """
         iface_rows = [
             {
-                "device_id": s.device_id,
-                "interface": s.interface,
-                "at": to_db(s.at),
-                "oper_status": int(s.oper_status),
-                "speed_mbps": s.speed_mbps,
-                "in_bps": s.in_bps,
-                "out_bps": s.out_bps,
-                "in_octets": s.in_octets,
-                "out_octets": s.out_octets,
+                "device_id": r.device_id,
+                "interface": r.interface,
+                "bucket_start": to_db(r.bucket_start),
+                "bucket_seconds": r.bucket_seconds,
+                "polls": r.polls,
+                "up_polls": r.up_polls,
+                "in_bps": r.in_bps,
+                "out_bps": r.out_bps,
+                "in_bps_max": r.in_bps_max,
+                "out_bps_max": r.out_bps_max,
+                "max_utilisation": r.max_utilisation,
+                "speed_mbps": r.speed_mbps,
+                "oper_status": int(r.oper_status),
+                "last_at": to_db(r.last_at),
             }
-            for s in interface_samples
+            for r in interface_rollups
         ]
         device_rows = [
             {
@@ -238,10 +291,10 @@ class StoreWrites(StoreBase):
                 for s in terminal_samples
             ]
         new_interfaces: dict[tuple[str, str], float] = {}
-        for s in interface_samples:
-            pair = (s.device_id, s.interface)
+        for r in interface_rollups:
+            pair = (r.device_id, r.interface)
             if pair not in self._seen_interfaces:
-                new_interfaces[pair] = min(s.at, new_interfaces.get(pair, s.at))
+                new_interfaces[pair] = min(r.bucket_start, new_interfaces.get(pair, r.bucket_start))
         interface_rows = [
             {"device_id": d, "name": n, "first_seen": to_db(at)}
             for (d, n), at in new_interfaces.items()
@@ -257,7 +310,7 @@ class StoreWrites(StoreBase):
             return
         async with self._guard(f"writing {total} rows"), self._engine.begin() as conn:
             for stmt, rows in (
-                (self._insert_ignore(t.interface_samples), iface_rows),
+                (self._rollup_upsert(), iface_rows),
                 (self._insert_ignore(t.device_samples), device_rows),
                 (self._insert_ignore(t.interfaces), interface_rows),
                 (self._insert_ignore(t.terminal_samples), terminal_rows),
@@ -301,7 +354,10 @@ class StoreWrites(StoreBase):
                 await conn.execute(stmt, list(chunk))
 
     async def prune(self, now: float, retention_seconds: float) -> int:
-        """Delete interface, device and terminal samples older than ``now - retention_seconds``.
+        """Delete interface roll-ups, device and terminal samples older than the retention.
+
+        A roll-up goes with its bucket's start, samples with their time, before
+        ``now - retention_seconds``.
 
         Events, daily availability and inventory are never pruned.
 
@@ -317,8 +373,12 @@ class StoreWrites(StoreBase):
         cutoff = to_db(now - retention_seconds)
         deleted = 0
         async with self._guard("pruning old samples"), self._engine.begin() as conn:
-            for table in (t.interface_samples, t.device_samples, t.terminal_samples):
-                result = await conn.execute(delete(table).where(table.c.at < cutoff))
+            for table, at in (
+                (t.interface_rollups, t.interface_rollups.c.bucket_start),
+                (t.device_samples, t.device_samples.c.at),
+                (t.terminal_samples, t.terminal_samples.c.at),
+            ):
+                result = await conn.execute(delete(table).where(at < cutoff))
                 deleted += max(result.rowcount, 0)
         if deleted:
             logger.info("database %s: pruned %d samples before %s", self._name, deleted, cutoff)

@@ -7,6 +7,7 @@ import socket
 import traceback
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,7 +20,8 @@ from sqlalchemy import Connection, Table, func, inspect, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 
 from edumon.config import Config, parse_config
-from edumon.domain.models import DeviceSample, Event, EventKind, InterfaceSample, OperStatus
+from edumon.domain.models import DeviceSample, Event, EventKind, OperStatus
+from edumon.domain.rollups import InterfaceRollup
 from edumon.errors import StoreError
 from edumon.store import Store, StoreProtocol, StoreReader, async_url, open_store
 from edumon.store import tables as t
@@ -177,17 +179,23 @@ def head_revision() -> str:
 
 def sample(
     at: float, device: str = "sw-a", interface: str = "Gi0/1", **changes: Any
-) -> InterfaceSample:
+) -> InterfaceRollup:
+    """A 5-minute roll-up whose bucket starts at ``at``."""
     values: dict[str, Any] = {
-        "oper_status": OperStatus.UP,
-        "speed_mbps": 1000.0,
+        "bucket_seconds": 300,
+        "polls": 5,
+        "up_polls": 5,
         "in_bps": 1.5e6,
         "out_bps": 2.5e5,
-        "in_octets": 123_456_789,
-        "out_octets": 987_654,
+        "in_bps_max": 3e6,
+        "out_bps_max": 5e5,
+        "max_utilisation": 0.003,
+        "speed_mbps": 1000.0,
+        "oper_status": OperStatus.UP,
+        "last_at": at + 240,
     }
     values.update(changes)
-    return InterfaceSample(at=at, device_id=device, interface=interface, **values)
+    return InterfaceRollup(device_id=device, interface=interface, bucket_start=at, **values)
 
 
 def device_sample(at: float, device: str = "sw-a", reachable: bool = True) -> DeviceSample:
@@ -414,36 +422,57 @@ async def test_events_reject_negative_paging(store: Store) -> None:
 
 
 async def test_interface_history_is_oldest_first_and_keeps_the_newest(store: Store) -> None:
+    down = {"oper_status": OperStatus.DOWN, "speed_mbps": None, "in_bps": None, "up_polls": 2}
     await store.write(
-        interface_samples=[
-            *(sample(T0 + 60 * i, in_octets=i) for i in range(10)),
+        interface_rollups=[
+            *(sample(T0 + 300 * i, polls=i + 1) for i in range(10)),
             sample(T0, interface="Gi0/2"),
             sample(T0, device="sw-b"),
-            sample(T0 + 600, oper_status=OperStatus.DOWN, speed_mbps=None, in_bps=None),
+            sample(T0 + 3000, **down),
         ]
     )
     history = await store.interface_history("sw-a", "Gi0/1")
-    assert [s.in_octets for s in history] == [*range(10), 123_456_789]
-    assert history[-1] == sample(
-        T0 + 600, oper_status=OperStatus.DOWN, speed_mbps=None, in_bps=None
-    )
-    window = await store.interface_history("sw-a", "Gi0/1", T0 + 120, T0 + 300)
-    assert [s.at for s in window] == [T0 + 120, T0 + 180, T0 + 240]
+    assert [s.polls for s in history] == [*range(1, 11), 5]
+    assert history[-1] == sample(T0 + 3000, **down)
+    window = await store.interface_history("sw-a", "Gi0/1", T0 + 600, T0 + 1500)
+    assert [s.bucket_start for s in window] == [T0 + 600, T0 + 900, T0 + 1200]
     newest = await store.interface_history("sw-a", "Gi0/1", limit=3)
-    assert [s.at for s in newest] == [T0 + 480, T0 + 540, T0 + 600]
+    assert [s.bucket_start for s in newest] == [T0 + 2400, T0 + 2700, T0 + 3000]
     assert await store.interface_history("sw-a", "Gi9/9") == []
 
 
-async def test_counter64_values_round_trip_across_the_signed_range(store: Store) -> None:
-    values = [0, 2**31, 2**63 - 1, 2**63, 2**64 - 1]
-    await store.write(
-        interface_samples=[
-            sample(T0 + i, in_octets=v, out_octets=values[-1 - i]) for i, v in enumerate(values)
-        ]
+async def test_a_bucket_written_twice_is_merged(store: Store) -> None:
+    # A restart in mid-bucket: the first part written on shutdown, the rest after the start.
+    first = sample(T0, polls=2, up_polls=2, in_bps=100.0, out_bps=None, last_at=T0 + 60)
+    second = sample(
+        T0,
+        polls=3,
+        up_polls=1,
+        in_bps=200.0,
+        out_bps=50.0,
+        in_bps_max=9e6,
+        out_bps_max=None,
+        max_utilisation=None,
+        speed_mbps=None,
+        oper_status=OperStatus.DOWN,
+        last_at=T0 + 240,
     )
-    history = await store.interface_history("sw-a", "Gi0/1")
-    assert [(s.in_octets, s.out_octets) for s in history] == list(
-        zip(values, reversed(values), strict=True)
+    await store.write(interface_rollups=[first])
+    await store.write(interface_rollups=[second])
+    late = replace(first, polls=1, up_polls=1, in_bps=400.0, last_at=T0 + 1)  # an older poll
+    await store.write(interface_rollups=[late])
+    [merged] = await store.interface_history("sw-a", "Gi0/1")
+    assert merged.polls == 6
+    assert merged.up_polls == 4
+    assert merged.in_bps == pytest.approx((100.0 * 2 + 200.0 * 3 + 400.0) / 6)
+    assert merged.out_bps == 50.0
+    assert (merged.in_bps_max, merged.out_bps_max) == (9e6, 5e5)
+    assert merged.max_utilisation == 0.003
+    # Status and speed are those of the latest poll, whichever write brought it.
+    assert (merged.oper_status, merged.speed_mbps, merged.last_at) == (
+        OperStatus.DOWN,
+        None,
+        T0 + 240,
     )
 
 
@@ -452,14 +481,14 @@ async def test_a_batch_of_5000_samples_is_written_in_one_call(
 ) -> None:
     interfaces = [(f"sw-{d:03d}", f"Gi0/{i}") for d in range(100) for i in range(50)]
     batch = [
-        sample(T0, device, name, in_octets=n, out_octets=2 * n)
+        sample(T0, device, name, in_bps=float(n), out_bps=2.0 * n)
         for n, (device, name) in enumerate(interfaces)
     ]
     devices = [device_sample(T0, f"sw-{d:03d}", reachable=d % 7 != 0) for d in range(100)]
     events = [Event(T0, EventKind.LINK_DOWN, f"sw-{d:03d}", interface="Gi0/1") for d in range(10)]
     await store.write(batch, devices, events)
 
-    assert await count(database_url, t.interface_samples) == 5000
+    assert await count(database_url, t.interface_rollups) == 5000
     assert await count(database_url, t.device_samples) == 100
     assert await count(database_url, t.events) == 10
     seen = await rows(database_url, t.interfaces)
@@ -471,11 +500,12 @@ async def test_a_batch_of_5000_samples_is_written_in_one_call(
 
 
 async def test_a_replayed_batch_adds_no_duplicate_samples(database_url: str, store: Store) -> None:
-    batch = [sample(T0 + i, interface=f"Gi0/{i % 5}") for i in range(20)]
+    batch = [sample(T0 + 300 * (i // 5), interface=f"Gi0/{i % 5}") for i in range(20)]
     devices = [device_sample(T0 + i) for i in range(3)]
     await store.write(batch, devices)
     await store.write(batch, devices)
-    assert await count(database_url, t.interface_samples) == 20
+    # Roll-ups of one bucket merge (test_a_bucket_written_twice_is_merged): one row each.
+    assert await count(database_url, t.interface_rollups) == 20
     assert await count(database_url, t.device_samples) == 3
     assert await count(database_url, t.interfaces) == 5
 
@@ -489,10 +519,10 @@ async def test_an_empty_write_is_a_no_op(database_url: str, store: Store) -> Non
 async def test_prune_deletes_old_samples_and_keeps_events(database_url: str, store: Store) -> None:
     now, retention = T0, 3600.0
     await store.write(
-        interface_samples=[
+        interface_rollups=[
             sample(now - 7200),
             sample(now - 3600.000001),
-            sample(now - 3600),  # exactly at the cutoff: kept
+            sample(now - 3600),  # a bucket starting exactly at the cutoff: kept
             sample(now - 10),
         ],
         device_samples=[device_sample(now - 7200), device_sample(now - 10)],
@@ -500,7 +530,8 @@ async def test_prune_deletes_old_samples_and_keeps_events(database_url: str, sto
     )
 
     assert await store.prune(now, retention) == 3
-    assert [s.at for s in await store.interface_history("sw-a", "Gi0/1")] == [now - 3600, now - 10]
+    history = await store.interface_history("sw-a", "Gi0/1")
+    assert [s.bucket_start for s in history] == [now - 3600, now - 10]
     assert [s.at for s in await store.device_history("sw-a")] == [now - 10]
     assert [e.message for e in await store.events()] == ["last year"]
     assert await count(database_url, t.interfaces) == 1
@@ -528,7 +559,8 @@ async def test_times_round_trip_to_the_microsecond(
         [device_sample(at)],
         [Event(at, EventKind.LINK_UP, "sw-a", message="t")],
     )
-    assert [s.at for s in await store.interface_history("sw-a", "Gi0/1")] == [at]
+    [rollup] = await store.interface_history("sw-a", "Gi0/1")
+    assert (rollup.bucket_start, rollup.last_at) == (at, at + 240)
     assert [s.at for s in await store.device_history("sw-a")] == [at]
     assert [e.at for e in await store.events()] == [at]
     assert [e.at for e in await store.events(since=at, until=at + 0.000001)] == [at]
@@ -635,17 +667,17 @@ async def test_the_store_survives_its_connections_being_terminated(
         # What a server restart does to the pooled connection, without stopping the server.
         assert await postgres_server.terminate_connections(postgres_database) >= 1
 
-        pending: list[Sequence[InterfaceSample]] = [[sample(T0 + 60)], [sample(T0 + 120)]]
+        pending: list[Sequence[InterfaceRollup]] = [[sample(T0 + 300)], [sample(T0 + 600)]]
         try:
             await store.write(pending[0])
         except StoreError:
             # Allowed once: the caller keeps the batch and writes it with the next one.
             pending[1] = [*pending[0], *pending[1]]
         await store.write(pending[1])
-        assert [s.at for s in await store.interface_history("sw-a", "Gi0/1")] == [
+        assert [s.bucket_start for s in await store.interface_history("sw-a", "Gi0/1")] == [
             T0,
-            T0 + 60,
-            T0 + 120,
+            T0 + 300,
+            T0 + 600,
         ]
         assert await store.ping() is True
 

@@ -15,7 +15,8 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Connection, Table, func, insert, inspect, select, text
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, Table, bindparam, func, insert, inspect, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 
@@ -114,6 +115,12 @@ async def migrate_to(url: str, revision: str, *, down: bool = False) -> None:
         await engine.dispose()
 
 
+def head_revision() -> str:
+    head = ScriptDirectory.from_config(_alembic(None)).get_current_head()  # type: ignore[arg-type]
+    assert head is not None
+    return head
+
+
 def _schema_differences(connection: Connection) -> list[Any]:
     context = MigrationContext.configure(connection, opts={"compare_type": True})
     return list(compare_metadata(context, t.metadata))
@@ -203,7 +210,7 @@ async def test_a_database_at_0001_is_upgraded_and_keeps_its_data(fresh_database_
         await store.write(terminal_samples=[heartbeat(T0)])
         assert [s.at for s in await store.terminal_history("a-101")] == [T0]
 
-    assert await version(fresh_database_url) == ["0002"]
+    assert await version(fresh_database_url) == [head_revision()]
     # Until the next inventory sync, a classroom's terminal is the classroom itself.
     assert [(r["id"], r["terminal"]) for r in await rows(fresh_database_url, t.classrooms)] == [
         ("a-101", "a-101"),
@@ -214,12 +221,12 @@ async def test_a_database_at_0001_is_upgraded_and_keeps_its_data(fresh_database_
     assert differences == []
 
 
-async def test_a_fresh_database_is_created_at_0002_with_the_terminal_indexes(
+async def test_a_fresh_database_is_created_with_the_terminal_indexes(
     fresh_database_url: str,
 ) -> None:
     async with await open_store(fresh_database_url):
         pass
-    assert await version(fresh_database_url) == ["0002"]
+    assert await version(fresh_database_url) == [head_revision()]
     async with raw(fresh_database_url) as conn:
         indexes = await conn.run_sync(
             lambda c: {
@@ -237,7 +244,6 @@ async def test_a_fresh_database_is_created_at_0002_with_the_terminal_indexes(
         )
     assert indexes["terminal_samples"] == {
         ("ix_terminal_samples_classroom_at", ("classroom", "at")),
-        ("ix_terminal_samples_school_at", ("school", "at")),
         ("ix_terminal_samples_at", ("at",)),
     }
     assert indexes["classroom_availability_daily"] == {
@@ -271,7 +277,7 @@ async def test_downgrading_to_0001_drops_only_the_terminal_schema(fresh_database
 
     async with await open_store(fresh_database_url) as store:
         assert await store.terminal_history("a-101") == []
-    assert await version(fresh_database_url) == ["0002"]
+    assert await version(fresh_database_url) == [head_revision()]
 
 
 # --- inventory ---------------------------------------------------------------------------------
@@ -398,39 +404,6 @@ async def test_a_batch_of_20000_heartbeats_is_written_in_one_call(
     assert await count(database_url, t.events) == 1
     history = await store.terminal_history("r-042", limit=2000)
     assert history == [batch[n * 200 + 42] for n in range(100)]
-    seen = await store.terminal_seen_intervals(since=T0, until=T0 + 86_400)
-    assert len(seen) == 200
-    assert {len(times) for times in seen.values()} == {100}
-    assert seen["r-199"][:2] == [batch[199].at, batch[200 + 199].at]
-
-
-async def test_seen_intervals_are_per_classroom_in_time_order(store: Store) -> None:
-    written = [
-        heartbeat(T0 + 90, "a-101", 3),
-        heartbeat(T0 + 30, "a-101", 1),
-        heartbeat(T0, "a-101", 0),  # the window's first instant: included
-        heartbeat(T0 + 60, "a-101", 2, boot_id="boot-2"),
-        heartbeat(T0 + 120, "a-101", 4),  # the window's end: excluded
-        heartbeat(T0 - 0.000001, "a-102", 0),  # before the window
-        heartbeat(T0 + 45.000001, "a-102", 1),
-        heartbeat(T0 + 15, "b-101", 0, school="3301000002"),
-    ]
-    await store.write(terminal_samples=written)
-    window = {"since": T0, "until": T0 + 120}
-
-    assert await store.terminal_seen_intervals(**window) == {
-        "a-101": [T0, T0 + 30, T0 + 60, T0 + 90],
-        "a-102": [T0 + 45.000001],
-        "b-101": [T0 + 15],
-    }
-    assert await store.terminal_seen_intervals("3301000002", **window) == {"b-101": [T0 + 15]}
-    assert await store.terminal_seen_intervals(classroom="a-102", **window) == {
-        "a-102": [T0 + 45.000001]
-    }
-    assert await store.terminal_seen_intervals("nowhere", **window) == {}
-    assert await store.terminal_seen_intervals(since=T0 + 1, until=T0 + 1) == {}
-    with pytest.raises(ValueError, match="before"):
-        await store.terminal_seen_intervals(since=T0, until=T0 - 1)
 
 
 async def test_prune_removes_old_heartbeats_and_keeps_events_and_availability(
@@ -542,8 +515,7 @@ async def test_terminal_times_round_trip_to_the_microsecond(
 
     assert [s.at for s in await store.terminal_history("a-101")] == [at]
     assert [s.at for s in await store.terminal_history("a-101", at, at + 0.000001)] == [at]
-    assert await store.terminal_seen_intervals(since=at, until=at + 0.000001) == {"a-101": [at]}
-    assert await store.terminal_seen_intervals(since=at - 1, until=at) == {}
+    assert await store.terminal_history("a-101", at - 1, at) == []
     assert await store.availability(date(2099, 12, 31), date(2100, 1, 1)) == [row]
     stored = await rows(database_url, t.terminal_samples)
     assert [r["at"] for r in stored] == [datetime.fromtimestamp(at, UTC)]
@@ -563,7 +535,6 @@ async def test_a_dropped_database_gives_store_errors_without_the_password(
         calls: list[Callable[[], Awaitable[object]]] = [
             lambda: store.write(terminal_samples=[heartbeat(T0)]),
             lambda: store.terminal_history("a-101"),
-            lambda: store.terminal_seen_intervals(since=T0, until=T0 + 60),
             lambda: store.upsert_availability([availability_row(date(2024, 9, 2))]),
             lambda: store.availability(date(2024, 9, 1), date(2024, 9, 2)),
         ]
@@ -583,6 +554,53 @@ async def test_the_store_meets_its_protocols_for_terminals(store: Store) -> None
     await writer.write([], [], [], [heartbeat(T0), heartbeat(T0 + 30, seq=1)])
     await writer.upsert_availability([availability_row(date(2024, 9, 2))])
     assert [s.seq for s in await reader.terminal_history("a-101")] == [0, 1]
-    assert await reader.terminal_seen_intervals(since=T0, until=T0 + 60) == {"a-101": [T0, T0 + 30]}
     assert len(await reader.availability(date(2024, 9, 2), date(2024, 9, 3))) == 1
     assert await writer.prune(T0 + 40, 20) == 1
+
+
+async def test_interface_samples_of_0002_become_rollups(fresh_database_url: str) -> None:
+    await migrate_to(fresh_database_url, "0002")
+    at = T0 + 17.25  # in the bucket [T0, T0 + 300)
+    polls = [
+        # (time, status, speed, in, out)
+        (at, 1, 1000.0, 1e6, 4e8),
+        (at + 60, 1, 1000.0, 3e6, None),
+        (at + 120, 2, None, None, None),  # the last poll of the bucket: down
+        (T0 + 300, 1, 100.0, 5e6, 1e6),  # the next bucket
+    ]
+    engine = create_async_engine(async_url(fresh_database_url))
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(
+                text(
+                    "INSERT INTO interface_samples (device_id, interface, at, oper_status, "
+                    "speed_mbps, in_bps, out_bps) VALUES ('sw-a', 'Gi0/1', :at, :status, "
+                    ":speed, :in_bps, :out_bps)"
+                ).bindparams(bindparam("at", type_=t.terminal_samples.c.at.type)),
+                [
+                    {"at": datetime.fromtimestamp(p, UTC), "status": s, "speed": v}
+                    | {"in_bps": i, "out_bps": o}
+                    for p, s, v, i, o in polls
+                ],
+            )
+    finally:
+        await engine.dispose()
+
+    async with await open_store(fresh_database_url) as store:
+        first, second = await store.interface_history("sw-a", "Gi0/1")
+    assert "interface_samples" not in await table_names(fresh_database_url)
+    assert (first.bucket_start, first.bucket_seconds, first.polls, first.up_polls) == (
+        T0,
+        300,
+        3,
+        2,
+    )
+    assert first.in_bps == pytest.approx(2e6)
+    assert first.out_bps == pytest.approx(4e8)
+    assert (first.in_bps_max, first.out_bps_max) == (3e6, 4e8)
+    assert first.max_utilisation == pytest.approx(0.4)
+    assert (first.oper_status, first.speed_mbps, first.last_at) == (2, None, at + 120)
+    assert (second.bucket_start, second.polls, second.speed_mbps) == (T0 + 300, 1, 100.0)
+    assert second.max_utilisation == pytest.approx(0.05)
+    async with raw(fresh_database_url) as conn:
+        assert await conn.run_sync(_schema_differences) == []

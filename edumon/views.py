@@ -166,6 +166,29 @@ def _day_end(lesson: LessonAt, schedule: Schedule, place: Place) -> float | None
     return datetime.combine(local.date(), periods[-1].end, local.tzinfo).timestamp()
 
 
+def _school_classrooms(
+    runtime: Runtime,
+    ref: SchoolRef,
+    when: datetime,
+    calendar: WorkingCalendar | None,
+    topo: Topology,
+) -> list[ClassroomNow]:
+    schedule = runtime.schedule
+    terminals = runtime.terminals
+    out = []
+    for room in ref.classrooms:
+        lesson = None
+        day_end = None
+        if schedule is not None and calendar is not None:
+            place = Place(ref.code, ref.kind, room.id)
+            lesson = lesson_at(schedule, calendar, place, when)
+            day_end = _day_end(lesson, schedule, place)
+        st = terminals.of_classroom(room.id) if terminals is not None else None
+        why = topo.classroom_unknown(ref.code, room.switch)
+        out.append(ClassroomNow(ref, room, st, why, lesson, day_end))
+    return out
+
+
 def classrooms_now(
     runtime: Runtime,
     now: float,
@@ -178,38 +201,58 @@ def classrooms_now(
     Args:
         runtime: the daemon's parts; read only.
         now: the moment (Unix seconds).
-        school: only this school's classrooms.
+        school: only this school's classrooms; then only its part of the district is read.
         topology: the parent-failure view to use (computed from the state when not given).
     """
-    schedule = runtime.schedule
     calendar = MemoCalendar(runtime.calendar) if runtime.calendar is not None else None
     when = datetime.fromtimestamp(now, UTC)
+    inventory = runtime.state.inventory
+    if school is not None:
+        ref = inventory.schools.get(school)
+        if ref is None:
+            return []
+        topo = topology if topology is not None else school_topology(runtime, ref)
+        return _school_classrooms(runtime, ref, when, calendar, topo)
     topo = topology if topology is not None else assess(runtime.state)
-    terminals = runtime.terminals
     out = []
-    for code, ref in runtime.state.inventory.schools.items():
-        if school is not None and code != school:
-            continue
-        for room in ref.classrooms:
-            lesson = None
-            day_end = None
-            if schedule is not None and calendar is not None:
-                place = Place(code, ref.kind, room.id)
-                lesson = lesson_at(schedule, calendar, place, when)
-                day_end = _day_end(lesson, schedule, place)
-            st = terminals.of_classroom(room.id) if terminals is not None else None
-            why = topo.classroom_unknown(code, room.switch)
-            out.append(ClassroomNow(ref, room, st, why, lesson, day_end))
+    for ref in inventory.schools.values():
+        out.extend(_school_classrooms(runtime, ref, when, calendar, topo))
     return out
 
 
-def terminal_speeds(runtime: Runtime) -> dict[str, float | None]:
-    """Each classroom's terminal NIC speed (Mbit/s), for classrooms without a switch port."""
+def school_switches(runtime: Runtime, ref: SchoolRef) -> tuple[str, ...]:
+    """The switches a school's page lists: its own, its uplink switch and its classrooms'."""
+    ids = {sid for sid, sw in runtime.config.switches.items() if sw.school == ref.code}
+    ids.update(d for d, code in runtime.state.inventory.switch_school.items() if code == ref.code)
+    ids.add(ref.uplink_switch)
+    ids.update(r.switch for r in ref.classrooms if r.switch is not None)
+    return tuple(sorted(ids))
+
+
+def school_topology(
+    runtime: Runtime, ref: SchoolRef, switches: tuple[str, ...] | None = None
+) -> Topology:
+    """The parent-failure view of one school: its link, its switches and those above them."""
+    devices = switches if switches is not None else school_switches(runtime, ref)
+    return assess(runtime.state, schools=(ref.code,), devices=devices)
+
+
+def terminal_speeds(runtime: Runtime, school: str | None = None) -> dict[str, float | None]:
+    """Each classroom's terminal NIC speed (Mbit/s), for classrooms without a switch port.
+
+    Args:
+        runtime: the daemon's parts; read only.
+        school: only this school's classrooms.
+    """
     terminals = runtime.terminals
     if terminals is None:
         return {}
+    schools = runtime.state.inventory.schools
+    refs = (
+        list(schools.values())
+        if school is None
+        else ([schools[school]] if school in schools else [])
+    )
     return {
-        room.id: terminals.classroom_link_speed(room.id)
-        for school in runtime.state.inventory.schools.values()
-        for room in school.classrooms
+        room.id: terminals.classroom_link_speed(room.id) for ref in refs for room in ref.classrooms
     }

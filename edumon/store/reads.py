@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, Select, select
+from sqlalchemy import ColumnElement, Select, or_, select
 
 from edumon.domain.models import (
     DeviceSample,
@@ -20,6 +21,22 @@ from edumon.store.base import StoreBase
 from edumon.store.timestamps import from_db, to_db
 
 _Query = TypeVar("_Query", bound=Select[Any])
+
+
+@dataclass(frozen=True, slots=True)
+class EventPosition:
+    """Where an event sits in the newest-first order: its time as stored, then its id."""
+
+    at: datetime
+    id: int
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEvent:
+    """An event with its position (for keyset paging)."""
+
+    position: EventPosition
+    event: Event
 
 
 def _within(
@@ -62,6 +79,46 @@ class StoreReads(StoreBase):
             ValueError: limit or offset is negative.
             StoreError: the database failed.
         """
+        page = await self.event_page(
+            school=school,
+            kind=kind,
+            device=device,
+            since=since,
+            until=until,
+            limit=limit,
+            offset=offset,
+        )
+        return [e.event for e in page]
+
+    async def event_page(
+        self,
+        *,
+        school: str | None = None,
+        kind: EventKind | str | None = None,
+        device: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        before: EventPosition | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[StoredEvent]:
+        """Events newest first, filtered, each with its position for the next page.
+
+        Pages by key: ``before`` the last position of the previous page, the query reads one
+        index range (events(at, id) or the filter's (school|kind|device_id, at, id)) from
+        there, whatever the table's size, and events sharing a timestamp are neither skipped
+        nor repeated. ``offset`` skips rows one by one and is kept for small offsets only.
+
+        Args:
+            school, kind, device, since, until: as ``events``.
+            before: only events older than this position (at, then id).
+            limit: at most this many events.
+            offset: skip this many events first.
+
+        Raises:
+            ValueError: limit or offset is negative.
+            StoreError: the database failed.
+        """
         if limit < 0 or offset < 0:
             raise ValueError("limit and offset must not be negative")
         c = t.events.c
@@ -73,19 +130,27 @@ class StoreReads(StoreBase):
         if device is not None:
             query = query.where(c.device_id == device)
         query = _within(query, c.at, since, until)
-        query = query.order_by(c.at.desc(), c.id.desc()).limit(limit).offset(offset)
+        if before is not None:
+            # at <= A bounds the index range; the OR orders ties by id.
+            query = query.where(c.at <= before.at, or_(c.at < before.at, c.id < before.id))
+        query = query.order_by(c.at.desc(), c.id.desc()).limit(limit)
+        if offset:
+            query = query.offset(offset)
         async with self._guard("reading events"), self._engine.connect() as conn:
             rows = (await conn.execute(query)).all()
         return [
-            Event(
-                at=from_db(r.at),
-                kind=EventKind(r.kind),
-                device_id=r.device_id,
-                school=r.school,
-                interface=r.interface,
-                classroom=r.classroom,
-                message=r.message,
-                details=dict(r.details),
+            StoredEvent(
+                EventPosition(r.at, r.id),
+                Event(
+                    at=from_db(r.at),
+                    kind=EventKind(r.kind),
+                    device_id=r.device_id,
+                    school=r.school,
+                    interface=r.interface,
+                    classroom=r.classroom,
+                    message=r.message,
+                    details=dict(r.details),
+                ),
             )
             for r in rows
         ]

@@ -27,6 +27,7 @@ from edumon.store import tables as t
 from edumon.store.protocol import ClassroomAvailability
 from edumon.store.repository import MIGRATIONS_DIR
 from tests.fixtures.databases import PostgresServer
+from tests.store.test_repository import head_revision
 
 T0 = 1_725_148_800.0  # 2024-09-01T00:00:00Z
 DB_PASSWORD = "DbPw-5c20e7-NEVER-SHOWN"
@@ -203,7 +204,7 @@ async def test_a_database_at_0001_is_upgraded_and_keeps_its_data(fresh_database_
         await store.write(terminal_samples=[heartbeat(T0)])
         assert [s.at for s in await store.terminal_history("a-101")] == [T0]
 
-    assert await version(fresh_database_url) == ["0002"]
+    assert await version(fresh_database_url) == [head_revision()]
     # Until the next inventory sync, a classroom's terminal is the classroom itself.
     assert [(r["id"], r["terminal"]) for r in await rows(fresh_database_url, t.classrooms)] == [
         ("a-101", "a-101"),
@@ -219,7 +220,7 @@ async def test_a_fresh_database_is_created_at_0002_with_the_terminal_indexes(
 ) -> None:
     async with await open_store(fresh_database_url):
         pass
-    assert await version(fresh_database_url) == ["0002"]
+    assert await version(fresh_database_url) == [head_revision()]
     async with raw(fresh_database_url) as conn:
         indexes = await conn.run_sync(
             lambda c: {
@@ -271,7 +272,7 @@ async def test_downgrading_to_0001_drops_only_the_terminal_schema(fresh_database
 
     async with await open_store(fresh_database_url) as store:
         assert await store.terminal_history("a-101") == []
-    assert await version(fresh_database_url) == ["0002"]
+    assert await version(fresh_database_url) == [head_revision()]
 
 
 # --- inventory ---------------------------------------------------------------------------------

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, Select, or_, select
+from sqlalchemy import ColumnElement, Engine, Row, Select, create_engine, or_, select
+from sqlalchemy.pool import NullPool
 
 from edumon.domain.models import (
     DeviceSample,
@@ -21,6 +23,9 @@ from edumon.store.base import StoreBase
 from edumon.store.timestamps import from_db, to_db
 
 _Query = TypeVar("_Query", bound=Select[Any])
+
+SQLITE_READ_TIMEOUT_SECONDS = 5.0
+"""How long a read waits for a lock (WAL readers rarely wait at all)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +57,39 @@ def _within(
 
 class StoreReads(StoreBase):
     """Reads of ``Store``."""
+
+    _sqlite_reader: Engine | None = None
+
+    async def _read_in_one_hop(self, doing: str, query: Select[Any]) -> list[Row[Any]]:
+        """The rows of a read the API serves while the event loop is busy.
+
+        On a SQLite file the whole query runs in one worker thread on a plain (synchronous)
+        connection: through aiosqlite each step (checkout, execute, fetch, rollback) is a
+        round trip to a thread and back to the loop, and under load every return waits its
+        turn behind the loop's other work. WAL lets this reader run beside the writer.
+        PostgreSQL (asyncpg) and an in-memory SQLite database use the async engine.
+        """
+        url = self._engine.url
+        database = url.database or ""
+        in_memory = database in ("", ":memory:") or database.startswith("file::memory:")
+        if self._dialect != "sqlite" or in_memory:
+            async with self._guard(doing), self._engine.connect() as conn:
+                return list((await conn.execute(query)).all())
+        reader = self._sqlite_reader
+        if reader is None:
+            # No pool: a connection per read, so nothing is left open when the Store closes.
+            reader = self._sqlite_reader = create_engine(
+                url.set(drivername="sqlite"),
+                poolclass=NullPool,
+                connect_args={"timeout": SQLITE_READ_TIMEOUT_SECONDS},
+            )
+
+        def read() -> list[Row[Any]]:
+            with reader.connect() as conn:
+                return list(conn.execute(query).all())
+
+        async with self._guard(doing):
+            return await asyncio.to_thread(read)
 
     async def events(
         self,
@@ -136,8 +174,7 @@ class StoreReads(StoreBase):
         query = query.order_by(c.at.desc(), c.id.desc()).limit(limit)
         if offset:
             query = query.offset(offset)
-        async with self._guard("reading events"), self._engine.connect() as conn:
-            rows = (await conn.execute(query)).all()
+        rows = await self._read_in_one_hop("reading events", query)
         return [
             StoredEvent(
                 EventPosition(r.at, r.id),

@@ -6,8 +6,9 @@ code (NetworkState.apply, TerminalsState.apply), a SQLite store holding some tho
 events, and the API app. While the clients run, the same event loop applies polls and
 heartbeats at the city's real rates (every switch once a minute, every terminal every 30 s),
 so per-school caches are invalidated as in production and requests share the loop with the
-hot paths. ``--clients`` clients (20) send requests across the endpoints through httpx's
-ASGI transport for ``--seconds`` each round.
+hot paths. The app is served by uvicorn on a free port of 127.0.0.1; ``--clients`` clients
+(20) in a separate process send requests across the endpoints, one after the other on each
+connection, for ``--seconds``.
 
     .venv/bin/python bench/api_city.py --schools 100 500
     .venv/bin/python bench/api_city.py --schools 500 --compare-main   # beside git main
@@ -35,8 +36,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
+SELF = Path(__file__).resolve()
+ROOT = SELF.parent.parent
 TARGET_MS = 100.0
 T0 = 1_788_573_600.0  # 2026-09-07 10:00 Beijing time, a Monday in term: lessons on
 POLL_SECONDS = 60.0
@@ -180,25 +181,26 @@ async def _hot_paths(
     return done
 
 
-def _endpoints(config: Any, rng: random.Random) -> list[tuple[str, Any]]:
-    schools = list(config.schools)
-    switches = list(config.switches)
+def _endpoints(schools: int, rng: random.Random) -> list[tuple[str, Any]]:
+    city = _city_module()
+    codes = [city.school_code(i) for i in range(schools)]
+    switches = [f"{code}-a{k}" for code in codes for k in (1, 2)]
     return [
         ("/summary", lambda: "/api/v1/summary"),
         ("/schools", lambda: "/api/v1/schools"),
-        ("/schools/{code}", lambda: f"/api/v1/schools/{rng.choice(schools)}"),
+        ("/schools/{code}", lambda: f"/api/v1/schools/{rng.choice(codes)}"),
         ("/switches", lambda: "/api/v1/switches"),
         (
             "/switches/{id}/interfaces",
             lambda: f"/api/v1/switches/{rng.choice(switches)}/interfaces",
         ),
         ("/events", lambda: "/api/v1/events"),
-        ("/events?school=", lambda: f"/api/v1/events?school={rng.choice(schools)}"),
+        ("/events?school=", lambda: f"/api/v1/events?school={rng.choice(codes)}"),
         ("/events?offset=500", lambda: "/api/v1/events?offset=500"),
         ("/compliance", lambda: "/api/v1/compliance"),
-        ("/compliance?school=", lambda: f"/api/v1/compliance?school={rng.choice(schools)}"),
+        ("/compliance?school=", lambda: f"/api/v1/compliance?school={rng.choice(codes)}"),
         ("/terminals", lambda: "/api/v1/terminals"),
-        ("/terminals?school=", lambda: f"/api/v1/terminals?school={rng.choice(schools)}"),
+        ("/terminals?school=", lambda: f"/api/v1/terminals?school={rng.choice(codes)}"),
         ("/terminals?status=offline", lambda: "/api/v1/terminals?status=offline"),
         ("/terminals/unknown", lambda: "/api/v1/terminals/unknown"),
         ("/classrooms/offline", lambda: "/api/v1/classrooms/offline"),
@@ -206,8 +208,55 @@ def _endpoints(config: Any, rng: random.Random) -> list[tuple[str, Any]]:
     ]
 
 
-async def _load(schools: int, clients: int, seconds: float, events: int) -> dict[str, Any]:
+async def _clients(base: str, schools: int, clients: int, seconds: float) -> dict[str, Any]:
+    """The load: ``clients`` connections each sending one request after the other."""
     import httpx
+
+    rng = random.Random(5)
+    endpoints = _endpoints(schools, rng)
+    latencies: dict[str, list[float]] = defaultdict(list)
+    errors: dict[str, int] = defaultdict(int)
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=120) as client:
+        for _name, url in endpoints:  # warm-up: first-use imports, caches filled once
+            await client.get(url())
+        deadline = time.perf_counter() + seconds
+
+        async def one_client(k: int) -> None:
+            order = list(range(len(endpoints)))
+            random.Random(k).shuffle(order)
+            i = k
+            while time.perf_counter() < deadline:
+                name, url = endpoints[order[i % len(order)]]
+                i += 1
+                start = time.perf_counter()
+                response = await client.get(url())
+                latencies[name].append((time.perf_counter() - start) * 1000)
+                if response.status_code != 200:
+                    errors[name] += 1
+
+        await asyncio.gather(*(one_client(k) for k in range(clients)))
+    rows = {}
+    for name, _ in endpoints:
+        xs = sorted(latencies[name])
+        rows[name] = (
+            {
+                "n": len(xs),
+                "p50": statistics.median(xs),
+                "p99": xs[min(len(xs) - 1, int(0.99 * len(xs)))],
+                "errors": errors[name],
+            }
+            if xs
+            else {"n": 0}
+        )
+    return rows
+
+
+async def _load(schools: int, clients: int, seconds: float, events: int) -> dict[str, Any]:
+    """The city served by uvicorn on a free port; the clients in another process."""
+    import socket
+
+    import uvicorn
 
     from edumon.exporters.api import create_app
 
@@ -217,48 +266,36 @@ async def _load(schools: int, clients: int, seconds: float, events: int) -> dict
         built = time.perf_counter() - t
         clock = [T0]
         app = create_app(runtime, clock=lambda: clock[0])
-        rng = random.Random(5)
-        endpoints = _endpoints(config, rng)
-        latencies: dict[str, list[float]] = defaultdict(list)
-        errors: dict[str, int] = defaultdict(int)
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+        server = uvicorn.Server(
+            uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
+        )
+        server.config.load()
+        server.lifespan = server.config.lifespan_class(server.config)
+        await server.startup(sockets=[sock])
+        serving = asyncio.create_task(server.main_loop())
         stop = asyncio.Event()
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
-            # One warm-up request per endpoint (first-use imports, the cache filled once).
-            for _name, url in endpoints:
-                await client.get(url())
-            hot = asyncio.create_task(_hot_paths(runtime, config, city, clock, stop))
-            deadline = time.perf_counter() + seconds
-
-            async def one_client(k: int) -> None:
-                order = list(range(len(endpoints)))
-                random.Random(k).shuffle(order)
-                i = 0
-                while time.perf_counter() < deadline:
-                    name, url = endpoints[order[i % len(order)]]
-                    i += 1
-                    start = time.perf_counter()
-                    response = await client.get(url())
-                    latencies[name].append((time.perf_counter() - start) * 1000)
-                    if response.status_code != 200:
-                        errors[name] += 1
-
-            await asyncio.gather(*(one_client(k) for k in range(clients)))
-            stop.set()
-            applied = await hot
+        hot = asyncio.create_task(_hot_paths(runtime, config, city, clock, stop))
+        cmd = [
+            sys.executable,
+            str(SELF),
+            "--client",
+            f"http://127.0.0.1:{port}",
+        ]
+        cmd += ["--schools", str(schools), "--clients", str(clients), "--seconds", str(seconds)]
+        proc = await asyncio.create_subprocess_exec(
+            *cmd, stdout=asyncio.subprocess.PIPE, env={**os.environ}
+        )
+        out, _ = await proc.communicate()
+        stop.set()
+        applied = await hot
+        server.should_exit = True
+        await serving
+        await server.shutdown(sockets=[sock])
         await runtime.store.aclose()
-    rows = {}
-    for name, _ in endpoints:
-        xs = sorted(latencies[name])
-        if not xs:
-            rows[name] = {"n": 0}
-            continue
-        rows[name] = {
-            "n": len(xs),
-            "p50": statistics.median(xs),
-            "p99": xs[min(len(xs) - 1, int(0.99 * len(xs)))],
-            "errors": errors[name],
-        }
+    rows = json.loads(out.decode().strip().splitlines()[-1])
     return {"schools": schools, "built_s": built, "applied": applied, "endpoints": rows}
 
 
@@ -304,7 +341,12 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=5000)
     parser.add_argument("--compare-main", action="store_true")
     parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--client", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.client:
+        rows = asyncio.run(_clients(args.client, args.schools[0], args.clients, args.seconds))
+        print(json.dumps(rows))
+        return
     for n in args.schools:
         result = asyncio.run(_load(n, args.clients, args.seconds, args.events))
         if args.json:

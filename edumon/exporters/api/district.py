@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 from fastapi import APIRouter
 
+from edumon.domain.checks import CheckName, Verdict
 from edumon.domain.models import EventKind
 from edumon.domain.topology import Connectivity
 from edumon.exporters import schemas as s
@@ -37,8 +38,11 @@ def district_router(runtime: Runtime, views: SchoolsNow, clock: Callable[[], flo
             district=s.District(code=district.code, name=district.name),
             targets=m.targets(runtime),
             schools=m.verdict_counts([sc.compliance.verdict for sc in results]),
-            classrooms=m.verdict_counts(
-                [r.verdict for sc in results for r in sc.compliance.classrooms]
+            classrooms=s.VerdictCounts(
+                total=sum(sc.count(None, CheckName.CLASSROOM_SPEED) for sc in results),
+                passing=sum(sc.count(Verdict.PASS, CheckName.CLASSROOM_SPEED) for sc in results),
+                fail=sum(sc.count(Verdict.FAIL, CheckName.CLASSROOM_SPEED) for sc in results),
+                unknown=sum(sc.count(Verdict.UNKNOWN, CheckName.CLASSROOM_SPEED) for sc in results),
             ),
             switches=s.SwitchCounts(
                 total=len(reachable),

@@ -150,11 +150,19 @@ def events_router(runtime: Runtime, views: SchoolsNow) -> APIRouter:
         def wanted(r: CheckResult) -> bool:
             return (verdict is None or r.verdict is verdict) and (check is None or r.check is check)
 
-        matching = [r for sc in results for r in sc.compliance.results if wanted(r)]
+        # Whole schools before the page are skipped by their counts; only the page is mapped.
+        total = 0
+        page: list[CheckResult] = []
+        for sc in results:
+            here = sc.count(verdict, check)
+            if here and total + here > offset and len(page) < limit:
+                matching = [r for r in sc.compliance.results if wanted(r)]
+                page.extend(matching[max(0, offset - total) :][: limit - len(page)])
+            total += here
         return s.Compliance(
             targets=m.targets(runtime),
-            results=[m.check(r) for r in matching[offset : offset + limit]],
-            page=page_of(limit, offset, len(matching)),
+            results=[m.check(r) for r in page],
+            page=page_of(limit, offset, total),
         )
 
     return router

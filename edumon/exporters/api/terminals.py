@@ -146,7 +146,7 @@ def terminals_router(runtime: Runtime, views: SchoolsNow, clock: Callable[[], fl
                 le=MAX_LIMIT,
                 description="At most this many classrooms in each of the two lists",
             ),
-        ] = MAX_LIMIT,
+        ] = DEFAULT_LIMIT,
         offset: Offset = 0,
     ) -> s.OfflineClassrooms:
         """Classrooms whose terminal is not online now: in a scheduled lesson (alerting) or not.
@@ -159,12 +159,8 @@ def terminals_router(runtime: Runtime, views: SchoolsNow, clock: Callable[[], fl
         in_lesson: list[ClassroomNow] = []
         off_schedule: list[ClassroomNow] = []
         for sc in schools_for(school, now):
-            if sc.terminals.online == sc.terminals.total:
-                continue
-            for c in sc.classrooms:
-                if c.terminal is None or c.online:
-                    continue
-                (in_lesson if c.expected_online else off_schedule).append(c)
+            in_lesson.extend(sc.not_online[0])
+            off_schedule.extend(sc.not_online[1])
         return s.OfflineClassrooms(
             generated_at=m.utc(now),
             schedule_known=runtime.schedule is not None and runtime.calendar is not None,

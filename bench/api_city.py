@@ -266,7 +266,9 @@ async def _load(schools: int, clients: int, seconds: float, events: int) -> dict
         built = time.perf_counter() - t
         clock = [T0]
         app = create_app(runtime, clock=lambda: clock[0])
-        sock = socket.socket()
+        # IPPROTO_TCP, as the daemon's listener: asyncio then sets TCP_NODELAY (without it a
+        # keep-alive reply waits ~40 ms for a delayed ACK; git main binds with proto 0).
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
         server = uvicorn.Server(

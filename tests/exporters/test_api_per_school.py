@@ -377,3 +377,29 @@ async def test_events_api_pages_by_cursor(populated_runtime: Runtime) -> None:
         cursor = (await get_json(client, f"{API}/events?limit=5"))["next_cursor"]
         both = await get_json(client, f"{API}/events?cursor={cursor}&offset=5", status=422)
         assert both["detail"][0]["loc"] == ["query", "offset"]
+
+
+# -- the listener ----------------------------------------------------------------------------
+
+
+async def test_api_connections_send_replies_without_waiting_for_acks() -> None:
+    import asyncio
+    import socket
+
+    from edumon.app import bind_listener
+
+    nodelay: list[int] = []
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        sock = writer.get_extra_info("socket")
+        nodelay.append(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+        writer.close()
+
+    server = await asyncio.start_server(handle, sock=bind_listener("127.0.0.1:0"))
+    port = server.sockets[0].getsockname()[1]
+    async with server:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        await reader.read()  # the server closes once it has looked
+        writer.close()
+    # Nagle off: a reply written in two parts is not held back for the client's delayed ACK.
+    assert nodelay == [1]

@@ -156,13 +156,14 @@ async def _hot_paths(
     readings = {
         o.device_id: o for o in city.readings(config, T0, random.Random(3), unreachable=0.0)
     }
-    done = {"polls": 0, "heartbeats": 0}
+    done = {"polls": 0, "heartbeats": 0, "cpu_ms": 0}
     started = time.perf_counter()
     seq = 1
     tick = 0.02
     while not stop.is_set():
         await asyncio.sleep(tick)
         elapsed = time.perf_counter() - started
+        work = time.thread_time()
         clock[0] = T0 + elapsed
         from dataclasses import replace
 
@@ -178,6 +179,7 @@ async def _hot_paths(
                 _heartbeat(district, ref.school, ref.terminal, seq, speed), clock[0]
             )
             done["heartbeats"] += 1
+        done["cpu_ms"] += round((time.thread_time() - work) * 1000)
     return done
 
 
@@ -287,18 +289,31 @@ async def _load(schools: int, clients: int, seconds: float, events: int) -> dict
             f"http://127.0.0.1:{port}",
         ]
         cmd += ["--schools", str(schools), "--clients", str(clients), "--seconds", str(seconds)]
+        cpu = time.thread_time()
         proc = await asyncio.create_subprocess_exec(
             *cmd, stdout=asyncio.subprocess.PIPE, env={**os.environ}
         )
         out, _ = await proc.communicate()
         stop.set()
         applied = await hot
+        cpu_ms = (time.thread_time() - cpu) * 1000
         server.should_exit = True
         await serving
         await server.shutdown(sockets=[sock])
         await runtime.store.aclose()
     rows = json.loads(out.decode().strip().splitlines()[-1])
-    return {"schools": schools, "built_s": built, "applied": applied, "endpoints": rows}
+    requests = sum(r["n"] for r in rows.values())
+    api_cpu = (cpu_ms - applied["cpu_ms"]) / max(1, requests)
+    return {
+        "schools": schools,
+        "built_s": built,
+        "applied": applied,
+        "endpoints": rows,
+        "requests": requests,
+        "seconds": seconds,
+        "loop_cpu_ms": cpu_ms,
+        "api_cpu_ms_per_request": api_cpu,
+    }
 
 
 def _print(result: dict[str, Any], main: dict[str, Any] | None) -> None:
@@ -306,6 +321,12 @@ def _print(result: dict[str, Any], main: dict[str, Any] | None) -> None:
         f"\n== {result['schools']} schools: {result['schools'] * 10} switches, "
         f"{result['schools'] * 40} terminals; hot paths applied {result['applied']} "
         f"during the run (built in {result['built_s']:.1f} s)"
+    )
+    print(
+        f"{result['requests']} requests in {result['seconds']:g} s; the loop's thread used "
+        f"{result['loop_cpu_ms'] / 1000:.1f} s CPU, polls and heartbeats "
+        f"{result['applied']['cpu_ms'] / 1000:.1f} s of it; API CPU per request "
+        f"{result['api_cpu_ms_per_request']:.2f} ms"
     )
     head = f"{'endpoint':28} {'n':>5} {'p50 ms':>8} {'p99 ms':>8}  target"
     if main is not None:

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, tzinfo
 from typing import Literal
@@ -166,23 +167,36 @@ def _day_end(lesson: LessonAt, schedule: Schedule, place: Place) -> float | None
     return datetime.combine(local.date(), periods[-1].end, local.tzinfo).timestamp()
 
 
-def _school_classrooms(
+def school_lessons(
+    runtime: Runtime, ref: SchoolRef, when: datetime, calendar: WorkingCalendar | None
+) -> list[tuple[LessonAt | None, float | None]]:
+    """Each classroom's lesson at ``when`` and the end of its school day (None, None without
+    a schedule), in classroom order."""
+    schedule = runtime.schedule
+    if schedule is None or calendar is None:
+        return [(None, None)] * len(ref.classrooms)
+    out: list[tuple[LessonAt | None, float | None]] = []
+    for room in ref.classrooms:
+        place = Place(ref.code, ref.kind, room.id)
+        lesson = lesson_at(schedule, calendar, place, when)
+        out.append((lesson, _day_end(lesson, schedule, place)))
+    return out
+
+
+def school_classrooms(
     runtime: Runtime,
     ref: SchoolRef,
     when: datetime,
     calendar: WorkingCalendar | None,
     topo: Topology,
+    lessons: Sequence[tuple[LessonAt | None, float | None]] | None = None,
 ) -> list[ClassroomNow]:
-    schedule = runtime.schedule
+    """One school's classrooms at ``when`` (``lessons``: from ``school_lessons``, if known)."""
     terminals = runtime.terminals
+    if lessons is None:
+        lessons = school_lessons(runtime, ref, when, calendar)
     out = []
-    for room in ref.classrooms:
-        lesson = None
-        day_end = None
-        if schedule is not None and calendar is not None:
-            place = Place(ref.code, ref.kind, room.id)
-            lesson = lesson_at(schedule, calendar, place, when)
-            day_end = _day_end(lesson, schedule, place)
+    for room, (lesson, day_end) in zip(ref.classrooms, lessons, strict=True):
         st = terminals.of_classroom(room.id) if terminals is not None else None
         why = topo.classroom_unknown(ref.code, room.switch)
         out.append(ClassroomNow(ref, room, st, why, lesson, day_end))
@@ -212,11 +226,11 @@ def classrooms_now(
         if ref is None:
             return []
         topo = topology if topology is not None else school_topology(runtime, ref)
-        return _school_classrooms(runtime, ref, when, calendar, topo)
+        return school_classrooms(runtime, ref, when, calendar, topo)
     topo = topology if topology is not None else assess(runtime.state)
     out = []
     for ref in inventory.schools.values():
-        out.extend(_school_classrooms(runtime, ref, when, calendar, topo))
+        out.extend(school_classrooms(runtime, ref, when, calendar, topo))
     return out
 
 

@@ -31,10 +31,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from operator import attrgetter
+from typing import NamedTuple
 
 from edumon.domain.checks import CheckName, SchoolCompliance, Verdict, check_school
 from edumon.domain.inventory import SchoolRef
 from edumon.domain.schedule import (
+    LessonAt,
     Period,
     Place,
     SchoolDay,
@@ -49,7 +51,8 @@ from edumon.runtime import Runtime
 from edumon.views import (
     ClassroomNow,
     MemoCalendar,
-    _school_classrooms,
+    school_classrooms,
+    school_lessons,
     school_switches,
     school_topology,
     terminal_speeds,
@@ -94,7 +97,7 @@ class SchoolNow:
     compliance: SchoolCompliance
     classrooms: tuple[ClassroomNow, ...]
     terminals: TerminalTally
-    key: tuple[object, ...]
+    key: _Key
     checks: Mapping[tuple[Verdict, CheckName], int]
     """How many of its check results have each (verdict, check)."""
     not_online: tuple[tuple[ClassroomNow, ...], tuple[ClassroomNow, ...]]
@@ -140,6 +143,19 @@ _POLLS_OK = attrgetter("polls_ok")
 _POLLS_FAILED = attrgetter("polls_failed")
 _ONLINE = attrgetter("online")
 _SPEEDS = attrgetter("link_speed_mbps", "last_link_speed_mbps")
+
+
+class _Key(NamedTuple):
+    """A school's change key: when any part differs, its results are recomputed."""
+
+    polls: int
+    """Polls applied to the switches it depends on."""
+    online: tuple[bool | None, ...]
+    """Its terminals' online flags."""
+    speeds: tuple[object, ...]
+    """The NIC speeds of the terminals of classrooms without a switch port."""
+    lessons: tuple[object, ...]
+    """The local date, whether it is a school day, each of its timetables' period now."""
 
 
 class _Moment:
@@ -191,6 +207,9 @@ class SchoolsNow:
         self._static: dict[str, _Static] = {}
         self._cache: dict[str, SchoolNow] = {}
         self._days: dict[tuple[str, date], SchoolDay] = {}
+        self._lessons: dict[
+            str, tuple[tuple[object, ...], tuple[tuple[LessonAt | None, float | None], ...]]
+        ] = {}
         self.recomputed = 0
         """Schools recomputed since start (the tests read it; so can a benchmark)."""
 
@@ -249,7 +268,7 @@ class SchoolsNow:
             return (moment.today, False)
         return (moment.today, True, *(moment.period(tt) for tt in st.timetables))
 
-    def _key(self, st: _Static, moment: _Moment | None) -> tuple[object, ...]:
+    def _key(self, st: _Static, moment: _Moment | None) -> _Key:
         # Attribute getters mapped in C: a few microseconds per school, so that a district
         # page checks 500 schools in about a millisecond.
         polls = sum(map(_POLLS_OK, st.devices)) + sum(map(_POLLS_FAILED, st.devices))
@@ -259,7 +278,7 @@ class SchoolsNow:
             polls += sum(d.polls_ok + d.polls_failed + 1 for d in present)
         online = tuple(map(_ONLINE, st.terminals))
         speeds = tuple(map(_SPEEDS, st.unmapped)) if st.unmapped else ()
-        return (polls, online, speeds, *self._lesson_key(st, moment))
+        return _Key(polls, online, speeds, self._lesson_key(st, moment))
 
     # -- results ----------------------------------------------------------------------------
 
@@ -302,7 +321,7 @@ class SchoolsNow:
         return fresh
 
     def _compute(
-        self, st: _Static, now: float, key: tuple[object, ...], calendar: MemoCalendar | None
+        self, st: _Static, now: float, key: _Key, calendar: MemoCalendar | None
     ) -> SchoolNow:
         runtime = self._runtime
         ref = st.ref
@@ -313,9 +332,16 @@ class SchoolsNow:
         )
         if calendar is None and runtime.calendar is not None:
             calendar = MemoCalendar(runtime.calendar)
-        rooms = tuple(
-            _school_classrooms(runtime, ref, datetime.fromtimestamp(now, UTC), calendar, topo)
-        )
+        when = datetime.fromtimestamp(now, UTC)
+        lesson_key = key.lessons
+        kept = self._lessons.get(ref.code)
+        if kept is not None and kept[0] == lesson_key and lesson_key:
+            lessons = kept[1]
+        else:
+            # Lessons change at period boundaries only: a poll or a terminal reuses them.
+            lessons = tuple(school_lessons(runtime, ref, when, calendar))
+            self._lessons[ref.code] = (lesson_key, lessons)
+        rooms = tuple(school_classrooms(runtime, ref, when, calendar, topo, lessons))
         with_terminal = [c for c in rooms if c.terminal is not None]
         tally = TerminalTally(
             total=len(with_terminal),

@@ -9,7 +9,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, tzinfo
 from typing import Literal
@@ -234,10 +234,23 @@ def classrooms_now(
     return out
 
 
-def school_switches(runtime: Runtime, ref: SchoolRef) -> tuple[str, ...]:
-    """The switches a school's page lists: its own, its uplink switch and its classrooms'."""
-    ids = {sid for sid, sw in runtime.config.switches.items() if sw.school == ref.code}
-    ids.update(d for d, code in runtime.state.inventory.switch_school.items() if code == ref.code)
+def school_switches(
+    runtime: Runtime, ref: SchoolRef, own: Collection[str] | None = None
+) -> tuple[str, ...]:
+    """The switches a school's page lists: its own, its uplink switch and its classrooms'.
+
+    Args:
+        runtime: the daemon's parts; read only.
+        ref: the school.
+        own: the switches configured for the school, if already known (else found by a pass
+            over every switch).
+    """
+    if own is None:
+        ids = {sid for sid, sw in runtime.config.switches.items() if sw.school == ref.code}
+        inventory = runtime.state.inventory
+        ids.update(d for d, code in inventory.switch_school.items() if code == ref.code)
+    else:
+        ids = set(own)
     ids.add(ref.uplink_switch)
     ids.update(r.switch for r in ref.classrooms if r.switch is not None)
     return tuple(sorted(ids))

@@ -141,6 +141,12 @@ async def test_a_changed_port_shows_on_the_next_request(
     assert by_id(a["classrooms"], "A-102")["check"]["verdict"] == "fail"
     summary = await get_json(client, f"{API}/summary")
     assert summary["classrooms"]["fail"] == 1
+    # Nothing changed: the next district page reuses every school's results.
+    views = client_views(client)
+    recomputed = views.recomputed
+    await get_json(client, f"{API}/summary")
+    await get_json(client, f"{API}/schools")
+    assert views.recomputed == recomputed
     # A-102's cable is fixed: the next poll reads 1000M.
     populated_runtime.state.apply(_a_reading(T0 + 90, 1000.0))
     a = await get_json(client, f"{API}/schools/A")
@@ -193,6 +199,14 @@ async def test_a_lesson_starting_shows_on_the_next_request(
     during = await get_json(client, f"{API}/terminals?school=A")
     assert by_classroom(during["terminals"], "A-102")["expected_online"] is True
     assert during["counts"]["offline_in_lesson"] >= 1
+
+
+def client_views(client: httpx.AsyncClient) -> SchoolsNow:
+    transport = client._transport  # the ASGI app behind the test client
+    assert isinstance(transport, httpx.ASGITransport)
+    views = transport.app.state.schools_now  # type: ignore[attr-defined]
+    assert isinstance(views, SchoolsNow)
+    return views
 
 
 def by_id(items: list[dict[str, Any]], value: str) -> dict[str, Any]:

@@ -210,6 +210,7 @@ class SchoolsNow:
         self._lessons: dict[
             str, tuple[tuple[object, ...], tuple[tuple[LessonAt | None, float | None], ...]]
         ] = {}
+        self._switches_by_school: dict[str, set[str]] = {}
         self.recomputed = 0
         """Schools recomputed since start (the tests read it; so can a benchmark)."""
 
@@ -220,7 +221,16 @@ class SchoolsNow:
         if found is not None and found.ref is ref:
             return found
         runtime = self._runtime
-        switches = school_switches(runtime, ref)
+        if not self._switches_by_school:
+            # One pass over the configured switches for every school, not one per school.
+            for sid, sw in runtime.config.switches.items():
+                if sw.school is not None:
+                    self._switches_by_school.setdefault(sw.school, set()).add(sid)
+            for sid, code in runtime.state.inventory.switch_school.items():
+                if code is not None:
+                    self._switches_by_school.setdefault(code, set()).add(sid)
+        own = self._switches_by_school.get(ref.code, set())
+        switches = school_switches(runtime, ref, own)
         watched = _watched(runtime, switches)
         devices = runtime.state.devices
         terminals = runtime.terminals

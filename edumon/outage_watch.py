@@ -62,6 +62,13 @@ class OutageWatch:
         now = self._clock()
         runtime = self._runtime
         topo = assess(runtime.state)
+        # Only a classroom whose terminal is not online, or that is in an outage, can open or
+        # close one: a city's tick looks at those, not at its 20,000 classrooms.
+        relevant = set(self.tracker.classrooms)
+        if runtime.terminals is not None:
+            relevant.update(
+                st.classroom for st in runtime.terminals.terminals.values() if not st.online
+            )
         rooms = [
             RoomNow(
                 school=c.school.code,
@@ -80,7 +87,7 @@ class OutageWatch:
                 lesson=c.period,
                 day_end=c.day_end,
             )
-            for c in classrooms_now(runtime, now, topology=topo)
+            for c in classrooms_now(runtime, now, topology=topo, only=relevant)
             if c.terminal is not None and c.lesson is not None
         ]
         connectivity = {code: link.connectivity for code, link in topo.schools.items()}

@@ -175,11 +175,18 @@ def school_lessons(
     schedule = runtime.schedule
     if schedule is None or calendar is None:
         return [(None, None)] * len(ref.classrooms)
+    # The lesson depends on the school's day and the classroom's timetable: asked once per
+    # timetable of the school, not per classroom (a city has 40 classrooms per school).
+    by_timetable: dict[str, tuple[LessonAt | None, float | None]] = {}
     out: list[tuple[LessonAt | None, float | None]] = []
     for room in ref.classrooms:
         place = Place(ref.code, ref.kind, room.id)
-        lesson = lesson_at(schedule, calendar, place, when)
-        out.append((lesson, _day_end(lesson, schedule, place)))
+        name = timetable_for(schedule, place).name
+        known = by_timetable.get(name)
+        if known is None:
+            first = lesson_at(schedule, calendar, place, when)
+            known = by_timetable[name] = (first, _day_end(first, schedule, place))
+        out.append(known)
     return out
 
 
@@ -190,13 +197,18 @@ def school_classrooms(
     calendar: WorkingCalendar | None,
     topo: Topology,
     lessons: Sequence[tuple[LessonAt | None, float | None]] | None = None,
+    *,
+    only: Collection[str] | None = None,
 ) -> list[ClassroomNow]:
-    """One school's classrooms at ``when`` (``lessons``: from ``school_lessons``, if known)."""
+    """One school's classrooms at ``when`` (``lessons``: from ``school_lessons``, if known;
+    ``only``: only these classrooms)."""
     terminals = runtime.terminals
     if lessons is None:
         lessons = school_lessons(runtime, ref, when, calendar)
     out = []
     for room, (lesson, day_end) in zip(ref.classrooms, lessons, strict=True):
+        if only is not None and room.id not in only:
+            continue
         st = terminals.of_classroom(room.id) if terminals is not None else None
         why = topo.classroom_unknown(ref.code, room.switch)
         out.append(ClassroomNow(ref, room, st, why, lesson, day_end))
@@ -209,6 +221,7 @@ def classrooms_now(
     *,
     school: str | None = None,
     topology: Topology | None = None,
+    only: Collection[str] | None = None,
 ) -> list[ClassroomNow]:
     """Every classroom (of one school, or all) with its terminal and the lesson at ``now``.
 
@@ -217,6 +230,7 @@ def classrooms_now(
         now: the moment (Unix seconds).
         school: only this school's classrooms; then only its part of the district is read.
         topology: the parent-failure view to use (computed from the state when not given).
+        only: only these classrooms (ids).
     """
     calendar = MemoCalendar(runtime.calendar) if runtime.calendar is not None else None
     when = datetime.fromtimestamp(now, UTC)
@@ -226,11 +240,11 @@ def classrooms_now(
         if ref is None:
             return []
         topo = topology if topology is not None else school_topology(runtime, ref)
-        return school_classrooms(runtime, ref, when, calendar, topo)
+        return school_classrooms(runtime, ref, when, calendar, topo, only=only)
     topo = topology if topology is not None else assess(runtime.state)
     out = []
     for ref in inventory.schools.values():
-        out.extend(school_classrooms(runtime, ref, when, calendar, topo))
+        out.extend(school_classrooms(runtime, ref, when, calendar, topo, only=only))
     return out
 
 

@@ -858,6 +858,18 @@ class EdumonCollector:
             "Poll intervals skipped because a poll outlasted its interval.",
         )
         overruns.add(poller.stats.overruns)
+        lag = HistogramMetricFamily(
+            "edumon_snmp_poll_lag_seconds",
+            "How late each scheduled poll started after its due time (a busy process or "
+            "too few max_in_flight slots).",
+        )
+        _observe(lag, poller.stats.lag)
+        worst_lag = _gauge(
+            "edumon_snmp_poll_lag_max_seconds",
+            "The worst poll lag over the last full poll interval.",
+        )
+        worst_lag.add(poller.stats.worst_lag_seconds)
+        yield lag
         transport = poller.transport_stats
         sent = _counter("edumon_snmp_datagrams_sent", "UDP datagrams sent to switches.")
         sent.add(transport.sent)
@@ -875,7 +887,7 @@ class EdumonCollector:
             "edumon_snmp_socket_errors", "Errors the UDP socket reported (e.g. ICMP unreachable)."
         )
         socket_errors.add(transport.socket_errors)
-        yield from (in_flight, overruns, sent, received, dropped, socket_errors)
+        yield from (in_flight, overruns, worst_lag, sent, received, dropped, socket_errors)
 
     # -- MQTT ingest -----------------------------------------------------------------------
 

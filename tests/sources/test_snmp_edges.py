@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import itertools
 import math
+import time
 from collections.abc import AsyncIterator
 
 import pytest
@@ -15,7 +17,7 @@ from edumon.domain.counters import UPTIME_MODULUS
 from edumon.domain.inventory import Inventory
 from edumon.domain.models import DeviceReading, DeviceUnreachable, EventKind, Observation
 from edumon.domain.state import NetworkState
-from edumon.sources.snmp.poller import SnmpPoller
+from edumon.sources.snmp.poller import POLL_LAG_BUCKETS, SnmpPoller
 from tests.fixtures.simswitch import SIM_COMMUNITY, ManualClock, StartSwitch, switch_for
 from tests.sources.hostile_agent import EndlessAgent
 
@@ -190,5 +192,42 @@ async def test_the_poll_time_is_when_the_reply_arrived(
     async with SnmpPoller([], clock=lambda: float(next(ticks))) as poller:
         sim = await simswitch("huawei-s5735", clock=sim_clock)
         reading = reading_of(await poller.poll(switch_for(sim)))
-    assert reading.at == 1_800_000_000.0  # the one clock reading, taken once sysUpTime was in
+    # The one clock reading, taken once sysUpTime was in, less how long the reply had waited.
+    assert 1_800_000_000.0 - 1.0 < reading.at <= 1_800_000_000.0
     assert next(ticks) == 1_800_000_010
+
+
+async def test_a_poll_due_while_the_loop_is_busy_shows_its_lateness(
+    simswitch: StartSwitch, sim_clock: ManualClock
+) -> None:
+    sim = await simswitch("huawei-s5735", clock=sim_clock)
+    loop = asyncio.get_running_loop()
+    observations: list[Observation] = []
+    enough = asyncio.Event()
+
+    async def sink(observation: Observation) -> None:
+        observations.append(observation)
+        if len(observations) == 1:
+            # The next poll comes due 0.3 s on, while something hogs the loop for 1 s.
+            loop.call_later(0.05, _hog_the_loop, 1.0)
+        if len(observations) >= 3:
+            enough.set()
+
+    async with SnmpPoller([switch_for(sim)]) as poller:
+        running = asyncio.create_task(poller.run(0.3, sink))
+        async with asyncio.timeout(30):
+            await enough.wait()
+        await poller.aclose()
+        await running
+    assert all(isinstance(o, DeviceReading) for o in observations)
+    lag = poller.stats.lag
+    assert lag.total >= 3
+    # At least one poll started more than half a second late, and most were on time.
+    assert lag.counts[POLL_LAG_BUCKETS.index(0.5)] < lag.total
+    assert lag.counts[POLL_LAG_BUCKETS.index(0.1)] >= 1
+
+
+def _hog_the_loop(seconds: float) -> None:
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        pass

@@ -555,3 +555,29 @@ async def test_replaced_switch_is_rediscovered_after_a_failed_request(
     assert second_engine
     assert second_engine != first_engine
     assert client.engine_boots is not None
+
+
+async def test_a_busy_event_loop_neither_loses_a_reply_nor_misdates_it(
+    snmpd: Snmpd, transport: UdpTransport
+) -> None:
+    # The loop is kept busy far past the request's deadline while snmpd answers at once: the
+    # reply waiting in the socket is read at the deadline instead of being called lost, and
+    # it is dated by when the kernel received it, not by when the loop got round to it.
+    client = SnmpClient(snmpd.host, snmpd.port, snmpd.v2c(), transport=transport, timeout=0.3)
+    await client.get([oids.SYS_UPTIME_0])  # resolved and warm
+    request = asyncio.create_task(client.get([oids.SYS_UPTIME_0]))
+    await asyncio.sleep(0)  # the request is sent
+    stalled_from = time.monotonic()
+    _hog_the_loop(1.5)  # a reader computing something district-wide, say
+    stalled_until = time.monotonic()
+    values = await request
+    assert isinstance(values[oids.SYS_UPTIME_0], int)
+    assert client.stats.timeouts == 0
+    assert client.reply_arrived is not None
+    assert stalled_from <= client.reply_arrived < stalled_until
+
+
+def _hog_the_loop(seconds: float) -> None:
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        pass

@@ -159,6 +159,8 @@ class SnmpClient:
         self.stats = ClientStats(max_repetitions=max_repetitions)
         self.last_walk_varbinds = 0
         """Varbinds inside the walked columns in the last :meth:`walk`."""
+        self.reply_arrived: float | None = None
+        """``time.monotonic()`` when the latest reply arrived (the kernel's timestamp)."""
 
     @classmethod
     def for_switch(
@@ -489,8 +491,11 @@ class SnmpClient:
 
     async def _send(self, address: tuple[Address, int], data: bytes, rid: int) -> ber.Message:
         self.stats.requests += 1
-        async with asyncio.timeout(self.timeout):
-            return await self._transport.request(address[0], address[1], data, rid)
+        reply = await self._transport.request(
+            address[0], address[1], data, rid, deadline=self.timeout
+        )
+        self.reply_arrived = reply.arrived
+        return reply.message
 
     async def _discover(self, address: tuple[Address, int]) -> None:
         usm = self._usm

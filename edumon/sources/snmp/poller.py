@@ -35,6 +35,9 @@ from edumon.sources.snmp.usm import KeyCache
 logger = logging.getLogger(__name__)
 
 DEFAULT_POLL_TIMEOUT = 120.0
+POLL_LAG_BUCKETS = (0.01, 0.05, 0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+"""Upper bounds of the poll-lag histogram: on time is milliseconds; seconds mean the loop or
+the ``max_in_flight`` slots are saturated; tens of seconds put the poll cycle at risk."""
 _SYSTEM_OIDS = (oids.SYS_UPTIME_0, oids.SYS_NAME_0, oids.SYS_DESCR_0)
 # Clocks that tell a reboot from a misbehaving sysUpTime, read in the same GET where the agent
 # has them (noSuchObject where not). v3 learns the engine's boots and time from USM instead.
@@ -74,6 +77,25 @@ class PollerStats:
     polls_in_flight: int = 0
     overruns: int = 0
     """Poll intervals skipped because a poll (and its sink) outlasted the interval."""
+    lag: DurationHistogram = dataclasses.field(
+        default_factory=lambda: DurationHistogram(POLL_LAG_BUCKETS)
+    )
+    """How late each scheduled poll started (its first request sent) after its due time."""
+    worst_lag_seconds: float = 0.0
+    """The worst lag over the last full poll interval (0 until one has passed)."""
+    _window_worst: float = 0.0
+    _window_end: float | None = None
+
+    def observe_lag(self, lag: float, now: float, interval: float) -> None:
+        """Count one poll's lag; ``worst_lag_seconds`` rolls over every ``interval``."""
+        self.lag.observe(lag)
+        if self._window_end is None:
+            self._window_end = now + interval
+        elif now >= self._window_end:
+            self.worst_lag_seconds = self._window_worst
+            self._window_worst = 0.0
+            self._window_end = now + interval
+        self._window_worst = max(self._window_worst, lag)
 
 
 @dataclass(slots=True)
@@ -163,10 +185,16 @@ class SnmpPoller:
         """
         return await self._poll(switch, self._poll_timeout)
 
-    async def _poll(self, switch: Switch, budget: float) -> Observation:
+    async def _poll(
+        self, switch: Switch, budget: float, due: tuple[float, float] | None = None
+    ) -> Observation:
         stats = self.device_stats.setdefault(switch.id, DeviceStats())
         client = self.client(switch)
         async with self._global:
+            if due is not None:
+                # Lateness counts the wait for a slot too: both delay the first request.
+                now = asyncio.get_running_loop().time()
+                self.stats.observe_lag(max(0.0, now - due[0]), now, due[1])
             self.stats.polls_in_flight += 1
             started = time.perf_counter()
             reason = ""
@@ -237,9 +265,11 @@ class SnmpPoller:
     async def _read(self, switch: Switch, client: SnmpClient) -> DeviceReading:
         state = self._state.setdefault(switch.id, _DeviceState())
         system = await self._system(client, state)
-        # The poll's time is when sysUpTime arrived, not when the poll began: the two are
-        # compared to tell a reboot from a slow clock.
+        # The poll's time is when sysUpTime arrived, not when the poll began nor when a busy
+        # loop got round to the reply: the two are compared to tell a reboot from a slow clock.
         at = self._clock()
+        if client.reply_arrived is not None:
+            at -= max(0.0, time.monotonic() - client.reply_arrived)
         uptime = system.get(oids.SYS_UPTIME_0)
         uptime_ticks = _number(uptime)
         engine = client.engine_clock()
@@ -322,7 +352,7 @@ class SnmpPoller:
         while True:
             if await self._closed_before(next_at):
                 return
-            observation = await self._poll(switch, budget)
+            observation = await self._poll(switch, budget, (next_at, interval))
             if self._closed.is_set():
                 return  # shutting down: a half-done poll is not an observation
             await sink(observation)

@@ -3,6 +3,12 @@
 Replies are matched to outstanding requests by request-id (v1/v2c) or msgID (v3) and by the
 address the request went to. A datagram that does not decode, or matches nothing (a late reply
 to a request that already timed out, a stray packet), is counted and dropped.
+
+A busy event loop must not turn a reply that came in time into a timeout (docs/architecture.md,
+"Hot paths and readers"): the socket is read by the transport itself, every datagram waiting
+at once, and a request's deadline first reads whatever is waiting before it gives up. Each
+reply carries how long ago the kernel received it (``SO_TIMESTAMPNS``), so a poll is dated by
+when its reply arrived, not by when a stalled loop got round to it.
 """
 
 from __future__ import annotations
@@ -10,8 +16,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import platform
 import secrets
 import socket
+import struct
+import sys
+import time
 from dataclasses import dataclass
 
 from edumon.errors import SnmpError, SnmpProtocolError
@@ -21,6 +31,19 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_RECEIVE_BUFFER = 4 * 1024 * 1024
 _ID_LIMIT = 2**31 - 1
+_MAX_DATAGRAM = 65535
+# Datagrams read per wake-up before other callbacks get their turn.
+_READ_BURST = 256
+# Python before 3.14 lacks the constant; 35 is Linux's value on the common architectures.
+_SO_TIMESTAMPNS: int | None = getattr(socket, "SO_TIMESTAMPNS", None)
+if (
+    _SO_TIMESTAMPNS is None
+    and sys.platform == "linux"
+    and platform.machine() in ("x86_64", "aarch64", "armv7l", "riscv64", "i686")
+):
+    _SO_TIMESTAMPNS = 35
+_TIMESPEC = struct.Struct("@qq")
+_ANCILLARY = socket.CMSG_SPACE(_TIMESPEC.size) if _SO_TIMESTAMPNS is not None else 0
 
 Address = tuple[str, int]
 
@@ -37,15 +60,25 @@ class TransportStats:
     socket_errors: int = 0
 
 
-class _Protocol(asyncio.DatagramProtocol):
-    def __init__(self, owner: UdpTransport) -> None:
-        self._owner = owner
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """A decoded reply and when it arrived."""
 
-    def datagram_received(self, data: bytes, addr: tuple[str | int, ...]) -> None:
-        self._owner._on_datagram(data, addr)
+    message: ber.Message
+    arrived: float
+    """``time.monotonic()`` when the kernel received the datagram (when it was read, where
+    the kernel gives no timestamp)."""
 
-    def error_received(self, exc: Exception) -> None:
-        self._owner._on_error(exc)
+
+def _arrival(ancillary: list[tuple[int, int, bytes]], now_wall: float, now_mono: float) -> float:
+    """The monotonic time a datagram arrived, from its kernel timestamp (realtime)."""
+    for level, kind, data in ancillary:
+        if level == socket.SOL_SOCKET and kind == _SO_TIMESTAMPNS and len(data) >= _TIMESPEC.size:
+            sec, nsec = _TIMESPEC.unpack_from(data)
+            waited = now_wall - (int(sec) + int(nsec) / 1e9)
+            # A clock step between the two readings must not date a reply in the future.
+            return now_mono - min(max(waited, 0.0), 3600.0)
+    return now_mono
 
 
 class UdpTransport:
@@ -71,10 +104,10 @@ class UdpTransport:
             socket.AF_INET6: local_host_v6,
         }
         self._rcvbuf = receive_buffer_bytes
-        self._endpoints: dict[int, asyncio.DatagramTransport] = {}
-        self._pending: dict[int, tuple[Address, asyncio.Future[ber.Message]]] = {}
+        self._sockets: dict[int, socket.socket] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._pending: dict[int, tuple[Address, asyncio.Future[Reply]]] = {}
         self._next_id = 1 + secrets.randbelow(_ID_LIMIT - 1)
-        self._open_lock = asyncio.Lock()
         self._closed = False
 
     def __repr__(self) -> str:
@@ -87,10 +120,10 @@ class UdpTransport:
 
     def local_address(self, family: int = socket.AF_INET) -> Address | None:
         """The bound (host, port) of the socket for ``family``, if open."""
-        ep = self._endpoints.get(family)
-        if ep is None:
+        sock = self._sockets.get(family)
+        if sock is None:
             return None
-        name = ep.get_extra_info("sockname")
+        name = sock.getsockname()
         return (str(name[0]), int(name[1]))
 
     def next_id(self) -> int:
@@ -101,21 +134,22 @@ class UdpTransport:
             if rid not in self._pending:
                 return rid
 
-    async def _endpoint(self, family: int) -> asyncio.DatagramTransport:
-        ep = self._endpoints.get(family)
-        if ep is not None:
-            return ep
-        async with self._open_lock:
-            if self._closed:
-                raise SnmpError("the SNMP transport is closed")
-            ep = self._endpoints.get(family)
-            if ep is None:
-                sock = self._make_socket(family)
-                loop = asyncio.get_running_loop()
-                ep, _ = await loop.create_datagram_endpoint(lambda: _Protocol(self), sock=sock)
-                self._endpoints[family] = ep
-                logger.debug("SNMP socket bound to %s", ep.get_extra_info("sockname"))
-        return ep
+    def _socket(self, family: int) -> socket.socket:
+        sock = self._sockets.get(family)
+        if sock is not None:
+            return sock
+        if self._closed:
+            raise SnmpError("the SNMP transport is closed")
+        loop = asyncio.get_running_loop()
+        if self._loop is None:
+            self._loop = loop
+        elif self._loop is not loop:
+            raise RuntimeError("an SNMP transport serves one event loop")
+        sock = self._make_socket(family)
+        loop.add_reader(sock.fileno(), self._read_ready, sock)
+        self._sockets[family] = sock
+        logger.debug("SNMP socket bound to %s", sock.getsockname())
+        return sock
 
     def _make_socket(self, family: int) -> socket.socket:
         sock = socket.socket(family, socket.SOCK_DGRAM)
@@ -123,6 +157,9 @@ class UdpTransport:
             sock.setblocking(False)
             if family == socket.AF_INET6:
                 sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            if _SO_TIMESTAMPNS is not None:
+                with contextlib.suppress(OSError):
+                    sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
             self._size_receive_buffer(sock)
             sock.bind((self._local[family], 0))
         except BaseException:
@@ -152,31 +189,76 @@ class UdpTransport:
             )
 
     async def request(
-        self, address: Address, family: int, data: bytes, request_id: int
-    ) -> ber.Message:
+        self,
+        address: Address,
+        family: int,
+        data: bytes,
+        request_id: int,
+        *,
+        deadline: float | None = None,
+    ) -> Reply:
         """Send ``data`` to ``address`` and return the reply whose id is ``request_id``.
 
-        Waits until the reply comes: callers bound it with ``asyncio.timeout`` (cancelling
-        forgets the request, so a late reply is counted as unmatched).
+        Args:
+            deadline: seconds to wait; at the deadline every datagram already received is read
+                first, so a reply that came in time is never lost to a busy event loop. None
+                waits until the reply comes (cancelling forgets the request, so a late reply
+                is counted as unmatched).
 
         Raises:
+            TimeoutError: no reply within ``deadline`` seconds.
             SnmpError: the transport is closed.
         """
         if self._closed:
             raise SnmpError("the SNMP transport is closed")
-        ep = await self._endpoint(family)
-        fut: asyncio.Future[ber.Message] = asyncio.get_running_loop().create_future()
+        sock = self._socket(family)
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[Reply] = loop.create_future()
         self._pending[request_id] = (address, fut)
+        expiry = None if deadline is None else loop.call_later(deadline, self._expire, fut)
         try:
-            ep.sendto(data, address)
-            self.stats.sent += 1
+            try:
+                sock.sendto(data, address)
+            except OSError as exc:
+                # A full send buffer or an unreachable route: the request is lost like a
+                # dropped datagram, and times out (then is retried) like one.
+                self.stats.socket_errors += 1
+                logger.debug("SNMP send to %s failed: %s", address[0], exc)
+            else:
+                self.stats.sent += 1
             return await fut
         finally:
+            if expiry is not None:
+                expiry.cancel()
             entry = self._pending.get(request_id)
             if entry is not None and entry[1] is fut:
                 del self._pending[request_id]
 
-    def _on_datagram(self, data: bytes, addr: tuple[str | int, ...]) -> None:
+    def _expire(self, fut: asyncio.Future[Reply]) -> None:
+        # The deadline may come due in the same loop iteration as the reply: read what the
+        # kernel holds before calling the request lost.
+        for sock in tuple(self._sockets.values()):
+            self._read_ready(sock, limit=None)
+        if not fut.done():
+            fut.set_exception(TimeoutError())
+
+    def _read_ready(self, sock: socket.socket, limit: int | None = _READ_BURST) -> None:
+        read = 0
+        while limit is None or read < limit:
+            try:
+                data, ancillary, _flags, addr = sock.recvmsg(_MAX_DATAGRAM, _ANCILLARY)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                # Unconnected UDP sockets rarely see ICMP errors, and when they do the error
+                # cannot be tied to a request; the request simply times out.
+                self.stats.socket_errors += 1
+                logger.debug("SNMP socket error: %s", exc)
+                return
+            read += 1
+            self._on_datagram(data, addr, _arrival(ancillary, time.time(), time.monotonic()))
+
+    def _on_datagram(self, data: bytes, addr: tuple[str | int, ...], arrived: float) -> None:
         self.stats.received += 1
         try:
             msg = ber.decode_message(data)
@@ -190,26 +272,21 @@ class UdpTransport:
             logger.debug("dropped a datagram from %s matching no request", addr[0])
             return
         self.stats.matched += 1
-        entry[1].set_result(msg)
-
-    def _on_error(self, exc: Exception) -> None:
-        # Unconnected UDP sockets rarely see ICMP errors, and when they do the error cannot be
-        # tied to a request; the request simply times out.
-        self.stats.socket_errors += 1
-        logger.debug("SNMP socket error: %s", exc)
+        entry[1].set_result(Reply(msg, arrived))
 
     async def aclose(self) -> None:
         """Close the sockets; outstanding requests fail with SnmpError."""
-        async with self._open_lock:
-            self._closed = True
-            endpoints = list(self._endpoints.values())
-            self._endpoints.clear()
+        self._closed = True
+        sockets = list(self._sockets.values())
+        self._sockets.clear()
         for _, fut in self._pending.values():
             if not fut.done():
                 fut.set_exception(SnmpError("the SNMP transport was closed"))
         self._pending.clear()
-        for ep in endpoints:
-            ep.close()
+        for sock in sockets:
+            if self._loop is not None and not self._loop.is_closed():
+                self._loop.remove_reader(sock.fileno())
+            sock.close()
 
     async def __aenter__(self) -> UdpTransport:
         return self

@@ -280,7 +280,7 @@ class SchoolsNow:
 
     def _key(self, st: _Static, moment: _Moment | None) -> _Key:
         # Attribute getters mapped in C: a few microseconds per school, so that a district
-        # page checks 500 schools in about a millisecond.
+        # page checks 500 schools in a few milliseconds.
         polls = sum(map(_POLLS_OK, st.devices)) + sum(map(_POLLS_FAILED, st.devices))
         if st.missing:
             devices = self._runtime.state.devices

@@ -9,7 +9,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, tzinfo
 from typing import Literal
@@ -167,6 +167,54 @@ def _day_end(lesson: LessonAt, schedule: Schedule, place: Place) -> float | None
     return datetime.combine(local.date(), periods[-1].end, local.tzinfo).timestamp()
 
 
+def school_lessons(
+    runtime: Runtime, ref: SchoolRef, when: datetime, calendar: WorkingCalendar | None
+) -> list[tuple[LessonAt | None, float | None]]:
+    """Each classroom's lesson at ``when`` and the end of its school day (None, None without
+    a schedule), in classroom order."""
+    schedule = runtime.schedule
+    if schedule is None or calendar is None:
+        return [(None, None)] * len(ref.classrooms)
+    # The lesson depends on the school's day and the classroom's timetable: asked once per
+    # timetable of the school, not per classroom (a city has 40 classrooms per school).
+    by_timetable: dict[str, tuple[LessonAt | None, float | None]] = {}
+    out: list[tuple[LessonAt | None, float | None]] = []
+    for room in ref.classrooms:
+        place = Place(ref.code, ref.kind, room.id)
+        name = timetable_for(schedule, place).name
+        known = by_timetable.get(name)
+        if known is None:
+            first = lesson_at(schedule, calendar, place, when)
+            known = by_timetable[name] = (first, _day_end(first, schedule, place))
+        out.append(known)
+    return out
+
+
+def school_classrooms(
+    runtime: Runtime,
+    ref: SchoolRef,
+    when: datetime,
+    calendar: WorkingCalendar | None,
+    topo: Topology,
+    lessons: Sequence[tuple[LessonAt | None, float | None]] | None = None,
+    *,
+    only: Collection[str] | None = None,
+) -> list[ClassroomNow]:
+    """One school's classrooms at ``when`` (``lessons``: from ``school_lessons``, if known;
+    ``only``: only these classrooms)."""
+    terminals = runtime.terminals
+    if lessons is None:
+        lessons = school_lessons(runtime, ref, when, calendar)
+    out = []
+    for room, (lesson, day_end) in zip(ref.classrooms, lessons, strict=True):
+        if only is not None and room.id not in only:
+            continue
+        st = terminals.of_classroom(room.id) if terminals is not None else None
+        why = topo.classroom_unknown(ref.code, room.switch)
+        out.append(ClassroomNow(ref, room, st, why, lesson, day_end))
+    return out
+
+
 def classrooms_now(
     runtime: Runtime,
     now: float,
@@ -180,50 +228,72 @@ def classrooms_now(
     Args:
         runtime: the daemon's parts; read only.
         now: the moment (Unix seconds).
-        school: only this school's classrooms.
+        school: only this school's classrooms; then only its part of the district is read.
         topology: the parent-failure view to use (computed from the state when not given).
         only: only these classrooms (ids).
     """
-    schedule = runtime.schedule
     calendar = MemoCalendar(runtime.calendar) if runtime.calendar is not None else None
     when = datetime.fromtimestamp(now, UTC)
-    topo = topology if topology is not None else assess(runtime.state)
-    terminals = runtime.terminals
-    out = []
-    schools = runtime.state.inventory.schools
+    inventory = runtime.state.inventory
     if school is not None:
-        ref = schools.get(school)
-        schools = {school: ref} if ref is not None else {}
-    for code, ref in schools.items():
-        # The lesson depends on the school's day and the classroom's timetable: asked once per
-        # timetable of the school, not per classroom (a city has 40 classrooms per school).
-        lessons: dict[str, tuple[LessonAt, float | None]] = {}
-        for room in ref.classrooms:
-            if only is not None and room.id not in only:
-                continue
-            lesson = None
-            day_end = None
-            if schedule is not None and calendar is not None:
-                place = Place(code, ref.kind, room.id)
-                name = timetable_for(schedule, place).name
-                known = lessons.get(name)
-                if known is None:
-                    first = lesson_at(schedule, calendar, place, when)
-                    known = lessons[name] = (first, _day_end(first, schedule, place))
-                lesson, day_end = known
-            st = terminals.of_classroom(room.id) if terminals is not None else None
-            why = topo.classroom_unknown(code, room.switch)
-            out.append(ClassroomNow(ref, room, st, why, lesson, day_end))
+        ref = inventory.schools.get(school)
+        if ref is None:
+            return []
+        topo = topology if topology is not None else school_topology(runtime, ref)
+        return school_classrooms(runtime, ref, when, calendar, topo, only=only)
+    topo = topology if topology is not None else assess(runtime.state)
+    out = []
+    for ref in inventory.schools.values():
+        out.extend(school_classrooms(runtime, ref, when, calendar, topo, only=only))
     return out
 
 
-def terminal_speeds(runtime: Runtime) -> dict[str, float | None]:
-    """Each classroom's terminal NIC speed (Mbit/s), for classrooms without a switch port."""
+def school_switches(
+    runtime: Runtime, ref: SchoolRef, own: Collection[str] | None = None
+) -> tuple[str, ...]:
+    """The switches a school's page lists: its own, its uplink switch and its classrooms'.
+
+    Args:
+        runtime: the daemon's parts; read only.
+        ref: the school.
+        own: the switches configured for the school, if already known (else found by a pass
+            over every switch).
+    """
+    if own is None:
+        ids = {sid for sid, sw in runtime.config.switches.items() if sw.school == ref.code}
+        inventory = runtime.state.inventory
+        ids.update(d for d, code in inventory.switch_school.items() if code == ref.code)
+    else:
+        ids = set(own)
+    ids.add(ref.uplink_switch)
+    ids.update(r.switch for r in ref.classrooms if r.switch is not None)
+    return tuple(sorted(ids))
+
+
+def school_topology(
+    runtime: Runtime, ref: SchoolRef, switches: tuple[str, ...] | None = None
+) -> Topology:
+    """The parent-failure view of one school: its link, its switches and those above them."""
+    devices = switches if switches is not None else school_switches(runtime, ref)
+    return assess(runtime.state, schools=(ref.code,), devices=devices)
+
+
+def terminal_speeds(runtime: Runtime, school: str | None = None) -> dict[str, float | None]:
+    """Each classroom's terminal NIC speed (Mbit/s), for classrooms without a switch port.
+
+    Args:
+        runtime: the daemon's parts; read only.
+        school: only this school's classrooms.
+    """
     terminals = runtime.terminals
     if terminals is None:
         return {}
+    schools = runtime.state.inventory.schools
+    refs = (
+        list(schools.values())
+        if school is None
+        else ([schools[school]] if school in schools else [])
+    )
     return {
-        room.id: terminals.classroom_link_speed(room.id)
-        for school in runtime.state.inventory.schools.values()
-        for room in school.classrooms
+        room.id: terminals.classroom_link_speed(room.id) for ref in refs for room in ref.classrooms
     }

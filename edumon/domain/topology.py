@@ -23,7 +23,7 @@ classrooms are unknown; a dead access switch is one switch alert and its classro
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from edumon.domain.inventory import Inventory, SchoolRef
@@ -190,10 +190,34 @@ def _school_link(state: NetworkState, school: SchoolRef) -> SchoolLink:
     return link(Connectivity.OK, f"上联 {sw} {port} 正常 / uplink {port} on {sw} is up")
 
 
-def assess(state: NetworkState) -> Topology:
-    """Every school's connectivity and every switch's condition, from the state as it is now."""
+def assess(
+    state: NetworkState,
+    *,
+    schools: Iterable[str] | None = None,
+    devices: Iterable[str] | None = None,
+) -> Topology:
+    """Every school's connectivity and every switch's condition, from the state as it is now.
+
+    Args:
+        state: the network state.
+        schools: only these schools' links (and those of the schools their switches' parents
+            belong to); all when None. A school's page reads its own part of the district.
+        devices: only these switches' conditions (and their parents'); all when None.
+    """
     inventory = state.inventory
-    schools = {code: _school_link(state, s) for code, s in inventory.schools.items()}
+    links: dict[str, SchoolLink] = {}
+
+    def link_of(code: str) -> SchoolLink | None:
+        done = links.get(code)
+        if done is None:
+            ref = inventory.schools.get(code)
+            if ref is None:
+                return None
+            done = links[code] = _school_link(state, ref)
+        return done
+
+    for code in inventory.schools if schools is None else schools:
+        link_of(code)
     views: dict[str, SwitchView] = {}
 
     def view(device: str, seen: frozenset[str] = frozenset()) -> SwitchView:
@@ -215,7 +239,7 @@ def assess(state: NetworkState) -> Topology:
     def _unreachable(
         device: str, school: str | None, parent: str | None, seen: frozenset[str]
     ) -> tuple[Condition, str]:
-        link = schools.get(school) if school is not None else None
+        link = link_of(school) if school is not None else None
         if link is not None and link.connectivity is not Connectivity.OK:
             return Condition.UNKNOWN, f"所属学校{link.connectivity.label} / {link.reason}"
         if parent is not None and parent not in seen:
@@ -240,6 +264,7 @@ def assess(state: NetworkState) -> Topology:
             f"交换机 {device} 无响应 / switch {device} does not answer",
         )
 
-    for device in state.devices:
-        view(device)
-    return Topology(schools, views)
+    for device in state.devices if devices is None else devices:
+        if device in state.devices:
+            view(device)
+    return Topology(links, views)

@@ -33,6 +33,15 @@ class _Out(BaseModel):
     model_config = ConfigDict(frozen=True)
 
 
+class Page(_Out):
+    """Where a page of a list is: ask again with ``offset=next_offset`` for the next one."""
+
+    limit: int = Field(description="At most this many rows per page")
+    offset: int = Field(description="Rows skipped before this page")
+    total: int = Field(description="Rows matching the filters, on every page")
+    next_offset: int | None = Field(description="offset of the next page; null on the last")
+
+
 class Health(_Out):
     status: Literal["ok", "ready", "unavailable"]
     detail: str | None = None
@@ -134,6 +143,7 @@ class Outage(_Out):
 
 class OutageList(_Out):
     outages: list[Outage]
+    page: Page | None = Field(None, description="This page of the list")
 
 
 class SchoolConnectivity(_Out):
@@ -182,6 +192,7 @@ class SchoolRow(_Out):
 
 class SchoolList(_Out):
     schools: list[SchoolRow]
+    page: Page | None = Field(None, description="This page of the list")
 
 
 TerminalStatus = Literal["online", "offline", "unknown"]
@@ -248,6 +259,7 @@ class Switch(_Out):
 
 class SwitchList(_Out):
     switches: list[Switch]
+    page: Page | None = Field(None, description="This page of the list")
 
 
 class SchoolDetail(_Out):
@@ -305,11 +317,15 @@ class EventPage(_Out):
     events: list[EventOut]
     limit: int
     offset: int
+    next_cursor: str | None = Field(
+        None, description="Pass as cursor= for the next (older) page; null on the last"
+    )
 
 
 class Compliance(_Out):
     targets: TargetProfile
     results: list[Check]
+    page: Page | None = Field(None, description="This page of the list")
 
 
 # -- classroom terminals ------------------------------------------------------------------------
@@ -368,6 +384,7 @@ class TerminalList(_Out):
     generated_at: datetime
     counts: TerminalCounts = Field(description="Of the terminals listed")
     terminals: list[Terminal]
+    page: Page | None = Field(None, description="This page of the list")
 
 
 class UnknownTerminal(_Out):
@@ -390,6 +407,7 @@ class UnknownTerminalList(_Out):
     messages_total: int = Field(description="Messages from unknown terminals since start")
     evicted: int = Field(description="Entries dropped to keep the list bounded")
     limit: int = Field(description="At most this many unknown terminals are remembered")
+    page: Page | None = Field(None, description="This page of the list")
 
 
 class OfflineClassroom(_Out):
@@ -416,6 +434,7 @@ class OfflineClassrooms(_Out):
     schedule_known: bool = Field(description="False: no schedule, every classroom off_schedule")
     in_lesson: list[OfflineClassroom] = Field(description="A lesson is scheduled now")
     off_schedule: list[OfflineClassroom] = Field(description="No lesson now: expected, no alert")
+    page: Page | None = Field(None, description="This page of the list")
 
 
 # -- availability reports -----------------------------------------------------------------------

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, Select, select
+from sqlalchemy import ColumnElement, Engine, Row, Select, create_engine, or_, select
+from sqlalchemy.pool import NullPool
 
 from edumon.domain.models import (
     DeviceSample,
@@ -21,6 +24,25 @@ from edumon.store.timestamps import from_db, to_db
 
 _Query = TypeVar("_Query", bound=Select[Any])
 
+SQLITE_READ_TIMEOUT_SECONDS = 5.0
+"""How long a read waits for a lock (WAL readers rarely wait at all)."""
+
+
+@dataclass(frozen=True, slots=True)
+class EventPosition:
+    """Where an event sits in the newest-first order: its time as stored, then its id."""
+
+    at: datetime
+    id: int
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEvent:
+    """An event with its position (for keyset paging)."""
+
+    position: EventPosition
+    event: Event
+
 
 def _within(
     query: _Query, at: ColumnElement[datetime], since: float | None, until: float | None
@@ -35,6 +57,39 @@ def _within(
 
 class StoreReads(StoreBase):
     """Reads of ``Store``."""
+
+    _sqlite_reader: Engine | None = None
+
+    async def _read_in_one_hop(self, doing: str, query: Select[Any]) -> list[Row[Any]]:
+        """The rows of a read the API serves while the event loop is busy.
+
+        On a SQLite file the whole query runs in one worker thread on a plain (synchronous)
+        connection: through aiosqlite each step (checkout, execute, fetch, rollback) is a
+        round trip to a thread and back to the loop, and under load every return waits its
+        turn behind the loop's other work. WAL lets this reader run beside the writer.
+        PostgreSQL (asyncpg) and an in-memory SQLite database use the async engine.
+        """
+        url = self._engine.url
+        database = url.database or ""
+        in_memory = database in ("", ":memory:") or database.startswith("file::memory:")
+        if self._dialect != "sqlite" or in_memory:
+            async with self._guard(doing), self._engine.connect() as conn:
+                return list((await conn.execute(query)).all())
+        reader = self._sqlite_reader
+        if reader is None:
+            # No pool: a connection per read, so nothing is left open when the Store closes.
+            reader = self._sqlite_reader = create_engine(
+                url.set(drivername="sqlite"),
+                poolclass=NullPool,
+                connect_args={"timeout": SQLITE_READ_TIMEOUT_SECONDS},
+            )
+
+        def read() -> list[Row[Any]]:
+            with reader.connect() as conn:
+                return list(conn.execute(query).all())
+
+        async with self._guard(doing):
+            return await asyncio.to_thread(read)
 
     async def events(
         self,
@@ -62,6 +117,46 @@ class StoreReads(StoreBase):
             ValueError: limit or offset is negative.
             StoreError: the database failed.
         """
+        page = await self.event_page(
+            school=school,
+            kind=kind,
+            device=device,
+            since=since,
+            until=until,
+            limit=limit,
+            offset=offset,
+        )
+        return [e.event for e in page]
+
+    async def event_page(
+        self,
+        *,
+        school: str | None = None,
+        kind: EventKind | str | None = None,
+        device: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        before: EventPosition | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[StoredEvent]:
+        """Events newest first, filtered, each with its position for the next page.
+
+        Pages by key: ``before`` the last position of the previous page, the query reads one
+        index range (events(at, id) or the filter's (school|kind|device_id, at, id)) from
+        there, whatever the table's size, and events sharing a timestamp are neither skipped
+        nor repeated. ``offset`` skips rows one by one and is kept for small offsets only.
+
+        Args:
+            school, kind, device, since, until: as ``events``.
+            before: only events older than this position (at, then id).
+            limit: at most this many events.
+            offset: skip this many events first.
+
+        Raises:
+            ValueError: limit or offset is negative.
+            StoreError: the database failed.
+        """
         if limit < 0 or offset < 0:
             raise ValueError("limit and offset must not be negative")
         c = t.events.c
@@ -73,19 +168,26 @@ class StoreReads(StoreBase):
         if device is not None:
             query = query.where(c.device_id == device)
         query = _within(query, c.at, since, until)
-        query = query.order_by(c.at.desc(), c.id.desc()).limit(limit).offset(offset)
-        async with self._guard("reading events"), self._engine.connect() as conn:
-            rows = (await conn.execute(query)).all()
+        if before is not None:
+            # at <= A bounds the index range; the OR orders ties by id.
+            query = query.where(c.at <= before.at, or_(c.at < before.at, c.id < before.id))
+        query = query.order_by(c.at.desc(), c.id.desc()).limit(limit)
+        if offset:
+            query = query.offset(offset)
+        rows = await self._read_in_one_hop("reading events", query)
         return [
-            Event(
-                at=from_db(r.at),
-                kind=EventKind(r.kind),
-                device_id=r.device_id,
-                school=r.school,
-                interface=r.interface,
-                classroom=r.classroom,
-                message=r.message,
-                details=dict(r.details),
+            StoredEvent(
+                EventPosition(r.at, r.id),
+                Event(
+                    at=from_db(r.at),
+                    kind=EventKind(r.kind),
+                    device_id=r.device_id,
+                    school=r.school,
+                    interface=r.interface,
+                    classroom=r.classroom,
+                    message=r.message,
+                    details=dict(r.details),
+                ),
             )
             for r in rows
         ]

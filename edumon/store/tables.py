@@ -253,9 +253,10 @@ events = Table(
     Column("classroom", Text, nullable=True),
     Column("message", Text, nullable=False),
     Column("details", _json(), nullable=False),
-    # One index per filter the API offers, each ending in time for "newest first".
-    Index("ix_events_at", "at"),
-    Index("ix_events_school_at", "school", "at"),
-    Index("ix_events_kind_at", "kind", "at"),
-    Index("ix_events_device_id_at", "device_id", "at"),
+    # One index per filter the API offers, each ending in (at, id): the order of a page, so
+    # that a keyset page ("older than (at, id)") reads one index range (migration 0003).
+    Index("ix_events_at_id", "at", "id"),
+    Index("ix_events_school_at_id", "school", "at", "id"),
+    Index("ix_events_kind_at_id", "kind", "at", "id"),
+    Index("ix_events_device_id_at_id", "device_id", "at", "id"),
 )

@@ -28,6 +28,7 @@ from edumon.store import tables as t
 from edumon.store.protocol import ClassroomAvailability
 from edumon.store.repository import MIGRATIONS_DIR
 from tests.fixtures.databases import PostgresServer
+from tests.store.test_repository import head_revision
 
 T0 = 1_725_148_800.0  # 2024-09-01T00:00:00Z
 DB_PASSWORD = "DbPw-5c20e7-NEVER-SHOWN"

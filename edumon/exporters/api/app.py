@@ -17,6 +17,7 @@ from edumon.exporters.api.district import district_router
 from edumon.exporters.api.events import events_router
 from edumon.exporters.api.lookup import API_PREFIX
 from edumon.exporters.api.outages import outages_router
+from edumon.exporters.api.per_school import SchoolsNow
 from edumon.exporters.api.schools import schools_router
 from edumon.exporters.api.switches import switches_router
 from edumon.exporters.api.terminals import terminals_router
@@ -43,13 +44,16 @@ def create_app(runtime: Runtime, *, clock: Callable[[], float] = time.time) -> F
         version="1",
     )
     registry = create_registry(runtime, clock=clock)
+    # Each school's results, computed per school and kept until that school changes.
+    views = SchoolsNow(runtime, clock)
+    app.state.schools_now = views
     # In this order in the OpenAPI document.
     for router in (
-        district_router(runtime, clock),
-        schools_router(runtime, clock),
-        switches_router(runtime),
-        events_router(runtime),
-        terminals_router(runtime, clock),
+        district_router(runtime, views, clock),
+        schools_router(runtime, views),
+        switches_router(runtime, views),
+        events_router(runtime, views),
+        terminals_router(runtime, views, clock),
         availability_router(runtime, clock),
         alertmanager_router(runtime),
         outages_router(runtime),

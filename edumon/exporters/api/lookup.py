@@ -7,12 +7,10 @@ from typing import NoReturn
 
 from fastapi import HTTPException
 
-from edumon.domain.checks import SchoolCompliance, check_district
 from edumon.domain.inventory import SchoolRef
 from edumon.domain.state import DeviceState
 from edumon.errors import StoreError
 from edumon.runtime import Runtime
-from edumon.views import terminal_speeds
 
 log = logging.getLogger(__name__)
 
@@ -45,12 +43,6 @@ def switch_or_404(runtime: Runtime, switch_id: str) -> DeviceState:
             404, f"no switch with id {switch_id!r}; GET {API_PREFIX}/switches lists them"
         )
     return dev
-
-
-def compliance(runtime: Runtime) -> dict[str, SchoolCompliance]:
-    """Every school's check results against the targets in force."""
-    # Classrooms without a mapped switch port are judged by their terminal's NIC speed.
-    return check_district(runtime.state, runtime.config.targets, terminal_speeds(runtime))
 
 
 def store_unavailable(doing: str, exc: StoreError) -> NoReturn:

@@ -7,6 +7,7 @@ from fastapi import APIRouter
 from edumon.domain.outages import Outage
 from edumon.exporters import schemas as s
 from edumon.exporters.api.mapping import utc
+from edumon.exporters.api.queries import DEFAULT_LIMIT, Limit, Offset, page_of
 from edumon.runtime import Runtime
 
 
@@ -15,7 +16,7 @@ def outages_router(runtime: Runtime) -> APIRouter:
     router = APIRouter()
 
     @router.get("/outages", response_model=s.OutageList, tags=["alerts"])
-    async def outages() -> s.OutageList:
+    async def outages(limit: Limit = DEFAULT_LIMIT, offset: Offset = 0) -> s.OutageList:
         """Open outages: schools cut off, then classrooms offline during lessons.
 
         A classroom outage spans breaks and lunch and ends when its terminal is back or the
@@ -23,12 +24,15 @@ def outages_router(runtime: Runtime) -> APIRouter:
         """
         tracker = runtime.outages
         if tracker is None:
-            return s.OutageList(outages=[])
+            return s.OutageList(outages=[], page=page_of(limit, offset, 0))
         open_ = sorted(
             [*tracker.schools.values(), *tracker.classrooms.values()],
             key=lambda o: (o.kind.value != "school", o.started_at, o.school, o.classroom or ""),
         )
-        return s.OutageList(outages=[_row(runtime, o) for o in open_])
+        return s.OutageList(
+            outages=[_row(runtime, o) for o in open_[offset : offset + limit]],
+            page=page_of(limit, offset, len(open_)),
+        )
 
     return router
 

@@ -10,6 +10,8 @@ from typing import Annotated, Literal, NoReturn
 from fastapi import Query
 from fastapi.exceptions import RequestValidationError
 
+from edumon.exporters import schemas as s
+
 TIME_HELP = "ISO-8601 with a UTC offset (2024-09-01T08:00:00+08:00, or Z for UTC) or Unix seconds"
 
 Format = Annotated[
@@ -75,3 +77,33 @@ def parse_time(name: str, value: str | None) -> float | None:
 
 SchoolFilter = Annotated[str | None, Query(description="Only this school (code)")]
 """``?school=CODE``: only this school's rows (the route answers 404 for an unknown code)."""
+
+DEFAULT_LIMIT = 100
+MAX_LIMIT = 1000
+MAX_OFFSET = 1_000_000
+
+Limit = Annotated[
+    int,
+    Query(
+        ge=1,
+        le=MAX_LIMIT,
+        description=f"Rows per page (1 to {MAX_LIMIT}; default {DEFAULT_LIMIT})",
+    ),
+]
+"""``?limit=N``: the page size of a list."""
+Offset = Annotated[
+    int,
+    Query(ge=0, le=MAX_OFFSET, description="Rows to skip: the previous page's next_offset"),
+]
+"""``?offset=N``: where a page of an in-memory list begins."""
+
+
+def page_of(limit: int, offset: int, total: int) -> s.Page:
+    """The paging fields of a page of ``total`` rows starting at ``offset``."""
+    following = offset + limit
+    return s.Page(
+        limit=limit,
+        offset=offset,
+        total=total,
+        next_offset=following if following < total else None,
+    )

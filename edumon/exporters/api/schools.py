@@ -2,46 +2,50 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from fastapi import APIRouter
 
-from edumon.domain.checks import Verdict
-from edumon.domain.topology import assess
 from edumon.exporters import schemas as s
 from edumon.exporters.api import mapping as m
-from edumon.exporters.api.lookup import compliance, school_or_404
+from edumon.exporters.api.lookup import school_or_404
+from edumon.exporters.api.per_school import SchoolNow, SchoolsNow
+from edumon.exporters.api.queries import DEFAULT_LIMIT, Limit, Offset, page_of
 from edumon.runtime import Runtime
-from edumon.views import classrooms_now
 
 
-def schools_router(runtime: Runtime, clock: Callable[[], float]) -> APIRouter:
+def school_row(runtime: Runtime, sc: SchoolNow) -> s.SchoolRow:
+    """One school's row of /schools, from its per-school results."""
+    ref = sc.ref
+    return s.SchoolRow(
+        code=ref.code,
+        name=ref.name,
+        kind=ref.kind,
+        verdict=sc.compliance.verdict,
+        connectivity=m.connectivity(runtime, sc.topology, ref.code),
+        uplink=m.uplink(runtime, ref),
+        classrooms_total=len(ref.classrooms),
+        classrooms_failing=sc.classrooms_failing,
+    )
+
+
+def schools_router(runtime: Runtime, views: SchoolsNow) -> APIRouter:
     """The router; mounted under /api/v1 by ``create_app``."""
     router = APIRouter()
     state = runtime.state
     inventory = state.inventory
 
     @router.get("/schools", response_model=s.SchoolList, tags=["schools"])
-    async def schools() -> s.SchoolList:
-        """Every school with its verdict, uplink and number of failing classrooms."""
-        results = compliance(runtime)
-        topo = assess(state)
+    async def schools(limit: Limit = DEFAULT_LIMIT, offset: Offset = 0) -> s.SchoolList:
+        """Schools with their verdict, uplink and number of failing classrooms, a page at a time.
+
+        Only the page's schools are read (each from its cached per-school results).
+        """
+        codes = list(inventory.schools)
         rows = []
-        for code, school in inventory.schools.items():
-            sc = results[code]
-            rows.append(
-                s.SchoolRow(
-                    code=code,
-                    name=school.name,
-                    kind=school.kind,
-                    verdict=sc.verdict,
-                    connectivity=m.connectivity(runtime, topo, code),
-                    uplink=m.uplink(runtime, school),
-                    classrooms_total=len(school.classrooms),
-                    classrooms_failing=sum(1 for r in sc.classrooms if r.verdict is Verdict.FAIL),
-                )
-            )
-        return s.SchoolList(schools=rows)
+        for code in codes[offset : offset + limit]:
+            sc = views.school(code)
+            assert sc is not None  # listed by the inventory
+            rows.append(school_row(runtime, sc))
+        return s.SchoolList(schools=rows, page=page_of(limit, offset, len(codes)))
 
     @router.get(
         "/schools/{code}",
@@ -50,11 +54,15 @@ def schools_router(runtime: Runtime, clock: Callable[[], float]) -> APIRouter:
         responses={404: {"description": "No school with this code"}},
     )
     async def school(code: str) -> s.SchoolDetail:
-        """One school: its uplink and checks, each classroom's port and check, its switches."""
+        """One school: its uplink and checks, each classroom's port and check, its switches.
+
+        Reads only this school: its switches (and those above them), classrooms and terminals.
+        """
         ref = school_or_404(runtime, code)
-        sc = compliance(runtime)[code]
-        room_checks = {r.classroom: r for r in sc.classrooms}
-        terminals = {c.room.id: c for c in classrooms_now(runtime, clock(), school=code)}
+        sc = views.school(code)
+        assert sc is not None  # school_or_404 found it
+        room_checks = {r.classroom: r for r in sc.compliance.classrooms}
+        terminals = {c.room.id: c for c in sc.classrooms}
         classrooms = []
         for room in ref.classrooms:
             iface = m.port_state(runtime, room.switch, room.port)
@@ -73,21 +81,20 @@ def schools_router(runtime: Runtime, clock: Callable[[], float]) -> APIRouter:
                 )
             )
         base = m.uplink(runtime, ref)
-        switch_ids = {sid for sid, sw in runtime.config.switches.items() if sw.school == code}
-        switch_ids.add(ref.uplink_switch)
-        switch_ids.update(r.switch for r in ref.classrooms if r.switch is not None)
-        topo = assess(state)
+        topo = sc.topology
         return s.SchoolDetail(
             code=code,
             name=ref.name,
             kind=ref.kind,
-            verdict=sc.verdict,
+            verdict=sc.compliance.verdict,
             connectivity=m.connectivity(runtime, topo, code),
-            uplink=s.UplinkDetail(**base.model_dump(), checks=[m.check(r) for r in sc.uplink]),
+            uplink=s.UplinkDetail(
+                **base.model_dump(), checks=[m.check(r) for r in sc.compliance.uplink]
+            ),
             classrooms=classrooms,
             switches=[
                 m.switch(runtime, state.devices[sid], topo)
-                for sid in sorted(switch_ids)
+                for sid in sc.switches
                 if sid in state.devices
             ],
         )

@@ -7,21 +7,49 @@ from fastapi import APIRouter
 from edumon.domain.topology import assess
 from edumon.exporters import schemas as s
 from edumon.exporters.api import mapping as m
-from edumon.exporters.api.lookup import switch_or_404
+from edumon.exporters.api.lookup import school_or_404, switch_or_404
+from edumon.exporters.api.per_school import SchoolsNow
+from edumon.exporters.api.queries import DEFAULT_LIMIT, Limit, Offset, SchoolFilter, page_of
 from edumon.runtime import Runtime
 
 
-def switches_router(runtime: Runtime) -> APIRouter:
+def switches_router(runtime: Runtime, views: SchoolsNow) -> APIRouter:
     """The router; mounted under /api/v1 by ``create_app``."""
     router = APIRouter()
     state = runtime.state
+    ordered: list[str] = []
 
-    @router.get("/switches", response_model=s.SwitchList, tags=["switches"])
-    async def switches() -> s.SwitchList:
-        """Every switch: reachability, uptime, reboots, last error and poll statistics."""
-        topo = assess(state)
+    def switch_ids() -> list[str]:
+        # Sorted once; again only if a switch appears that the configuration did not name.
+        if len(ordered) != len(state.devices):
+            ordered[:] = sorted(state.devices)
+        return ordered
+
+    @router.get(
+        "/switches",
+        response_model=s.SwitchList,
+        tags=["switches"],
+        responses={404: {"description": "No school with this code"}},
+    )
+    async def switches(
+        school: SchoolFilter = None, limit: Limit = DEFAULT_LIMIT, offset: Offset = 0
+    ) -> s.SwitchList:
+        """Switches by id, a page at a time: reachability, uptime, reboots, polls, condition.
+
+        With ``school``, that school's switches (as its page lists them).
+        """
+        if school is not None:
+            ref = school_or_404(runtime, school)
+            one = views.school(ref.code)
+            ids = [d for d in one.switches if d in state.devices] if one is not None else []
+        else:
+            ids = switch_ids()
+        page = ids[offset : offset + limit]
+        # Only the page's switches, their parents and their schools' links are assessed.
+        topo = assess(state, schools=(), devices=page)
         return s.SwitchList(
-            switches=[m.switch(runtime, state.devices[sid], topo) for sid in sorted(state.devices)]
+            switches=[m.switch(runtime, state.devices[sid], topo) for sid in page],
+            page=page_of(limit, offset, len(ids)),
         )
 
     @router.get(
@@ -34,8 +62,9 @@ def switches_router(runtime: Runtime) -> APIRouter:
         """One switch and its ports: status, speed, alias, rates, counters, last change."""
         dev = switch_or_404(runtime, switch_id)
         ports = sorted(dev.interfaces.values(), key=lambda i: (i.if_index, i.name))
+        topo = assess(state, schools=(), devices=(switch_id,))
         return s.SwitchInterfaces(
-            switch=m.switch(runtime, dev),
+            switch=m.switch(runtime, dev, topo),
             interfaces=[m.interface(runtime, dev, i) for i in ports],
         )
 

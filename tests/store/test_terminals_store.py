@@ -15,7 +15,6 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Table, bindparam, func, insert, inspect, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
@@ -114,12 +113,6 @@ async def migrate_to(url: str, revision: str, *, down: bool = False) -> None:
             await conn.run_sync(run)
     finally:
         await engine.dispose()
-
-
-def head_revision() -> str:
-    head = ScriptDirectory.from_config(_alembic(None)).get_current_head()  # type: ignore[arg-type]
-    assert head is not None
-    return head
 
 
 def _schema_differences(connection: Connection) -> list[Any]:

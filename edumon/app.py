@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import socket
 import time
@@ -206,6 +207,11 @@ async def run(
                     timeout_graceful_shutdown=5,
                 )
             )
+            # The inventory, the state and the configuration live as long as the daemon: a
+            # city's are millions of objects, and every full collection would walk them all,
+            # holding the event loop for most of a second. Frozen, the collector skips them.
+            gc.collect()
+            gc.freeze()
             async with asyncio.TaskGroup() as tg:
                 workers = [
                     tg.create_task(collector.run(), name="collector"),
@@ -232,6 +238,7 @@ async def run(
             await ingest.aclose()
             await collector.drain()
     finally:
+        gc.unfreeze()  # what the daemon held may be collected again (a test runs many daemons)
         with contextlib.suppress(Exception):
             sock.close()
         await store.aclose()

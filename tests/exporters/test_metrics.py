@@ -10,13 +10,12 @@ from pathlib import Path
 import prometheus_client
 import pytest
 from prometheus_client import generate_latest
-from prometheus_client.openmetrics import exposition as openmetrics
 from prometheus_client.openmetrics import parser as openmetrics_parser
 from prometheus_client.parser import text_string_to_metric_families
 
 from edumon.collector import Collector
 from edumon.domain.models import DeviceReading, DeviceUnreachable
-from edumon.exporters.metrics import create_registry
+from edumon.exporters.metrics import Exposition, create_registry
 from edumon.runtime import Runtime
 from edumon.sources.snmp.poller import SnmpPoller
 from tests.fixtures.runtime import DISTRICT_TOML, SECRETS, T0, build_runtime, port
@@ -93,7 +92,8 @@ async def test_promtool_flags_a_bad_name() -> None:
 
 def test_openmetrics_output_parses(populated_runtime: Runtime) -> None:
     # Prometheus asks for OpenMetrics first; its parser is stricter about types and suffixes.
-    text = openmetrics.generate_latest(create_registry(populated_runtime)).decode()
+    text = Exposition(populated_runtime).render(openmetrics=True).decode()
+    assert text.endswith("# EOF\n")
     types = {f.name: f.type for f in openmetrics_parser.text_string_to_metric_families(text)}
     assert types["edumon_device"] == "info"
     assert types["edumon_device_reboots"] == "counter"

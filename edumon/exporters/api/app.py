@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 
 from fastapi import FastAPI, Request, Response
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 from prometheus_client.exposition import choose_encoder
 
 from edumon.exporters import schemas as s
@@ -21,7 +21,7 @@ from edumon.exporters.api.per_school import SchoolsNow
 from edumon.exporters.api.schools import schools_router
 from edumon.exporters.api.switches import switches_router
 from edumon.exporters.api.terminals import terminals_router
-from edumon.exporters.metrics import create_registry
+from edumon.exporters.metrics import Exposition
 from edumon.runtime import Runtime
 
 # /readyz answers within this even if the database hangs (the store's own ping is shorter).
@@ -43,7 +43,7 @@ def create_app(runtime: Runtime, *, clock: Callable[[], float] = time.time) -> F
         summary="Status of a district's school network links against its bandwidth targets",
         version="1",
     )
-    registry = create_registry(runtime, clock=clock)
+    exposition = Exposition(runtime, clock=clock)
     # Each school's results, computed per school and kept until that school changes.
     views = SchoolsNow(runtime, clock)
     app.state.schools_now = views
@@ -86,7 +86,16 @@ def create_app(runtime: Runtime, *, clock: Callable[[], float] = time.time) -> F
     @app.get("/metrics", include_in_schema=False)
     async def metrics(request: Request) -> Response:
         # Prometheus asks for OpenMetrics in its Accept header; a browser gets plain text.
-        encoder, content_type = choose_encoder(request.headers.get("accept", ""))
-        return Response(encoder(registry), media_type=content_type)
+        _, content_type = choose_encoder(request.headers.get("accept", ""))
+        openmetrics = content_type.startswith("application/openmetrics-text")
+
+        async def body() -> AsyncIterator[bytes]:
+            # A family at a time, handing the loop back between families: polling and
+            # ingest never wait for a whole city's exposition (edumon.exporters.metrics).
+            for chunk in exposition.chunks(openmetrics=openmetrics):
+                yield chunk
+                await asyncio.sleep(0)
+
+        return StreamingResponse(body(), media_type=content_type)
 
     return app

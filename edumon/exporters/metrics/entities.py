@@ -1,0 +1,322 @@
+"""Each entity's sample lines, rendered from its state: a switch, a school, a classroom.
+
+Every function here renders one entity into one text per family of its kind (the tuples of
+``edumon.exporters.metrics.families``), encoded once; ``EntityCache`` keeps those texts and
+re-renders an entity only when its change key differs from the one its text was made from.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+from edumon.domain.checks import SchoolCompliance, Verdict
+from edumon.domain.counters import DurationHistogram
+from edumon.domain.inventory import ClassroomRef, Inventory, SchoolRef
+from edumon.domain.models import OperStatus
+from edumon.domain.state import DeviceState
+from edumon.domain.topology import Condition, SchoolLink
+from edumon.exporters.metrics import families as f
+from edumon.exporters.metrics.text import Family
+from edumon.views import ClassroomNow
+
+BYTES_PER_MBIT = 1_000_000 / 8
+"""Link speeds are configured and reported in Mbit/s; Prometheus wants bytes per second."""
+
+_VERDICTS = tuple(Verdict)
+
+
+def mbps_to_bytes(mbps: float) -> float:
+    """Mbit/s (as switches and targets state them) to bytes per second."""
+    return mbps * BYTES_PER_MBIT
+
+
+class Lines:
+    """Sample lines being rendered for one entity, one list per family of its kind."""
+
+    def __init__(self, kind: tuple[Family, ...]) -> None:
+        self._kind = kind
+        self._lines: list[list[str]] = [[] for _ in kind]
+
+    def add(self, family: Family, value: float, *labels: str) -> None:
+        self._lines[self._kind.index(family)].append(family.line(value, *labels))
+
+    def done(self) -> tuple[bytes, ...]:
+        return tuple("".join(lines).encode() for lines in self._lines)
+
+
+@dataclass(slots=True)
+class Cached:
+    """One entity's rendered text and the change key it was rendered for."""
+
+    key: object
+    text: tuple[bytes, ...]
+
+
+class EntityCache:
+    """Rendered text of every entity of one kind, in the order entities were first seen."""
+
+    def __init__(self, kind: Sequence[Family]) -> None:
+        self.kind = tuple(kind)
+        self._entries: dict[str, Cached] = {}
+        self.rendered = 0
+        """Entities rendered since start (a first render or a change)."""
+
+    def fresh(self, ident: str, key: object) -> bool:
+        """Whether ``ident``'s text was rendered for ``key`` (then it stands as it is)."""
+        entry = self._entries.get(ident)
+        return entry is not None and entry.key == key
+
+    def store(self, ident: str, key: object, text: tuple[bytes, ...]) -> None:
+        """Keep ``ident``'s newly rendered text and the key it was rendered for."""
+        self._entries[ident] = Cached(key, text)
+        self.rendered += 1
+
+    def forget(self, ident: str) -> None:
+        self._entries.pop(ident, None)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def family_text(self, family: Family) -> bytes:
+        """Every entity's lines of one family, one after the other."""
+        i = self.kind.index(family)
+        return b"".join([entry.text[i] for entry in self._entries.values()])
+
+    def families(self) -> Iterator[tuple[Family, bytes]]:
+        for family in self.kind:
+            yield family, self.family_text(family)
+
+
+# -- a switch ---------------------------------------------------------------------------------
+
+
+def render_switch(
+    dev: DeviceState,
+    condition: Condition,
+    inventory: Inventory,
+    *,
+    host: str,
+    all_ports: bool,
+) -> tuple[bytes, ...]:
+    """A switch's device, state and port lines.
+
+    Ports of a switch that cannot be reached are unknown, not down: their status, speed and
+    counter lines are left out while ``edumon_interface_info`` stays.
+    """
+    out = Lines(f.SWITCH)
+    school = dev.school or ""
+    ids = (dev.device_id, school)
+    # Only the host is rendered from the switch's configuration: its SNMP credentials never
+    # leave the config object.
+    out.add(f.DEVICE_INFO, 1, *ids, host, dev.sys_name)
+    out.add(f.DEVICE_REBOOTS, dev.reboots, *ids)
+    if dev.reachable is not None:
+        out.add(f.DEVICE_UP, 1 if dev.reachable else 0, *ids)
+    uptime = dev.uptime_seconds
+    if dev.reachable and uptime is not None:
+        out.add(f.DEVICE_UPTIME, uptime, *ids)
+    if dev.last_poll_at is not None:
+        out.add(f.DEVICE_LAST_POLL, dev.last_poll_at, *ids)
+    if dev.last_ok_at is not None:
+        out.add(f.DEVICE_LAST_OK, dev.last_ok_at, *ids)
+    out.add(f.DEVICE_STATE, 1, *ids, condition.value)
+    for iface in dev.interfaces.values():
+        owner = inventory.owner(dev.device_id, iface.name)
+        if owner is not None:
+            role = owner.role.value
+        elif (dev.device_id, iface.name) in inventory.link_ports:
+            role = "link"
+        elif all_ports:
+            role = "none"
+        else:
+            continue  # not a port that matters: in the API, not on /metrics
+        port = (
+            dev.device_id,
+            iface.name,
+            owner.school if owner is not None else school,
+            (owner.classroom or "") if owner is not None else "",
+        )
+        out.add(f.IF_INFO, 1, *port, role, str(iface.if_index), iface.alias)
+        out.add(f.IF_LAST_CHANGE, iface.last_change, *port)
+        out.add(f.IF_DOWNGRADES, iface.speed_downgrades, *port)
+        if not (dev.reachable and iface.known):
+            continue  # its last reading no longer stands
+        out.add(f.IF_UP, 1 if iface.oper_status is OperStatus.UP else 0, *port)
+        out.add(f.IF_ADMIN, int(iface.admin_status), *port)
+        if iface.speed_mbps is not None:
+            out.add(f.IF_SPEED, mbps_to_bytes(iface.speed_mbps), *port)
+        for family, value in (
+            (f.IF_IN_BYTES, iface.in_octets_total),
+            (f.IF_OUT_BYTES, iface.out_octets_total),
+            (f.IF_IN_ERRORS, iface.in_errors_total),
+            (f.IF_OUT_ERRORS, iface.out_errors_total),
+        ):
+            if value is not None:
+                out.add(family, value, *port)
+    return out.done()
+
+
+@dataclass(frozen=True, slots=True)
+class PollFigures:
+    """One switch's poll figures, from the poller's statistics or, without one, the state."""
+
+    polls_ok: int
+    polls_failed: int
+    last_poll_seconds: float
+    requests: int | None = None
+    """None: no poller in this process, only what the state recorded is rendered."""
+    timeouts: int = 0
+    retries: int = 0
+    varbinds: int = 0
+    walks_aborted: int = 0
+    last_varbinds: int = 0
+    max_repetitions: int = 0
+
+
+def render_polled(device: str, p: PollFigures) -> tuple[bytes, ...]:
+    """A switch's edumon_snmp_* lines."""
+    out = Lines(f.POLLED)
+    out.add(f.SNMP_POLLS, p.polls_ok, device, "ok")
+    out.add(f.SNMP_POLLS, p.polls_failed, device, "failed")
+    polled = p.polls_ok + p.polls_failed > 0
+    if p.requests is None:
+        if polled:
+            out.add(f.SNMP_LAST_DURATION, p.last_poll_seconds, device)
+        return out.done()
+    for family, value in (
+        (f.SNMP_REQUESTS, p.requests),
+        (f.SNMP_TIMEOUTS, p.timeouts),
+        (f.SNMP_RETRIES, p.retries),
+        (f.SNMP_VARBINDS, p.varbinds),
+        (f.SNMP_WALKS_ABORTED, p.walks_aborted),
+    ):
+        out.add(family, value, device)
+    if polled:  # not polled yet: no last poll to describe
+        out.add(f.SNMP_LAST_DURATION, p.last_poll_seconds, device)
+        out.add(f.SNMP_LAST_VARBINDS, p.last_varbinds, device)
+        out.add(f.SNMP_MAX_REPETITIONS, p.max_repetitions, device)
+    return out.done()
+
+
+class HistogramSum:
+    """The district's poll-duration histogram, kept as switches' histograms change.
+
+    Summing 5,000 switches' histograms at every scrape costs more than the rest of a scrape;
+    instead each switch's last contribution is remembered and replaced when it changes.
+    """
+
+    def __init__(self) -> None:
+        self.total = DurationHistogram()
+        self._parts: dict[str, tuple[tuple[int, ...], int, float]] = {}
+
+    def update(self, device: str, hist: DurationHistogram) -> None:
+        new = (tuple(hist.counts), hist.total, hist.sum)
+        old = self._parts.get(device)
+        if old == new:
+            return
+        if hist.bounds != self.total.bounds:
+            raise ValueError("histograms with different bounds cannot be summed")
+        counts = self.total.counts
+        if old is not None:
+            for i, c in enumerate(old[0]):
+                counts[i] -= c
+            self.total.total -= old[1]
+            self.total.sum -= old[2]
+        for i, c in enumerate(new[0]):
+            counts[i] += c
+        self.total.total += new[1]
+        self.total.sum += new[2]
+        self._parts[device] = new
+
+
+# -- a school ---------------------------------------------------------------------------------
+
+
+def render_school_names(school: SchoolRef) -> tuple[bytes, ...]:
+    """edumon_school_info and edumon_classroom_info: what joins give names to ids."""
+    out = Lines(f.SCHOOL_NAMES)
+    out.add(
+        f.SCHOOL_INFO,
+        1,
+        school.code,
+        school.name,
+        school.kind,
+        school.uplink_switch,
+        school.uplink_port,
+    )
+    for room in school.classrooms:
+        out.add(
+            f.CLASSROOM_INFO, 1, school.code, room.id, room.name, room.switch or "", room.port or ""
+        )
+    return out.done()
+
+
+def render_compliance(sc: SchoolCompliance) -> tuple[bytes, ...]:
+    """One series per check with its current verdict, and the school's totals."""
+    out = Lines(f.COMPLIANCE)
+    code = sc.school
+    for result in sc.results:
+        ids = (code, result.check.value, result.classroom or "")
+        out.add(f.CHECK_STATUS, 1, *ids, result.verdict.value)
+        if result.speed_mbps is not None:
+            out.add(f.CHECK_SPEED, mbps_to_bytes(result.speed_mbps), *ids)
+    out.add(f.SCHOOL_COMPLIANCE, 1, code, sc.verdict.value)
+    for verdict in _VERDICTS:
+        count = sum(1 for r in sc.classrooms if r.verdict is verdict)
+        out.add(f.SCHOOL_CLASSROOMS, count, code, verdict.value)
+    return out.done()
+
+
+def render_school_link(
+    link: SchoolLink, outage_started: float | None, *, outages: bool
+) -> tuple[bytes, ...]:
+    """The school's connectivity, and its outage when edumon tracks outages."""
+    out = Lines(f.SCHOOL_LINK)
+    out.add(f.SCHOOL_CONNECTIVITY, 1, link.school, link.connectivity.value)
+    if outages:
+        out.add(f.SCHOOL_OUTAGE, 0 if outage_started is None else 1, link.school)
+        if outage_started is not None:
+            out.add(f.SCHOOL_OUTAGE_START, outage_started, link.school)
+    return out.done()
+
+
+# -- a classroom ------------------------------------------------------------------------------
+
+
+def render_classroom(c: ClassroomNow, outage: bool | None) -> tuple[bytes, ...]:
+    """A classroom's terminal lines and its lesson state (``outage`` None: not tracked)."""
+    out = Lines(f.CLASSROOM)
+    room = (c.school.code, c.room.id)
+    if c.expected_online is not None:
+        out.add(f.CLASSROOM_EXPECTED, 1 if c.expected_online else 0, *room)
+    st = c.terminal
+    if st is None:
+        return out.done()
+    if outage is not None:
+        out.add(f.CLASSROOM_OUTAGE, 1 if outage else 0, *room)
+    ids = (*room, st.terminal)
+    online = c.online
+    out.add(f.TERMINAL_UP, 1 if online else 0, *ids)
+    reason = c.offline_reason
+    if not online and reason is not None:
+        out.add(f.TERMINAL_OFFLINE_REASON, 1, *ids, reason)
+    out.add(f.TERMINAL_INFO, 1, *ids, st.agent_version or "", st.nic or "", st.duplex)
+    if st.last_seen is not None:
+        out.add(f.TERMINAL_LAST_SEEN, st.last_seen, *ids)
+    since = c.since
+    if since is not None:
+        out.add(f.TERMINAL_LAST_CHANGE, since, *ids)
+    if online and st.uptime_seconds is not None:
+        out.add(f.TERMINAL_UPTIME, st.uptime_seconds, *ids)
+    if online and st.link_speed_mbps is not None:
+        out.add(f.TERMINAL_SPEED, mbps_to_bytes(st.link_speed_mbps), *ids)
+    in_lesson = c.offline_in_lesson
+    if in_lesson is not None and not c.uplink_down:
+        out.add(f.CLASSROOM_IN_LESSON, 1 if in_lesson else 0, *room)
+    return out.done()
+
+
+def unmapped(school: SchoolRef) -> tuple[ClassroomRef, ...]:
+    """Classrooms without a switch port: the compliance check reads their terminal's speed."""
+    return tuple(r for r in school.classrooms if r.switch is None or r.port is None)

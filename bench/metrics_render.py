@@ -1,0 +1,409 @@
+"""Benchmark: rendering /metrics for a city of N schools, the cached exposition beside main's.
+
+The city is synthetic but shaped like the real one: each school has 10 switches of 57
+interfaces (48 access ports, 4 uplink ports, Console, NULL0, two Vlanifs, a management port),
+one of them the school's core switch with the school's uplink port and the ports the nine access
+switches hang off; 40 classrooms spread over the access switches, each with its terminal. State
+is built by applying DeviceReadings and heartbeats through the real domain code (NetworkState,
+TerminalsState), with a poller's per-switch statistics beside it, a lesson schedule and the
+outage tracker, as in the daemon.
+
+For each implementation, in its own process (so that its RSS is its own), the script times:
+
+- the first scrape (everything rendered);
+- steady scrapes (nothing changed);
+- scrapes after one second of a city's changes: 1/60 of the switches polled again (a 60 s poll
+  interval) and 1/30 of the terminals heartbeating (a 30 s interval).
+
+It prints series, bytes, render time and RSS for each, and for the cached exposition the longest
+the event loop would be held between two chunks of the stream. The previous implementation is
+main's ``edumon/exporters/metrics.py`` (read with ``git show``; ``--baseline REF`` for another).
+Target: a 500-school scrape in at most 100 ms.
+
+Usage: ``python bench/metrics_render.py [--schools 100 500] [--scrapes 5] [--no-baseline]``.
+The machine is shared and small: read ratios, not absolute figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import importlib.util
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from edumon.app import terminals_of  # noqa: E402
+from edumon.collector import Collector  # noqa: E402
+from edumon.config import Config, inventory_of, parse_config  # noqa: E402
+from edumon.domain.models import AdminStatus, DeviceReading, InterfaceReading, OperStatus  # noqa: E402
+from edumon.domain.outages import OutageTracker  # noqa: E402
+from edumon.domain.state import NetworkState  # noqa: E402
+from edumon.runtime import Runtime  # noqa: E402
+from edumon.sources.snmp.poller import DeviceStats, PollerStats  # noqa: E402
+from edumon.sources.snmp.transport import TransportStats  # noqa: E402
+from edumon.store.repository import open_store  # noqa: E402
+from edumon.wire import Heartbeat  # noqa: E402
+from edumon.workcalendar import ChineseWorkingCalendar  # noqa: E402
+
+DISTRICT = "bench-city"
+SWITCHES_PER_SCHOOL = 10
+CLASSROOMS_PER_SCHOOL = 40
+TARGET_MS = 100.0
+# Monday of a school week, in a lesson: expected_online and offline_in_lesson are live.
+NOW = datetime(2026, 9, 7, 10, 30, tzinfo=ZoneInfo("Asia/Shanghai")).timestamp()
+ACCESS_PORTS = [f"GE0/0/{i}" for i in range(1, 49)]
+UPLINK_PORTS = [f"XGE0/0/{i}" for i in range(1, 5)]
+OTHER_PORTS = ["Console0/0/0", "NULL0", "Vlanif1", "Vlanif10", "MEth0/0/1"]
+PORTS = ACCESS_PORTS + UPLINK_PORTS + OTHER_PORTS  # 57
+
+
+def city_toml(schools: int) -> str:
+    """A district of ``schools`` schools of the shape above."""
+    out = [
+        f'[district]\ncode = "{DISTRICT}"\nname = "基准城市"\n',
+        '[targets]\nprofile = "district-1000m"\n',
+        '[mqtt]\nbroker = "external"\nhost = "127.0.0.1"\n',
+        '[credentials.v2]\nversion = "2c"\ncommunity = "bench-community"\n',
+    ]
+    for s in range(schools):
+        code = f"s{s:04d}"
+        core = f"{code}-core"
+        out.append(
+            f'[[switches]]\nid = "{core}"\nschool = "{code}"\nhost = "10.{s // 250}.{s % 250}.1"\n'
+            'credentials = "v2"\n'
+        )
+        for a in range(1, SWITCHES_PER_SCHOOL):
+            out.append(
+                f'[[switches]]\nid = "{code}-a{a}"\nschool = "{code}"\n'
+                f'host = "10.{s // 250}.{s % 250}.{a + 1}"\ncredentials = "v2"\n'
+                f'upstream = {{ switch = "{core}", port = "GE0/0/{a}" }}\n'
+            )
+        out.append(
+            f'[[schools]]\ncode = "{code}"\nname = "第{s + 1}学校"\nkind = "primary"\n'
+            f'uplink = {{ switch = "{core}", port = "XGE0/0/1" }}\n'
+        )
+        for c in range(CLASSROOMS_PER_SCHOOL):
+            access = 1 + c % (SWITCHES_PER_SCHOOL - 1)
+            port = 1 + c // (SWITCHES_PER_SCHOOL - 1)
+            out.append(
+                f'[[schools.classrooms]]\nid = "{code}-c{c:02d}"\nname = "{c + 1}班"\n'
+                f'switch = "{code}-a{access}"\nport = "GE0/0/{port}"\n'
+            )
+    return "\n".join(out)
+
+
+@dataclass(slots=True)
+class FakePoller:
+    """The poller's statistics as the exporters read them (PollerView), kept by hand."""
+
+    switches: tuple[Any, ...]
+    device_stats: dict[str, DeviceStats] = field(default_factory=dict)
+    stats: PollerStats = field(default_factory=PollerStats)
+    transport_stats: TransportStats = field(default_factory=TransportStats)
+
+
+@dataclass(slots=True)
+class City:
+    runtime: Runtime
+    poller: FakePoller
+    switch_ids: list[str]
+    terminals: list[tuple[str, str]]
+    rounds: dict[str, int] = field(default_factory=dict)
+    seq: int = 0
+    now: float = NOW
+
+    def poll(self, device: str, at: float) -> None:
+        """One successful poll of ``device``: a reading through the state, stats beside it."""
+        n = self.rounds[device] = self.rounds.get(device, 0) + 1
+        ifaces = tuple(
+            InterfaceReading(
+                if_index=i + 1,
+                name=name,
+                alias="",
+                descr=name,
+                oper_status=OperStatus.UP if i < 52 else OperStatus.DOWN,
+                admin_status=AdminStatus.UP,
+                speed_mbps=(10_000.0 if name.startswith("XGE") else 1000.0) if i < 52 else None,
+                in_octets=n * 1_000_000 + i,
+                out_octets=n * 2_000_000 + i,
+                in_errors=0,
+                out_errors=0,
+            )
+            for i, name in enumerate(PORTS)
+        )
+        reading = DeviceReading(
+            device, at, 8_640_000 + n * 6000, device.upper(), "Huawei S5735", ifaces, 0.3, 700
+        )
+        self.runtime.state.apply(reading)
+        st = self.poller.device_stats.setdefault(device, DeviceStats(max_repetitions=10))
+        st.polls_ok += 1
+        st.requests += 8
+        st.varbinds += 700
+        st.last_poll_seconds = 0.3
+        st.last_varbinds = 700
+        st.last_success_at = at
+        st.poll_seconds.observe(0.3)
+
+    def heartbeat(self, school: str, terminal: str, at: float) -> None:
+        self.seq += 1
+        hb = Heartbeat(
+            district=DISTRICT,
+            school=school,
+            terminal=terminal,
+            boot_id="boot-1",
+            seq=self.seq,
+            birth_seq=1,
+            observed_at=at,
+            uptime_seconds=at - NOW + 3600,
+            agent_version="1.4.0",
+            nic="eth0",
+            link_speed_mbps=1000,
+            duplex="full",
+            ip="10.99.0.1",
+            mac="00:1a:2b:3c:4d:5e",
+            cpu_percent=12.5,
+            memory_used_bytes=2_000_000_000,
+            memory_total_bytes=8_000_000_000,
+            disk_used_bytes=50_000_000_000,
+            disk_total_bytes=250_000_000_000,
+        )
+        assert self.runtime.terminals is not None
+        self.runtime.terminals.apply(hb, at)
+
+    def one_second(self, step: int) -> None:
+        """What a city changes in one second: 1/60 of the switches, 1/30 of the terminals."""
+        self.now += 1
+        per_s = max(1, len(self.switch_ids) // 60)
+        for i in range(step * per_s, (step + 1) * per_s):
+            self.poll(self.switch_ids[i % len(self.switch_ids)], self.now)
+        per_t = max(1, len(self.terminals) // 30)
+        for i in range(step * per_t, (step + 1) * per_t):
+            school, terminal = self.terminals[i % len(self.terminals)]
+            self.heartbeat(school, terminal, self.now)
+
+
+async def build_city(schools: int, db: Path) -> City:
+    config: Config = parse_config(city_toml(schools))
+    store = await open_store(f"sqlite:///{db}")
+    state = NetworkState(inventory_of(config))
+    terminals = terminals_of(config)
+    collector = Collector(state, store, terminals=terminals)
+    poller = FakePoller(tuple(config.switches.values()))
+    runtime = Runtime(
+        config,
+        state,
+        store,
+        collector,
+        poller=poller,  # type: ignore[arg-type]
+        started_at=NOW - 3600,
+        terminals=terminals,
+        schedule=config.schedule.schedule(),
+        calendar=ChineseWorkingCalendar(),
+        outages=OutageTracker(),
+    )
+    ids = list(config.switches)
+    pairs = [(t.school, t.terminal) for t in terminals.inventory]
+    city = City(runtime, poller, ids, pairs)
+    for device in ids:
+        city.poll(device, NOW - 120)
+        city.poll(device, NOW - 60)
+    for i, (school, terminal) in enumerate(pairs):
+        if i % 50 == 7:
+            continue  # a few terminals never heard from: offline, never_seen
+        city.heartbeat(school, terminal, NOW - 30)
+    await store.aclose()
+    return city
+
+
+def rss_mib() -> float:
+    with open("/proc/self/statm") as f:
+        pages = int(f.read().split()[1])
+    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def old_renderer(runtime: Runtime, source: Path) -> Callable[[], tuple[bytes, float]]:
+    spec = importlib.util.spec_from_file_location("edumon_metrics_baseline", source)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up
+    spec.loader.exec_module(module)
+    from prometheus_client import generate_latest
+
+    registry = module.create_registry(runtime, clock=lambda: NOW)
+
+    def render() -> tuple[bytes, float]:
+        body = generate_latest(registry)
+        return body, 0.0
+
+    return render
+
+
+def new_renderer(runtime: Runtime, clock: Callable[[], float]) -> Callable[[], tuple[bytes, float]]:
+    from edumon.exporters.metrics import Exposition
+
+    exposition = Exposition(runtime, clock=clock)
+
+    def render() -> tuple[bytes, float]:
+        # As the app streams it: the longest the loop would wait is the slowest chunk.
+        parts = []
+        longest = 0.0
+        chunks: Iterator[bytes] = exposition.chunks()
+        while True:
+            t = time.perf_counter()
+            chunk = next(chunks, None)
+            longest = max(longest, time.perf_counter() - t)
+            if chunk is None:
+                break
+            parts.append(chunk)
+        return b"".join(parts), longest
+
+    return render
+
+
+def measure(impl: str, schools: int, scrapes: int, baseline: str | None) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as tmp:
+        t = time.perf_counter()
+        city = asyncio.run(build_city(schools, Path(tmp) / "bench.db"))
+        built = time.perf_counter() - t
+        if impl == "old":
+            assert baseline is not None
+            render = old_renderer(city.runtime, Path(baseline))
+        else:
+            render = new_renderer(city.runtime, lambda: city.now)
+        gc.collect()
+        rss_before = rss_mib()
+
+        def scrape() -> tuple[float, float, bytes]:
+            t0 = time.perf_counter()
+            body, longest = render()
+            return (time.perf_counter() - t0) * 1000, longest * 1000, body
+
+        first_ms, first_block, body = scrape()
+        series = sum(1 for line in body.splitlines() if line and not line.startswith(b"#"))
+        size = len(body)
+        del body
+        steady = [scrape()[:2] for _ in range(scrapes)]
+        changed = []
+        rss_after = []
+        for step in range(scrapes):
+            city.one_second(step)
+            ms, block, body = scrape()
+            changed.append((ms, block))
+            del body
+            rss_after.append(rss_mib())
+        return {
+            "impl": impl,
+            "schools": schools,
+            "build_s": built,
+            "series": series,
+            "bytes": size,
+            "first_ms": first_ms,
+            "first_block_ms": first_block,
+            "steady_ms": statistics.median(s[0] for s in steady),
+            "changed_ms": statistics.median(c[0] for c in changed),
+            "changed_max_ms": max(c[0] for c in changed),
+            "changed_block_ms": max(c[1] for c in changed),
+            "rss_before_mib": rss_before,
+            "rss_after_mib": rss_after,
+            "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        }
+
+
+def baseline_source(ref: str, tmp: Path) -> Path:
+    text = subprocess.run(
+        ["git", "-C", str(REPO), "show", f"{ref}:edumon/exporters/metrics.py"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    path = tmp / "metrics_baseline.py"
+    path.write_text(text)
+    return path
+
+
+def run_child(impl: str, schools: int, scrapes: int, baseline: Path | None) -> dict[str, Any]:
+    cmd = [sys.executable, __file__, "--child", impl, "--schools", str(schools)]
+    cmd += ["--scrapes", str(scrapes)]
+    if baseline is not None:
+        cmd += ["--baseline-file", str(baseline)]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
+    return result
+
+
+def report(rows: list[dict[str, Any]]) -> None:
+    print(
+        f"{'schools':>7} {'impl':<8} {'series':>9} {'MB':>7} {'first ms':>9} {'steady ms':>10} "
+        f"{'changed ms':>11} {'max block ms':>13} {'RSS MiB':>15}"
+    )
+    for r in rows:
+        rss = r["rss_after_mib"]
+        block = f"{r['changed_block_ms']:.1f}" if r["impl"] == "cached" else "(whole)"
+        print(
+            f"{r['schools']:>7} {r['impl']:<8} {r['series']:>9,} {r['bytes'] / 1e6:>7.1f} "
+            f"{r['first_ms']:>9.0f} {r['steady_ms']:>10.1f} {r['changed_ms']:>11.1f} "
+            f"{block:>13} {r['rss_before_mib']:>6.0f}→{rss[-1]:>.0f}"
+        )
+    print()
+    for schools in sorted({r["schools"] for r in rows}):
+        by = {r["impl"]: r for r in rows if r["schools"] == schools}
+        new = by.get("cached")
+        if new is None:
+            continue
+        verdict = "meets" if new["changed_ms"] <= TARGET_MS else "MISSES"
+        line = (
+            f"{schools} schools: cached scrape after a second of changes "
+            f"{new['changed_ms']:.1f} ms (target ≤ {TARGET_MS:.0f} ms: {verdict})"
+        )
+        old = by.get("old")
+        if old is not None:
+            line += f"; main's {old['changed_ms']:.0f} ms, {old['changed_ms'] / new['changed_ms']:.0f}×"
+        print(line)
+    print("(a shared 2-core machine: absolute figures are noisy, ratios less so)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--schools", type=int, nargs="+", default=[100, 500])
+    parser.add_argument("--scrapes", type=int, default=5)
+    parser.add_argument("--baseline", default="main", help="git ref of the previous exporter")
+    parser.add_argument("--no-baseline", action="store_true")
+    parser.add_argument("--child", choices=["old", "cached"], help=argparse.SUPPRESS)
+    parser.add_argument("--baseline-file", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child is not None:
+        result = measure(args.child, args.schools[0], args.scrapes, args.baseline_file)
+        print(json.dumps(result))
+        return
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        baseline = None if args.no_baseline else baseline_source(args.baseline, Path(tmp))
+        for schools in args.schools:
+            rows.append(run_child("cached", schools, args.scrapes, None))
+            print(f"  {schools} schools, cached: done", file=sys.stderr)
+            if baseline is not None:
+                # main's exporter takes seconds a scrape at city scale: fewer scrapes.
+                rows.append(run_child("old", schools, min(args.scrapes, 2), baseline))
+                print(f"  {schools} schools, main: done", file=sys.stderr)
+    report(rows)
+
+
+if __name__ == "__main__":
+    main()

@@ -93,7 +93,8 @@ def create_app(runtime: Runtime, *, clock: Callable[[], float] = time.time) -> F
             # A family at a time, handing the loop back between families: polling and
             # ingest never wait for a whole city's exposition (edumon.exporters.metrics).
             for chunk in exposition.chunks(openmetrics=openmetrics):
-                yield chunk
+                if chunk:  # an empty one is a pause, not a body part
+                    yield chunk
                 await asyncio.sleep(0)
 
         return StreamingResponse(body(), media_type=content_type)

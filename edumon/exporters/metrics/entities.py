@@ -7,7 +7,7 @@ re-renders an entity only when its change key differs from the one its text was 
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from edumon.domain.checks import SchoolCompliance, Verdict
@@ -17,7 +17,7 @@ from edumon.domain.models import OperStatus
 from edumon.domain.state import DeviceState
 from edumon.domain.topology import Condition, SchoolLink
 from edumon.exporters.metrics import families as f
-from edumon.exporters.metrics.text import Family
+from edumon.exporters.metrics.text import Family, pairs
 from edumon.views import ClassroomNow
 
 BYTES_PER_MBIT = 1_000_000 / 8
@@ -41,6 +41,10 @@ class Lines:
     def add(self, family: Family, value: float, *labels: str) -> None:
         self._lines[self._kind.index(family)].append(family.line(value, *labels))
 
+    def add_at(self, family: Family, base: str, value: float, *extra: str) -> None:
+        """A line whose leading labels are rendered in ``base`` (see ``Family.line_at``)."""
+        self._lines[self._kind.index(family)].append(family.line_at(base, value, *extra))
+
     def done(self) -> tuple[bytes, ...]:
         return tuple("".join(lines).encode() for lines in self._lines)
 
@@ -53,39 +57,65 @@ class Cached:
     text: tuple[bytes, ...]
 
 
-class EntityCache:
-    """Rendered text of every entity of one kind, in the order entities were first seen."""
+class _Group:
+    """The entities of one school (or of the district's own switches), and their joined text."""
 
-    def __init__(self, kind: Sequence[Family]) -> None:
-        self.kind = tuple(kind)
-        self._entries: dict[str, Cached] = {}
+    __slots__ = ("entries", "text")
+
+    def __init__(self) -> None:
+        self.entries: dict[str, Cached] = {}
+        self.text: tuple[bytes, ...] | None = None
+        """Every entry's text joined per family; None after a change."""
+
+
+class EntityCache:
+    """Rendered text of every entity of one kind, grouped by school.
+
+    A scrape joins one block per school and family, not one per entity, and a school's block
+    is joined again only when one of its entities changed. The district-wide text of a family
+    is joined at each scrape and dropped once sent: kept, it would double the memory for a
+    saving only a city where nothing changed in 15 s would see.
+    """
+
+    def __init__(self, kind: tuple[Family, ...]) -> None:
+        self.kind = kind
+        self._groups: dict[str, _Group] = {}
+        self._where: dict[str, _Group] = {}
         self.rendered = 0
         """Entities rendered since start (a first render or a change)."""
 
     def fresh(self, ident: str, key: object) -> bool:
         """Whether ``ident``'s text was rendered for ``key`` (then it stands as it is)."""
-        entry = self._entries.get(ident)
-        return entry is not None and entry.key == key
+        group = self._where.get(ident)
+        if group is None:
+            return False
+        return group.entries[ident].key == key
 
-    def store(self, ident: str, key: object, text: tuple[bytes, ...]) -> None:
+    def store(self, ident: str, key: object, text: tuple[bytes, ...], group: str = "") -> None:
         """Keep ``ident``'s newly rendered text and the key it was rendered for."""
-        self._entries[ident] = Cached(key, text)
+        where = self._where.get(ident)
+        if where is None:
+            where = self._groups.get(group)
+            if where is None:
+                where = self._groups[group] = _Group()
+            self._where[ident] = where
+        where.entries[ident] = Cached(key, text)
+        where.text = None
         self.rendered += 1
 
-    def forget(self, ident: str) -> None:
-        self._entries.pop(ident, None)
-
     def __len__(self) -> int:
-        return len(self._entries)
-
-    def family_text(self, family: Family) -> bytes:
-        """Every entity's lines of one family, one after the other."""
-        i = self.kind.index(family)
-        return b"".join([entry.text[i] for entry in self._entries.values()])
+        return len(self._where)
 
     def families(self) -> Iterator[tuple[Family, bytes]]:
-        for family in self.kind:
-            yield family, self.family_text(family)
+        """Each family of this kind with every entity's lines of it."""
+        blocks = []
+        for group in self._groups.values():
+            if group.text is None:
+                texts = [entry.text for entry in group.entries.values()]
+                group.text = tuple(b"".join(column) for column in zip(*texts, strict=True))
+            blocks.append(group.text)
+        for i, family in enumerate(self.kind):
+            yield family, b"".join([block[i] for block in blocks])
 
 
 # -- a switch ---------------------------------------------------------------------------------
@@ -106,21 +136,21 @@ def render_switch(
     """
     out = Lines(f.SWITCH)
     school = dev.school or ""
-    ids = (dev.device_id, school)
+    ids = pairs(f.DEVICE_UP.labels, (dev.device_id, school))
     # Only the host is rendered from the switch's configuration: its SNMP credentials never
     # leave the config object.
-    out.add(f.DEVICE_INFO, 1, *ids, host, dev.sys_name)
-    out.add(f.DEVICE_REBOOTS, dev.reboots, *ids)
+    out.add_at(f.DEVICE_INFO, ids, 1, host, dev.sys_name)
+    out.add_at(f.DEVICE_REBOOTS, ids, dev.reboots)
     if dev.reachable is not None:
-        out.add(f.DEVICE_UP, 1 if dev.reachable else 0, *ids)
+        out.add_at(f.DEVICE_UP, ids, 1 if dev.reachable else 0)
     uptime = dev.uptime_seconds
     if dev.reachable and uptime is not None:
-        out.add(f.DEVICE_UPTIME, uptime, *ids)
+        out.add_at(f.DEVICE_UPTIME, ids, uptime)
     if dev.last_poll_at is not None:
-        out.add(f.DEVICE_LAST_POLL, dev.last_poll_at, *ids)
+        out.add_at(f.DEVICE_LAST_POLL, ids, dev.last_poll_at)
     if dev.last_ok_at is not None:
-        out.add(f.DEVICE_LAST_OK, dev.last_ok_at, *ids)
-    out.add(f.DEVICE_STATE, 1, *ids, condition.value)
+        out.add_at(f.DEVICE_LAST_OK, ids, dev.last_ok_at)
+    out.add_at(f.DEVICE_STATE, ids, 1, condition.value)
     for iface in dev.interfaces.values():
         owner = inventory.owner(dev.device_id, iface.name)
         if owner is not None:
@@ -131,21 +161,24 @@ def render_switch(
             role = "none"
         else:
             continue  # not a port that matters: in the API, not on /metrics
-        port = (
-            dev.device_id,
-            iface.name,
-            owner.school if owner is not None else school,
-            (owner.classroom or "") if owner is not None else "",
+        port = pairs(
+            f.IF_UP.labels,
+            (
+                dev.device_id,
+                iface.name,
+                owner.school if owner is not None else school,
+                (owner.classroom or "") if owner is not None else "",
+            ),
         )
-        out.add(f.IF_INFO, 1, *port, role, str(iface.if_index), iface.alias)
-        out.add(f.IF_LAST_CHANGE, iface.last_change, *port)
-        out.add(f.IF_DOWNGRADES, iface.speed_downgrades, *port)
+        out.add_at(f.IF_INFO, port, 1, role, str(iface.if_index), iface.alias)
+        out.add_at(f.IF_LAST_CHANGE, port, iface.last_change)
+        out.add_at(f.IF_DOWNGRADES, port, iface.speed_downgrades)
         if not (dev.reachable and iface.known):
             continue  # its last reading no longer stands
-        out.add(f.IF_UP, 1 if iface.oper_status is OperStatus.UP else 0, *port)
-        out.add(f.IF_ADMIN, int(iface.admin_status), *port)
+        out.add_at(f.IF_UP, port, 1 if iface.oper_status is OperStatus.UP else 0)
+        out.add_at(f.IF_ADMIN, port, int(iface.admin_status))
         if iface.speed_mbps is not None:
-            out.add(f.IF_SPEED, mbps_to_bytes(iface.speed_mbps), *port)
+            out.add_at(f.IF_SPEED, port, mbps_to_bytes(iface.speed_mbps))
         for family, value in (
             (f.IF_IN_BYTES, iface.in_octets_total),
             (f.IF_OUT_BYTES, iface.out_octets_total),
@@ -153,7 +186,7 @@ def render_switch(
             (f.IF_OUT_ERRORS, iface.out_errors_total),
         ):
             if value is not None:
-                out.add(family, value, *port)
+                out.add_at(family, port, value)
     return out.done()
 
 
@@ -177,12 +210,13 @@ class PollFigures:
 def render_polled(device: str, p: PollFigures) -> tuple[bytes, ...]:
     """A switch's edumon_snmp_* lines."""
     out = Lines(f.POLLED)
-    out.add(f.SNMP_POLLS, p.polls_ok, device, "ok")
-    out.add(f.SNMP_POLLS, p.polls_failed, device, "failed")
+    ids = pairs(f.SNMP_REQUESTS.labels, (device,))
+    out.add_at(f.SNMP_POLLS, ids, p.polls_ok, "ok")
+    out.add_at(f.SNMP_POLLS, ids, p.polls_failed, "failed")
     polled = p.polls_ok + p.polls_failed > 0
     if p.requests is None:
         if polled:
-            out.add(f.SNMP_LAST_DURATION, p.last_poll_seconds, device)
+            out.add_at(f.SNMP_LAST_DURATION, ids, p.last_poll_seconds)
         return out.done()
     for family, value in (
         (f.SNMP_REQUESTS, p.requests),
@@ -191,11 +225,11 @@ def render_polled(device: str, p: PollFigures) -> tuple[bytes, ...]:
         (f.SNMP_VARBINDS, p.varbinds),
         (f.SNMP_WALKS_ABORTED, p.walks_aborted),
     ):
-        out.add(family, value, device)
+        out.add_at(family, ids, value)
     if polled:  # not polled yet: no last poll to describe
-        out.add(f.SNMP_LAST_DURATION, p.last_poll_seconds, device)
-        out.add(f.SNMP_LAST_VARBINDS, p.last_varbinds, device)
-        out.add(f.SNMP_MAX_REPETITIONS, p.max_repetitions, device)
+        out.add_at(f.SNMP_LAST_DURATION, ids, p.last_poll_seconds)
+        out.add_at(f.SNMP_LAST_VARBINDS, ids, p.last_varbinds)
+        out.add_at(f.SNMP_MAX_REPETITIONS, ids, p.max_repetitions)
     return out.done()
 
 
@@ -287,33 +321,33 @@ def render_school_link(
 def render_classroom(c: ClassroomNow, outage: bool | None) -> tuple[bytes, ...]:
     """A classroom's terminal lines and its lesson state (``outage`` None: not tracked)."""
     out = Lines(f.CLASSROOM)
-    room = (c.school.code, c.room.id)
+    room = pairs(f.CLASSROOM_EXPECTED.labels, (c.school.code, c.room.id))
     if c.expected_online is not None:
-        out.add(f.CLASSROOM_EXPECTED, 1 if c.expected_online else 0, *room)
+        out.add_at(f.CLASSROOM_EXPECTED, room, 1 if c.expected_online else 0)
     st = c.terminal
     if st is None:
         return out.done()
     if outage is not None:
-        out.add(f.CLASSROOM_OUTAGE, 1 if outage else 0, *room)
-    ids = (*room, st.terminal)
+        out.add_at(f.CLASSROOM_OUTAGE, room, 1 if outage else 0)
+    ids = f"{room},{pairs(('terminal',), (st.terminal,))}"
     online = c.online
-    out.add(f.TERMINAL_UP, 1 if online else 0, *ids)
+    out.add_at(f.TERMINAL_UP, ids, 1 if online else 0)
     reason = c.offline_reason
     if not online and reason is not None:
-        out.add(f.TERMINAL_OFFLINE_REASON, 1, *ids, reason)
-    out.add(f.TERMINAL_INFO, 1, *ids, st.agent_version or "", st.nic or "", st.duplex)
+        out.add_at(f.TERMINAL_OFFLINE_REASON, ids, 1, reason)
+    out.add_at(f.TERMINAL_INFO, ids, 1, st.agent_version or "", st.nic or "", st.duplex)
     if st.last_seen is not None:
-        out.add(f.TERMINAL_LAST_SEEN, st.last_seen, *ids)
+        out.add_at(f.TERMINAL_LAST_SEEN, ids, st.last_seen)
     since = c.since
     if since is not None:
-        out.add(f.TERMINAL_LAST_CHANGE, since, *ids)
+        out.add_at(f.TERMINAL_LAST_CHANGE, ids, since)
     if online and st.uptime_seconds is not None:
-        out.add(f.TERMINAL_UPTIME, st.uptime_seconds, *ids)
+        out.add_at(f.TERMINAL_UPTIME, ids, st.uptime_seconds)
     if online and st.link_speed_mbps is not None:
-        out.add(f.TERMINAL_SPEED, mbps_to_bytes(st.link_speed_mbps), *ids)
+        out.add_at(f.TERMINAL_SPEED, ids, mbps_to_bytes(st.link_speed_mbps))
     in_lesson = c.offline_in_lesson
     if in_lesson is not None and not c.uplink_down:
-        out.add(f.CLASSROOM_IN_LESSON, 1 if in_lesson else 0, *room)
+        out.add_at(f.CLASSROOM_IN_LESSON, room, 1 if in_lesson else 0)
     return out.done()
 
 

@@ -82,6 +82,9 @@ _POLLER_KEY = attrgetter(
     "last_poll_seconds",
 )
 _FAILED = (Condition.UNREACHABLE, Condition.UNKNOWN)
+# How much is refreshed between two pauses of the stream (a few milliseconds' work).
+_SLICE_SWITCHES = 1000
+_SLICE_SCHOOLS = 50
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +93,6 @@ class _Room:
     terminal: TerminalState | None
     lesson: tuple[str, str] | None
     """(school, timetable): classrooms that share it share the lesson now."""
-    place: Place | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +102,8 @@ class _School:
     """The switches the school's compliance checks read."""
     unmapped: tuple[ClassroomRef, ...]
     rooms: tuple[_Room, ...]
+    timetables: dict[tuple[str, str], Place]
+    """One place of the school per timetable its classrooms follow."""
 
 
 class _Plan:
@@ -112,19 +116,21 @@ class _Plan:
         schools = []
         self.names = EntityCache(f.SCHOOL_NAMES)
         for code, ref in runtime.state.inventory.schools.items():
-            self.names.store(code, None, render_school_names(ref))
+            self.names.store(code, None, render_school_names(ref), code)
             rooms = []
+            timetables: dict[tuple[str, str], Place] = {}
             for room in ref.classrooms:
                 st = terminals.of_classroom(room.id) if terminals is not None else None
-                lesson = place = None
+                lesson = None
                 if timed and schedule is not None:
                     place = Place(code, ref.kind, room.id)
                     lesson = (code, timetable_for(schedule, place).name)
-                rooms.append(_Room(room, st, lesson, place))
+                    timetables.setdefault(lesson, place)
+                rooms.append(_Room(room, st, lesson))
             switches = dict.fromkeys(
                 [ref.uplink_switch, *(r.switch for r in ref.classrooms if r.switch is not None)]
             )
-            schools.append(_School(ref, tuple(switches), unmapped(ref), tuple(rooms)))
+            schools.append(_School(ref, tuple(switches), unmapped(ref), tuple(rooms), timetables))
         self.schools = tuple(schools)
 
 
@@ -179,18 +185,19 @@ class Exposition:
         """The exposition, a family at a time (OpenMetrics 1.0 or the 0.0.4 text format)."""
         if _generation(self._runtime) != self._generation:
             self._reset()
-        steps: tuple[tuple[Callable[[], None], EntityCache], ...] = (
+        steps: tuple[tuple[Callable[[], Iterator[None]], EntityCache], ...] = (
             (self._refresh_switches, self.switches),
-            (lambda: None, self._plan.names),
+            (lambda: iter(()), self._plan.names),
             (self._refresh_compliance, self.compliance),
             (self._refresh_links, self.links),
             (self._refresh_classrooms, self.classrooms),
             (self._refresh_polled, self.polled),
         )
         for refresh, cache in steps:
-            refresh()
+            for _ in refresh():
+                yield b""  # a pause: the loop may run between two slices of the district
             for family, text in cache.families():
-                yield family.header(openmetrics).encode()
+                yield family.header(openmetrics)
                 yield text
         if openmetrics:
             yield openmetrics_latest(self._process)  # type: ignore[no-untyped-call]
@@ -230,12 +237,15 @@ class Exposition:
 
     # -- refreshing the caches ----------------------------------------------------------------
 
-    def _refresh_switches(self) -> None:
+    def _refresh_switches(self) -> Iterator[None]:
         config = self._runtime.config
         inventory = self._runtime.state.inventory
         topo, _ = self._topology_now()
         cache = self.switches
-        for device, dev in self._runtime.state.devices.items():
+        # A copy: between two slices the collector may add a switch it had not seen.
+        for i, (device, dev) in enumerate(list(self._runtime.state.devices.items())):
+            if i % _SLICE_SWITCHES == _SLICE_SWITCHES - 1:
+                yield
             view = topo.switches.get(device)
             condition = view.condition if view is not None else Condition.PENDING
             key = (dev.polls_ok, dev.polls_failed, condition)
@@ -256,18 +266,20 @@ class Exposition:
                 ),
             )
 
-    def _refresh_polled(self) -> None:
+    def _refresh_polled(self) -> Iterator[None]:
         cache = self.polled
         poller = self._runtime.poller
         if poller is None:
             # No poller in this process (a collector fed over MQTT, or a test): what the
             # state recorded from the observations is all there is.
-            for device, dev in self._runtime.state.devices.items():
+            for i, (device, dev) in enumerate(list(self._runtime.state.devices.items())):
+                if i % _SLICE_SWITCHES == _SLICE_SWITCHES - 1:
+                    yield
                 key = (dev.polls_ok, dev.polls_failed)
                 if cache.fresh(device, key):
                     continue
                 figures = PollFigures(dev.polls_ok, dev.polls_failed, dev.poll_seconds)
-                cache.store(device, key, render_polled(device, figures))
+                cache.store(device, key, render_polled(device, figures), dev.school or "")
                 self._durations.update(device, dev.poll_durations)
             return
         stats = poller.device_stats
@@ -275,7 +287,9 @@ class Exposition:
         if self._poller_ids is None or self._poller_ids[0] != size:
             ids = sorted({sw.id for sw in poller.switches} | set(stats))
             self._poller_ids = (size, ids)
-        for device in self._poller_ids[1]:
+        for i, device in enumerate(self._poller_ids[1]):
+            if i % _SLICE_SWITCHES == _SLICE_SWITCHES - 1:
+                yield
             st = stats.get(device)
             figures_key = None if st is None else _POLLER_KEY(st)
             if cache.fresh(device, figures_key):
@@ -296,16 +310,19 @@ class Exposition:
                     max_repetitions=st.max_repetitions,
                 )
                 self._durations.update(device, st.poll_seconds)
-            cache.store(device, figures_key, render_polled(device, figures))
+            school = self._runtime.state.inventory.switch_school.get(device)
+            cache.store(device, figures_key, render_polled(device, figures), school or "")
 
-    def _refresh_compliance(self) -> None:
+    def _refresh_compliance(self) -> Iterator[None]:
         runtime = self._runtime
         state = runtime.state
         devices = state.devices
         targets = runtime.config.targets
         terminals = runtime.terminals
         cache = self.compliance
-        for school in self._plan.schools:
+        for i, school in enumerate(self._plan.schools):
+            if i % _SLICE_SCHOOLS == _SLICE_SCHOOLS - 1:
+                yield
             polls = tuple(
                 [
                     None if dev is None else (dev.polls_ok, dev.polls_failed)
@@ -322,9 +339,9 @@ class Exposition:
                 continue
             # Classrooms without a mapped switch port are judged by their terminal's NIC speed.
             sc = check_school(state, school.ref, targets, speeds)
-            cache.store(code, key, render_compliance(sc))
+            cache.store(code, key, render_compliance(sc), code)
 
-    def _refresh_links(self) -> None:
+    def _refresh_links(self) -> Iterator[None]:
         topo, _ = self._topology_now()
         tracker = self._runtime.outages
         cache = self.links
@@ -334,33 +351,43 @@ class Exposition:
             key = (link.connectivity, started)
             if cache.fresh(code, key):
                 continue
-            cache.store(code, key, render_school_link(link, started, outages=tracker is not None))
+            cache.store(
+                code, key, render_school_link(link, started, outages=tracker is not None), code
+            )
+        yield
 
-    def _refresh_classrooms(self) -> None:
+    def _refresh_classrooms(self) -> Iterator[None]:
         runtime = self._runtime
         topo, failed = self._topology_now()
         tracker = runtime.outages
         schedule, calendar = runtime.schedule, runtime.calendar
         memo = MemoCalendar(calendar) if calendar is not None else None
         when = datetime.fromtimestamp(self._clock(), UTC)
-        lessons: dict[tuple[str, str], LessonAt] = {}
         cache = self.classrooms
-        for school in self._plan.schools:
+        fresh, store = cache.fresh, cache.store
+        outages = tracker.classrooms if tracker is not None else None
+        for i, school in enumerate(self._plan.schools):
+            if i % _SLICE_SCHOOLS == _SLICE_SCHOOLS - 1:
+                yield
             code = school.ref.code
             school_unknown = topo.classroom_unknown(code, None) is not None
+            # The lesson now, once per timetable of the school.
+            scheduled: dict[tuple[str, str], LessonAt] = {}
+            if schedule is not None and memo is not None:
+                for group, place in school.timetables.items():
+                    scheduled[group] = lesson_at(schedule, memo, place, when)
             for r in school.rooms:
                 st = r.terminal
-                lesson = None
-                if r.lesson is not None and r.place is not None:
-                    lesson = lessons.get(r.lesson)
-                    if lesson is None and schedule is not None and memo is not None:
-                        lesson = lessons[r.lesson] = lesson_at(schedule, memo, r.place, when)
-                expected = None if lesson is None else lesson.scheduled
-                unknown = school_unknown or r.room.switch in failed
-                outage = None if tracker is None or st is None else r.room.id in tracker.classrooms
-                key = (None if st is None else _TERMINAL_KEY(st), unknown, expected, outage)
-                if cache.fresh(r.room.id, key):
+                lesson = scheduled.get(r.lesson) if r.lesson is not None else None
+                room_id = r.room.id
+                key = (
+                    None if st is None else _TERMINAL_KEY(st),
+                    school_unknown or r.room.switch in failed,
+                    None if lesson is None else lesson.period is not None,
+                    None if outages is None or st is None else room_id in outages,
+                )
+                if fresh(room_id, key):
                     continue
                 why = topo.classroom_unknown(code, r.room.switch)
                 now = ClassroomNow(school.ref, r.room, st, why, lesson)
-                cache.store(r.room.id, key, render_classroom(now, outage))
+                store(room_id, key, render_classroom(now, key[3]), code)

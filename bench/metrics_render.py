@@ -211,7 +211,7 @@ async def build_city(schools: int, db: Path) -> City:
         state,
         store,
         collector,
-        poller=poller,  # type: ignore[arg-type]
+        poller=poller,
         started_at=NOW - 3600,
         terminals=terminals,
         schedule=config.schedule.schedule(),

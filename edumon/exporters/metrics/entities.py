@@ -9,15 +9,17 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from operator import attrgetter
 
 from edumon.domain.checks import SchoolCompliance, Verdict
 from edumon.domain.counters import DurationHistogram
 from edumon.domain.inventory import ClassroomRef, Inventory, SchoolRef
 from edumon.domain.models import OperStatus
 from edumon.domain.state import DeviceState
+from edumon.domain.terminals import TerminalState
 from edumon.domain.topology import Condition, SchoolLink
 from edumon.exporters.metrics import families as f
-from edumon.exporters.metrics.text import Family, pairs
+from edumon.exporters.metrics.text import Family, number, pairs
 from edumon.views import ClassroomNow
 
 BYTES_PER_MBIT = 1_000_000 / 8
@@ -121,73 +123,127 @@ class EntityCache:
 # -- a switch ---------------------------------------------------------------------------------
 
 
-def render_switch(
-    dev: DeviceState,
-    condition: Condition,
-    inventory: Inventory,
-    *,
-    host: str,
-    all_ports: bool,
-) -> tuple[bytes, ...]:
-    """A switch's device, state and port lines.
+@dataclass(frozen=True, slots=True)
+class Port:
+    """A port of a switch that is exported: its name, role and rendered labels."""
 
-    Ports of a switch that cannot be reached are unknown, not down: their status, speed and
-    counter lines are left out while ``edumon_interface_info`` stays.
+    name: str
+    role: str
+    labels: str
+
+
+def exported_ports(dev: DeviceState, inventory: Inventory, *, all_ports: bool) -> tuple[Port, ...]:
+    """The ports of ``dev`` on /metrics: those the inventory names, or all with ``all_ports``."""
+    school = dev.school or ""
+    out = []
+    for name in dev.interfaces:
+        owner = inventory.owner(dev.device_id, name)
+        if owner is not None:
+            role = owner.role.value
+        elif (dev.device_id, name) in inventory.link_ports:
+            role = "link"
+        elif all_ports:
+            role = "none"
+        else:
+            continue  # not a port that matters: in the API, not on /metrics
+        values = (
+            dev.device_id,
+            name,
+            owner.school if owner is not None else school,
+            (owner.classroom or "") if owner is not None else "",
+        )
+        out.append(Port(name, role, pairs(f.IF_UP.labels, values)))
+    return tuple(out)
+
+
+_PORT_STATE = attrgetter(
+    "oper_status", "admin_status", "speed_mbps", "known", "last_change", "speed_downgrades"
+)
+_PORT_NAMES = attrgetter("alias", "if_index")
+
+
+def switch_state_key(dev: DeviceState, condition: Condition, ports: tuple[Port, ...]) -> object:
+    """Everything ``render_switch`` reads: equal keys, equal text."""
+    ifaces = dev.interfaces
+    return (
+        dev.reachable,
+        condition,
+        dev.sys_name,
+        dev.reboots,
+        tuple([(_PORT_STATE(ifaces[p.name]), _PORT_NAMES(ifaces[p.name])) for p in ports]),
+    )
+
+
+def _encoded(*columns: list[str]) -> tuple[bytes, ...]:
+    return tuple("".join(lines).encode() for lines in columns)
+
+
+def render_switch(
+    dev: DeviceState, condition: Condition, ports: tuple[Port, ...], *, host: str
+) -> tuple[bytes, ...]:
+    """A switch's state lines (``families.SWITCH``).
+
+    Ports of a switch that cannot be reached are unknown, not down: their status and speed
+    lines are left out while ``edumon_interface_info`` stays.
     """
     out = Lines(f.SWITCH)
-    school = dev.school or ""
-    ids = pairs(f.DEVICE_UP.labels, (dev.device_id, school))
+    ids = pairs(f.DEVICE_UP.labels, (dev.device_id, dev.school or ""))
     # Only the host is rendered from the switch's configuration: its SNMP credentials never
     # leave the config object.
     out.add_at(f.DEVICE_INFO, ids, 1, host, dev.sys_name)
     out.add_at(f.DEVICE_REBOOTS, ids, dev.reboots)
     if dev.reachable is not None:
         out.add_at(f.DEVICE_UP, ids, 1 if dev.reachable else 0)
-    uptime = dev.uptime_seconds
-    if dev.reachable and uptime is not None:
-        out.add_at(f.DEVICE_UPTIME, ids, uptime)
-    if dev.last_poll_at is not None:
-        out.add_at(f.DEVICE_LAST_POLL, ids, dev.last_poll_at)
-    if dev.last_ok_at is not None:
-        out.add_at(f.DEVICE_LAST_OK, ids, dev.last_ok_at)
     out.add_at(f.DEVICE_STATE, ids, 1, condition.value)
-    for iface in dev.interfaces.values():
-        owner = inventory.owner(dev.device_id, iface.name)
-        if owner is not None:
-            role = owner.role.value
-        elif (dev.device_id, iface.name) in inventory.link_ports:
-            role = "link"
-        elif all_ports:
-            role = "none"
-        else:
-            continue  # not a port that matters: in the API, not on /metrics
-        port = pairs(
-            f.IF_UP.labels,
-            (
-                dev.device_id,
-                iface.name,
-                owner.school if owner is not None else school,
-                (owner.classroom or "") if owner is not None else "",
-            ),
-        )
-        out.add_at(f.IF_INFO, port, 1, role, str(iface.if_index), iface.alias)
-        out.add_at(f.IF_LAST_CHANGE, port, iface.last_change)
-        out.add_at(f.IF_DOWNGRADES, port, iface.speed_downgrades)
+    for port in ports:
+        iface = dev.interfaces[port.name]
+        out.add_at(f.IF_INFO, port.labels, 1, port.role, str(iface.if_index), iface.alias)
+        out.add_at(f.IF_LAST_CHANGE, port.labels, iface.last_change)
+        out.add_at(f.IF_DOWNGRADES, port.labels, iface.speed_downgrades)
         if not (dev.reachable and iface.known):
             continue  # its last reading no longer stands
-        out.add_at(f.IF_UP, port, 1 if iface.oper_status is OperStatus.UP else 0)
-        out.add_at(f.IF_ADMIN, port, int(iface.admin_status))
+        out.add_at(f.IF_UP, port.labels, 1 if iface.oper_status is OperStatus.UP else 0)
+        out.add_at(f.IF_ADMIN, port.labels, int(iface.admin_status))
         if iface.speed_mbps is not None:
-            out.add_at(f.IF_SPEED, port, mbps_to_bytes(iface.speed_mbps))
-        for family, value in (
-            (f.IF_IN_BYTES, iface.in_octets_total),
-            (f.IF_OUT_BYTES, iface.out_octets_total),
-            (f.IF_IN_ERRORS, iface.in_errors_total),
-            (f.IF_OUT_ERRORS, iface.out_errors_total),
-        ):
-            if value is not None:
-                out.add_at(family, port, value)
+            out.add_at(f.IF_SPEED, port.labels, mbps_to_bytes(iface.speed_mbps))
     return out.done()
+
+
+def render_counters(dev: DeviceState, ports: tuple[Port, ...]) -> tuple[bytes, ...]:
+    """What a poll moves (``families.SWITCH_COUNTERS``): written without ``Lines``, as it is
+    rendered for a quarter of a city's switches between two scrapes."""
+    ids = pairs(f.DEVICE_UP.labels, (dev.device_id, dev.school or ""))
+    uptime: list[str] = []
+    last_poll: list[str] = []
+    last_ok: list[str] = []
+    if dev.reachable and (seconds := dev.uptime_seconds) is not None:
+        uptime.append(f"{f.DEVICE_UPTIME.sample}{{{ids}}} {number(seconds)}\n")
+    if dev.last_poll_at is not None:
+        last_poll.append(f"{f.DEVICE_LAST_POLL.sample}{{{ids}}} {number(dev.last_poll_at)}\n")
+    if dev.last_ok_at is not None:
+        last_ok.append(f"{f.DEVICE_LAST_OK.sample}{{{ids}}} {number(dev.last_ok_at)}\n")
+    columns: tuple[list[str], ...] = ([], [], [], [])
+    names = (
+        f.IF_IN_BYTES.sample,
+        f.IF_OUT_BYTES.sample,
+        f.IF_IN_ERRORS.sample,
+        f.IF_OUT_ERRORS.sample,
+    )
+    if dev.reachable:
+        for port in ports:
+            iface = dev.interfaces[port.name]
+            if not iface.known:
+                continue
+            values = (
+                iface.in_octets_total,
+                iface.out_octets_total,
+                iface.in_errors_total,
+                iface.out_errors_total,
+            )
+            for column, name, value in zip(columns, names, values, strict=True):
+                if value is not None:
+                    column.append(f"{name}{{{port.labels}}} {number(value)}\n")
+    return _encoded(uptime, last_poll, last_ok, *columns)
 
 
 @dataclass(frozen=True, slots=True)
@@ -318,10 +374,18 @@ def render_school_link(
 # -- a classroom ------------------------------------------------------------------------------
 
 
-def render_classroom(c: ClassroomNow, outage: bool | None) -> tuple[bytes, ...]:
-    """A classroom's terminal lines and its lesson state (``outage`` None: not tracked)."""
+def render_classroom(
+    c: ClassroomNow, outage: bool | None, room: str, terminal: str
+) -> tuple[bytes, ...]:
+    """A classroom's state lines (``families.CLASSROOM``).
+
+    Args:
+        c: the classroom now.
+        outage: whether it is in an outage; None when edumon tracks none.
+        room: its school and classroom labels, rendered (``pairs``).
+        terminal: those and its terminal's, rendered.
+    """
     out = Lines(f.CLASSROOM)
-    room = pairs(f.CLASSROOM_EXPECTED.labels, (c.school.code, c.room.id))
     if c.expected_online is not None:
         out.add_at(f.CLASSROOM_EXPECTED, room, 1 if c.expected_online else 0)
     st = c.terminal
@@ -329,26 +393,36 @@ def render_classroom(c: ClassroomNow, outage: bool | None) -> tuple[bytes, ...]:
         return out.done()
     if outage is not None:
         out.add_at(f.CLASSROOM_OUTAGE, room, 1 if outage else 0)
-    ids = f"{room},{pairs(('terminal',), (st.terminal,))}"
     online = c.online
-    out.add_at(f.TERMINAL_UP, ids, 1 if online else 0)
+    out.add_at(f.TERMINAL_UP, terminal, 1 if online else 0)
     reason = c.offline_reason
     if not online and reason is not None:
-        out.add_at(f.TERMINAL_OFFLINE_REASON, ids, 1, reason)
-    out.add_at(f.TERMINAL_INFO, ids, 1, st.agent_version or "", st.nic or "", st.duplex)
-    if st.last_seen is not None:
-        out.add_at(f.TERMINAL_LAST_SEEN, ids, st.last_seen)
+        out.add_at(f.TERMINAL_OFFLINE_REASON, terminal, 1, reason)
+    out.add_at(f.TERMINAL_INFO, terminal, 1, st.agent_version or "", st.nic or "", st.duplex)
     since = c.since
     if since is not None:
-        out.add_at(f.TERMINAL_LAST_CHANGE, ids, since)
-    if online and st.uptime_seconds is not None:
-        out.add_at(f.TERMINAL_UPTIME, ids, st.uptime_seconds)
+        out.add_at(f.TERMINAL_LAST_CHANGE, terminal, since)
     if online and st.link_speed_mbps is not None:
-        out.add_at(f.TERMINAL_SPEED, ids, mbps_to_bytes(st.link_speed_mbps))
+        out.add_at(f.TERMINAL_SPEED, terminal, mbps_to_bytes(st.link_speed_mbps))
     in_lesson = c.offline_in_lesson
     if in_lesson is not None and not c.uplink_down:
         out.add_at(f.CLASSROOM_IN_LESSON, room, 1 if in_lesson else 0)
     return out.done()
+
+
+def render_heartbeat(st: TerminalState, terminal: str) -> tuple[bytes, ...]:
+    """What a heartbeat moves (``families.HEARTBEAT``); ``terminal``: its labels, rendered.
+
+    Half a city's terminals send one between two scrapes: two lines, formatted directly.
+    """
+    seen = b""
+    if st.last_seen is not None:
+        seen = f"{f.TERMINAL_LAST_SEEN.sample}{{{terminal}}} {number(st.last_seen)}\n".encode()
+    uptime = b""
+    if st.online and st.uptime_seconds is not None:
+        line = f"{f.TERMINAL_UPTIME.sample}{{{terminal}}} {number(st.uptime_seconds)}\n"
+        uptime = line.encode()
+    return (seen, uptime)
 
 
 def unmapped(school: SchoolRef) -> tuple[ClassroomRef, ...]:

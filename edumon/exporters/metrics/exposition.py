@@ -33,10 +33,12 @@ from operator import attrgetter
 from prometheus_client.exposition import generate_latest as text_latest
 from prometheus_client.openmetrics.exposition import generate_latest as openmetrics_latest
 
+from edumon.config import Switch
 from edumon.domain.checks import check_school
 from edumon.domain.counters import DurationHistogram
 from edumon.domain.inventory import ClassroomRef, SchoolRef
 from edumon.domain.schedule import LessonAt, Place, lesson_at, timetable_for
+from edumon.domain.state import DeviceState
 from edumon.domain.terminals import TerminalState
 from edumon.domain.topology import Condition, Topology, assess
 from edumon.exporters.metrics import families as f
@@ -44,15 +46,21 @@ from edumon.exporters.metrics.entities import (
     EntityCache,
     HistogramSum,
     PollFigures,
+    Port,
+    exported_ports,
     render_classroom,
     render_compliance,
+    render_counters,
+    render_heartbeat,
     render_polled,
     render_school_link,
     render_school_names,
     render_switch,
+    switch_state_key,
     unmapped,
 )
 from edumon.exporters.metrics.process import ProcessCollector
+from edumon.exporters.metrics.text import pairs
 from edumon.runtime import Runtime
 from edumon.views import ClassroomNow, MemoCalendar
 
@@ -69,6 +77,20 @@ _TERMINAL_KEY = attrgetter(
 """Every accepted message moves ``last_seq`` or ``session`` (a heartbeat also ``heartbeats``);
 every online/offline change moves ``online`` or its times: so an unchanged key is an
 unchanged terminal."""
+_HEARTBEAT_KEY = attrgetter("online", "last_seen", "uptime_seconds")
+_STATE_KEY = attrgetter(
+    "online",
+    "online_since",
+    "offline_since",
+    "offline_reason",
+    "agent_version",
+    "nic",
+    "duplex",
+    "link_speed_mbps",
+)
+"""What ``render_classroom`` reads of a terminal."""
+_CHECKED = attrgetter("oper_status", "speed_mbps", "last_speed_mbps")
+"""What the compliance checks read of a port (``edumon.domain.checks``)."""
 _POLLER_KEY = attrgetter(
     "polls_ok",
     "polls_failed",
@@ -93,6 +115,10 @@ class _Room:
     terminal: TerminalState | None
     lesson: tuple[str, str] | None
     """(school, timetable): classrooms that share it share the lesson now."""
+    labels: str
+    """Its school and classroom labels, rendered."""
+    terminal_labels: str
+    """Those and its terminal's."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +126,8 @@ class _School:
     ref: SchoolRef
     switches: tuple[str, ...]
     """The switches the school's compliance checks read."""
+    ports: tuple[tuple[str, str], ...]
+    """The ports they read: the uplink and each classroom's."""
     unmapped: tuple[ClassroomRef, ...]
     rooms: tuple[_Room, ...]
     timetables: dict[tuple[str, str], Place]
@@ -126,11 +154,19 @@ class _Plan:
                     place = Place(code, ref.kind, room.id)
                     lesson = (code, timetable_for(schedule, place).name)
                     timetables.setdefault(lesson, place)
-                rooms.append(_Room(room, st, lesson))
+                labels = pairs(f.CLASSROOM_EXPECTED.labels, (code, room.id))
+                terminal_labels = labels
+                if st is not None:
+                    terminal_labels = f"{labels},{pairs(('terminal',), (st.terminal,))}"
+                rooms.append(_Room(room, st, lesson, labels, terminal_labels))
             switches = dict.fromkeys(
                 [ref.uplink_switch, *(r.switch for r in ref.classrooms if r.switch is not None)]
             )
-            schools.append(_School(ref, tuple(switches), unmapped(ref), tuple(rooms), timetables))
+            ports = [(ref.uplink_switch, ref.uplink_port)]
+            ports += [(r.switch, r.port) for r in ref.classrooms if r.switch and r.port]
+            schools.append(
+                _School(ref, tuple(switches), tuple(ports), unmapped(ref), tuple(rooms), timetables)
+            )
         self.schools = tuple(schools)
 
 
@@ -171,10 +207,16 @@ class Exposition:
         self._generation = _generation(self._runtime)
         self._plan = _Plan(self._runtime)
         self.switches = EntityCache(f.SWITCH)
+        self.counters = EntityCache(f.SWITCH_COUNTERS)
+        self._switch_seen: dict[str, object] = {}
+        self._ports: dict[str, tuple[tuple[str, ...], tuple[Port, ...]]] = {}
         self.polled = EntityCache(f.POLLED)
         self.compliance = EntityCache(f.COMPLIANCE)
+        self._compliance_seen: dict[str, object] = {}
         self.links = EntityCache(f.SCHOOL_LINK)
         self.classrooms = EntityCache(f.CLASSROOM)
+        self.heartbeats = EntityCache(f.HEARTBEAT)
+        self._room_seen: dict[str, object] = {}
         self._durations = HistogramSum()
         self._topology: tuple[object, Topology, frozenset[str]] | None = None
         self._poller_ids: tuple[tuple[int, int], list[str]] | None = None
@@ -187,10 +229,12 @@ class Exposition:
             self._reset()
         steps: tuple[tuple[Callable[[], Iterator[None]], EntityCache], ...] = (
             (self._refresh_switches, self.switches),
+            (lambda: iter(()), self.counters),
             (lambda: iter(()), self._plan.names),
             (self._refresh_compliance, self.compliance),
             (self._refresh_links, self.links),
             (self._refresh_classrooms, self.classrooms),
+            (lambda: iter(()), self.heartbeats),
             (self._refresh_polled, self.polled),
         )
         for refresh, cache in steps:
@@ -239,9 +283,8 @@ class Exposition:
 
     def _refresh_switches(self) -> Iterator[None]:
         config = self._runtime.config
-        inventory = self._runtime.state.inventory
         topo, _ = self._topology_now()
-        cache = self.switches
+        seen = self._switch_seen
         # A copy: between two slices the collector may add a switch it had not seen.
         for i, (device, dev) in enumerate(list(self._runtime.state.devices.items())):
             if i % _SLICE_SWITCHES == _SLICE_SWITCHES - 1:
@@ -249,22 +292,32 @@ class Exposition:
             view = topo.switches.get(device)
             condition = view.condition if view is not None else Condition.PENDING
             key = (dev.polls_ok, dev.polls_failed, condition)
-            if cache.fresh(device, key):
+            if seen.get(device) == key:
                 continue
+            seen[device] = key
             sw = config.switches.get(device)
-            cache.store(
-                device,
-                key,
-                render_switch(
-                    dev,
-                    condition,
-                    inventory,
-                    host=sw.host if sw is not None else "",
-                    all_ports=(
-                        sw.export_all_ports if sw is not None else config.polling.export_all_ports
-                    ),
-                ),
-            )
+            ports = self._exported(dev, sw)
+            school = dev.school or ""
+            # A poll moves the counters; the state only when a port or the switch changed.
+            state = switch_state_key(dev, condition, ports)
+            if not self.switches.fresh(device, state):
+                host = sw.host if sw is not None else ""
+                self.switches.store(
+                    device, state, render_switch(dev, condition, ports, host=host), school
+                )
+            self.counters.store(device, key, render_counters(dev, ports), school)
+
+    def _exported(self, dev: DeviceState, sw: Switch | None) -> tuple[Port, ...]:
+        """The switch's exported ports, worked out again only when its ports are not the same."""
+        names = tuple(dev.interfaces)
+        known = self._ports.get(dev.device_id)
+        if known is not None and known[0] == names:
+            return known[1]
+        config = self._runtime.config
+        all_ports = sw.export_all_ports if sw is not None else config.polling.export_all_ports
+        ports = exported_ports(dev, self._runtime.state.inventory, all_ports=all_ports)
+        self._ports[dev.device_id] = (names, ports)
+        return ports
 
     def _refresh_polled(self) -> Iterator[None]:
         cache = self.polled
@@ -320,6 +373,7 @@ class Exposition:
         targets = runtime.config.targets
         terminals = runtime.terminals
         cache = self.compliance
+        seen = self._compliance_seen
         for i, school in enumerate(self._plan.schools):
             if i % _SLICE_SCHOOLS == _SLICE_SCHOOLS - 1:
                 yield
@@ -333,8 +387,23 @@ class Exposition:
                 room.id: terminals.classroom_link_speed(room.id) if terminals is not None else None
                 for room in school.unmapped
             }
-            key = (polls, tuple(speeds.values()))
             code = school.ref.code
+            seen_key = (polls, tuple(speeds.values()))
+            if seen.get(code) == seen_key:
+                continue
+            seen[code] = seen_key
+            # A poll of one of its switches: did anything the checks read change?
+            ports = []
+            for device, port in school.ports:
+                dev = devices.get(device)
+                iface = dev.interfaces.get(port) if dev is not None else None
+                ports.append(
+                    (
+                        None if dev is None else dev.reachable,
+                        None if iface is None else _CHECKED(iface),
+                    )
+                )
+            key = (tuple(ports), seen_key[1])
             if cache.fresh(code, key):
                 continue
             # Classrooms without a mapped switch port are judged by their terminal's NIC speed.
@@ -365,6 +434,7 @@ class Exposition:
         when = datetime.fromtimestamp(self._clock(), UTC)
         cache = self.classrooms
         fresh, store = cache.fresh, cache.store
+        seen = self._room_seen
         outages = tracker.classrooms if tracker is not None else None
         for i, school in enumerate(self._plan.schools):
             if i % _SLICE_SCHOOLS == _SLICE_SCHOOLS - 1:
@@ -386,8 +456,20 @@ class Exposition:
                     None if lesson is None else lesson.period is not None,
                     None if outages is None or st is None else room_id in outages,
                 )
-                if fresh(room_id, key):
+                if seen.get(room_id) == key:
+                    continue
+                seen[room_id] = key
+                if st is not None:
+                    beat = _HEARTBEAT_KEY(st)
+                    if not self.heartbeats.fresh(room_id, beat):
+                        text = render_heartbeat(st, r.terminal_labels)
+                        self.heartbeats.store(room_id, beat, text, code)
+                # A heartbeat moves the two lines above; the rest only when the terminal
+                # comes or goes, or the lesson or an outage does.
+                state = (None if st is None else _STATE_KEY(st), *key[1:])
+                if fresh(room_id, state):
                     continue
                 why = topo.classroom_unknown(code, r.room.switch)
                 now = ClassroomNow(school.ref, r.room, st, why, lesson)
-                store(room_id, key, render_classroom(now, key[3]), code)
+                text = render_classroom(now, key[3], r.labels, r.terminal_labels)
+                store(room_id, state, text, code)

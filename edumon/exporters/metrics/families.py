@@ -127,23 +127,27 @@ IF_INFO = info(
 
 SWITCH = (
     DEVICE_UP,
-    DEVICE_UPTIME,
     DEVICE_REBOOTS,
-    DEVICE_LAST_POLL,
-    DEVICE_LAST_OK,
     DEVICE_INFO,
     DEVICE_STATE,
     IF_UP,
     IF_ADMIN,
     IF_SPEED,
-    IF_IN_BYTES,
-    IF_OUT_BYTES,
-    IF_IN_ERRORS,
-    IF_OUT_ERRORS,
     IF_DOWNGRADES,
     IF_LAST_CHANGE,
     IF_INFO,
 )
+"""A switch's state: what changes when a port or the switch changes, not at every poll."""
+SWITCH_COUNTERS = (
+    DEVICE_UPTIME,
+    DEVICE_LAST_POLL,
+    DEVICE_LAST_OK,
+    IF_IN_BYTES,
+    IF_OUT_BYTES,
+    IF_IN_ERRORS,
+    IF_OUT_ERRORS,
+)
+"""What every poll of a switch moves."""
 
 # -- a switch as its poller sees it -----------------------------------------------------------
 
@@ -355,9 +359,7 @@ CLASSROOM_OUTAGE = gauge(
 
 CLASSROOM = (
     TERMINAL_UP,
-    TERMINAL_LAST_SEEN,
     TERMINAL_LAST_CHANGE,
-    TERMINAL_UPTIME,
     TERMINAL_SPEED,
     TERMINAL_OFFLINE_REASON,
     TERMINAL_INFO,
@@ -365,3 +367,6 @@ CLASSROOM = (
     CLASSROOM_IN_LESSON,
     CLASSROOM_OUTAGE,
 )
+"""A classroom's state: what changes when its terminal comes or goes, or the lesson does."""
+HEARTBEAT = (TERMINAL_LAST_SEEN, TERMINAL_UPTIME)
+"""What every heartbeat of a terminal moves."""

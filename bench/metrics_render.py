@@ -13,7 +13,8 @@ For each implementation, in its own process (so that its RSS is its own), the sc
 - the first scrape (everything rendered);
 - steady scrapes (nothing changed);
 - scrapes after one second of a city's changes: 1/60 of the switches polled again (a 60 s poll
-  interval) and 1/30 of the terminals heartbeating (a 30 s interval).
+  interval) and 1/30 of the terminals heartbeating (a 30 s interval);
+- scrapes after 15 s of them (Prometheus scraping every 15 s, as bench/city.py does).
 
 It prints series, bytes, render time and RSS for each, and for the cached exposition the longest
 the event loop would be held between two chunks of the stream. The previous implementation is
@@ -66,6 +67,7 @@ DISTRICT = "bench-city"
 SWITCHES_PER_SCHOOL = 10
 CLASSROOMS_PER_SCHOOL = 40
 TARGET_MS = 100.0
+INTERVAL_SECONDS = 15
 # Monday of a school week, in a lesson: expected_online and offline_in_lesson are live.
 NOW = datetime(2026, 9, 7, 10, 30, tzinfo=ZoneInfo("Asia/Shanghai")).timestamp()
 ACCESS_PORTS = [f"GE0/0/{i}" for i in range(1, 49)]
@@ -320,6 +322,13 @@ def measure(impl: str, schools: int, scrapes: int, baseline: str | None) -> dict
             city.one_second(step)
             changed.append(scrape()[:3])
             rss_after.append(rss_mib())
+        # A scrape every 15 s, as Prometheus' default and bench/city.py's: 15 s of changes.
+        interval = []
+        for n in range(scrapes):
+            for step in range(INTERVAL_SECONDS):
+                city.one_second(scrapes + n * INTERVAL_SECONDS + step)
+            interval.append(scrape()[:3])
+            rss_after.append(rss_mib())
         return {
             "impl": impl,
             "schools": schools,
@@ -334,6 +343,9 @@ def measure(impl: str, schools: int, scrapes: int, baseline: str | None) -> dict
             "changed_cpu_ms": statistics.median(c[1] for c in changed),
             "changed_best_ms": min(c[0] for c in changed),
             "changed_block_ms": max(c[2] for c in changed),
+            "interval_ms": statistics.median(c[0] for c in interval),
+            "interval_cpu_ms": statistics.median(c[1] for c in interval),
+            "interval_block_ms": max(c[2] for c in interval),
             "rss_before_mib": rss_before,
             "rss_first_mib": rss_first,
             "rss_after_mib": rss_after,
@@ -365,25 +377,25 @@ def run_child(impl: str, schools: int, scrapes: int, baseline: Path | None) -> d
 
 def report(rows: list[dict[str, Any]]) -> None:
     print(
-        f"{'schools':>7} {'impl':<7} {'series':>8} {'MB':>5} {'first ms':>9} "
-        f"{'steady ms':>10} {'changed ms':>11} {'best':>6} {'changed CPU':>12} "
-        f"{'loop held':>10} {'RSS MiB: city, 1st, scrapes':>30}"
+        f"{'schools':>7} {'impl':<7} {'series':>8} {'MB':>5} {'first':>7} {'steady':>7} "
+        f"{'1 s':>7} {'CPU':>6} {'15 s':>7} {'CPU':>6} {'held':>6}  RSS MiB: city, 1st, scrapes"
     )
     for r in rows:
-        rss = r["rss_after_mib"]
         print(
             f"{r['schools']:>7} {r['impl']:<7} {r['series']:>8,} {r['bytes'] / 1e6:>5.1f} "
-            f"{r['first_ms']:>9.0f} {r['steady_ms']:>10.1f} {r['changed_ms']:>11.1f} "
-            f"{r['changed_best_ms']:>6.1f} {r['changed_cpu_ms']:>12.1f} "
-            f"{r['changed_block_ms']:>10.1f} "
-            f"{r['rss_before_mib']:>10.0f} {r['rss_first_mib']:>5.0f} "
-            + " ".join(f"{x:.0f}" for x in rss)
+            f"{r['first_ms']:>7.0f} {r['steady_ms']:>7.1f} {r['changed_ms']:>7.1f} "
+            f"{r['changed_cpu_ms']:>6.1f} {r['interval_ms']:>7.1f} {r['interval_cpu_ms']:>6.1f} "
+            f"{max(r['changed_block_ms'], r['interval_block_ms']):>6.1f}  "
+            f"{r['rss_before_mib']:.0f}, {r['rss_first_mib']:.0f}, "
+            + " ".join(f"{x:.0f}" for x in r["rss_after_mib"])
         )
     print(
-        "changed: after one second of a city's changes (1/60 of the switches polled, 1/30 of "
-        "the terminals heartbeating), median; best: its fastest; CPU: the process's CPU time "
-        "for it (what a scrape costs whatever else runs); loop held: the longest CPU time "
-        "between two chunks of the stream (main's renders in one piece)."
+        "Milliseconds per scrape (medians). first: everything rendered; steady: nothing changed; "
+        "1 s: after a second of a city's changes (1/60 of the switches polled, 1/30 of the "
+        "terminals heartbeating); 15 s: after 15 s of them (a scrape every 15 s). CPU: the "
+        "process's CPU time for it, what a scrape costs whatever else the machine runs; held: "
+        "the longest CPU time between two chunks of the stream, how long the event loop waits "
+        "(main's exporter renders in one piece)."
     )
     print()
     for schools in sorted({r["schools"] for r in rows}):
@@ -391,18 +403,15 @@ def report(rows: list[dict[str, Any]]) -> None:
         new = by.get("cached")
         if new is None:
             continue
-        verdict = "meets" if new["changed_ms"] <= TARGET_MS else "misses"
-        line = (
-            f"{schools} schools: a scrape after a second of changes takes "
-            f"{new['changed_ms']:.1f} ms ({new['changed_cpu_ms']:.1f} ms CPU); "
-            f"target ≤ {TARGET_MS:.0f} ms: {verdict}"
-        )
+        line = f"{schools} schools, target ≤ {TARGET_MS:.0f} ms: "
+        for what, key in (("1 s", "changed"), ("15 s", "interval")):
+            ms, cpu = new[f"{key}_ms"], new[f"{key}_cpu_ms"]
+            verdict = "meets" if ms <= TARGET_MS else "misses"
+            line += f"after {what} of changes {ms:.0f} ms ({cpu:.0f} ms CPU) {verdict}; "
         old = by.get("old")
         if old is not None:
-            line += (
-                f"; main: {old['changed_ms']:.0f} ms "
-                f"({old['changed_cpu_ms'] / new['changed_cpu_ms']:.0f}× the CPU)"
-            )
+            ratio = old["interval_cpu_ms"] / new["interval_cpu_ms"]
+            line += f"main's exporter {old['interval_ms']:.0f} ms ({ratio:.0f}× the CPU at 15 s)"
         print(line)
     print("(a shared 2-core machine: wall-clock figures vary with its load; CPU ones less)")
 
@@ -428,7 +437,7 @@ def main() -> None:
             print(f"  {schools} schools, cached: done", file=sys.stderr)
             if baseline is not None:
                 # main's exporter takes seconds a scrape at city scale: fewer scrapes.
-                rows.append(run_child("old", schools, min(args.scrapes, 2), baseline))
+                rows.append(run_child("old", schools, min(args.scrapes, 1), baseline))
                 print(f"  {schools} schools, main: done", file=sys.stderr)
     report(rows)
 

@@ -18,7 +18,7 @@ from edumon.domain.models import DeviceReading, DeviceUnreachable
 from edumon.domain.outages import Outage, OutageKind, OutageTracker
 from edumon.exporters.metrics import Exposition
 from edumon.runtime import Runtime
-from tests.exporters.test_metrics import find, one, samples
+from tests.exporters.test_metrics import find, one, promtool_check, samples
 from tests.fixtures.runtime import (
     T0,
     Agent,
@@ -234,3 +234,10 @@ async def test_both_formats_parse_with_each_family_once(populated_runtime: Runti
         for s in f.samples
     }
     assert om_series == set(samples(text))
+
+
+async def test_promtool_finds_nothing_in_the_streamed_text(populated_runtime: Runtime) -> None:
+    # The text as /metrics sends it (not re-rendered by prometheus_client), linted for real.
+    text = Exposition(populated_runtime).render().decode()
+    code, report = await promtool_check(text)
+    assert (code, report.strip()) == (0, "")

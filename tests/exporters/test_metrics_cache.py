@@ -11,11 +11,13 @@ from collections.abc import AsyncIterator
 from datetime import date
 from pathlib import Path
 
+import httpx
 import pytest
 from prometheus_client.openmetrics import parser as openmetrics_parser
 
 from edumon.domain.models import DeviceReading, DeviceUnreachable
 from edumon.domain.outages import Outage, OutageKind, OutageTracker
+from edumon.exporters.api import create_app
 from edumon.exporters.metrics import Exposition
 from edumon.runtime import Runtime
 from tests.exporters.test_metrics import find, one, promtool_check, samples
@@ -241,3 +243,21 @@ async def test_promtool_finds_nothing_in_the_streamed_text(populated_runtime: Ru
     text = Exposition(populated_runtime).render().decode()
     code, report = await promtool_check(text)
     assert (code, report.strip()) == (0, "")
+
+
+async def test_the_app_streams_what_prometheus_asks_for(populated_runtime: Runtime) -> None:
+    app = create_app(populated_runtime)
+    accept = (
+        "application/openmetrics-text;version=1.0.0;q=0.5,"
+        "text/plain;version=0.0.4;q=0.3,*/*;q=0.1"
+    )  # what Prometheus sends
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://edumon.test") as client:
+        om = await client.get("/metrics", headers={"accept": accept})
+        text = await client.get("/metrics")
+    assert om.status_code == text.status_code == 200
+    assert om.headers["content-type"].startswith("application/openmetrics-text")
+    assert om.text.endswith("# EOF\n")
+    assert list(openmetrics_parser.text_string_to_metric_families(om.text))
+    assert text.headers["content-type"].startswith("text/plain")
+    assert one(text.text, "edumon_device_up", device="sw-a") == 1

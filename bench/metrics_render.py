@@ -1,4 +1,4 @@
-"""Benchmark: rendering /metrics for a city of N schools, the cached exposition beside main's.
+"""Benchmark: /metrics for a city of N schools, the cached exposition beside the one it replaced.
 
 The city is synthetic but shaped like the real one: each school has 10 switches of 57
 interfaces (48 access ports, 4 uplink ports, Console, NULL0, two Vlanifs, a management port),
@@ -18,7 +18,8 @@ For each implementation, in its own process (so that its RSS is its own), the sc
 
 It prints series, bytes, render time and RSS for each, and for the cached exposition the longest
 the event loop would be held between two chunks of the stream. The previous implementation is
-main's ``edumon/exporters/metrics.py`` (read with ``git show``; ``--baseline REF`` for another).
+the module ``edumon/exporters/metrics.py`` as it was before the package replaced it (read with
+``git show``; ``--baseline REF`` for another commit).
 Target: a 500-school scrape in at most 100 ms.
 
 Usage: ``python bench/metrics_render.py [--schools 100 500] [--scrapes 5] [--no-baseline]``.
@@ -353,9 +354,26 @@ def measure(impl: str, schools: int, scrapes: int, baseline: str | None) -> dict
         }
 
 
+BASELINE_PATH = "edumon/exporters/metrics.py"
+
+
+def baseline_ref(ref: str | None) -> str:
+    """The commit of the previous exporter: ``ref``, or the last one that had the old module."""
+    if ref is not None:
+        return ref
+    last = subprocess.run(
+        ["git", "-C", str(REPO), "rev-list", "-1", "HEAD", "--", BASELINE_PATH],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    # The commit that last touched the module is the one that replaced it by the package.
+    return f"{last}^"
+
+
 def baseline_source(ref: str, tmp: Path) -> Path:
     text = subprocess.run(
-        ["git", "-C", str(REPO), "show", f"{ref}:edumon/exporters/metrics.py"],
+        ["git", "-C", str(REPO), "show", f"{ref}:{BASELINE_PATH}"],
         check=True,
         capture_output=True,
         text=True,
@@ -395,7 +413,7 @@ def report(rows: list[dict[str, Any]]) -> None:
         "terminals heartbeating); 15 s: after 15 s of them (a scrape every 15 s). CPU: the "
         "process's CPU time for it, what a scrape costs whatever else the machine runs; held: "
         "the longest CPU time between two chunks of the stream, how long the event loop waits "
-        "(main's exporter renders in one piece)."
+        "(the previous exporter renders in one piece)."
     )
     print()
     for schools in sorted({r["schools"] for r in rows}):
@@ -411,7 +429,9 @@ def report(rows: list[dict[str, Any]]) -> None:
         old = by.get("old")
         if old is not None:
             ratio = old["interval_cpu_ms"] / new["interval_cpu_ms"]
-            line += f"main's exporter {old['interval_ms']:.0f} ms ({ratio:.0f}× the CPU at 15 s)"
+            line += (
+                f"the previous exporter {old['interval_ms']:.0f} ms ({ratio:.0f}× the CPU at 15 s)"
+            )
         print(line)
     print("(a shared 2-core machine: wall-clock figures vary with its load; CPU ones less)")
 
@@ -420,7 +440,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--schools", type=int, nargs="+", default=[100, 500])
     parser.add_argument("--scrapes", type=int, default=5)
-    parser.add_argument("--baseline", default="main", help="git ref of the previous exporter")
+    parser.add_argument(
+        "--baseline",
+        help="git ref of the previous exporter (default: the last commit with the old module)",
+    )
     parser.add_argument("--no-baseline", action="store_true")
     parser.add_argument("--child", choices=["old", "cached"], help=argparse.SUPPRESS)
     parser.add_argument("--baseline-file", help=argparse.SUPPRESS)
@@ -431,14 +454,16 @@ def main() -> None:
         return
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        baseline = None if args.no_baseline else baseline_source(args.baseline, Path(tmp))
+        baseline = None
+        if not args.no_baseline:
+            baseline = baseline_source(baseline_ref(args.baseline), Path(tmp))
         for schools in args.schools:
             rows.append(run_child("cached", schools, args.scrapes, None))
             print(f"  {schools} schools, cached: done", file=sys.stderr)
             if baseline is not None:
-                # main's exporter takes seconds a scrape at city scale: fewer scrapes.
+                # the previous exporter takes seconds a scrape at city scale: fewer scrapes.
                 rows.append(run_child("old", schools, min(args.scrapes, 1), baseline))
-                print(f"  {schools} schools, main: done", file=sys.stderr)
+                print(f"  {schools} schools, previous: done", file=sys.stderr)
     report(rows)
 
 

@@ -113,7 +113,8 @@ class Load:
             threading.Thread(target=self.client, args=(i,), name=f"client-{i}", daemon=True)
             for i in range(int(self.spec["clients"]))
         ]
-        threads.append(threading.Thread(target=self.scraper, name="scraper", daemon=True))
+        if float(self.spec["scrape_every"]) > 0:
+            threads.append(threading.Thread(target=self.scraper, name="scraper", daemon=True))
         for t in threads:
             t.start()
         self.stop.wait(float(self.spec["seconds"]))

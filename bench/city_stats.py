@@ -101,10 +101,14 @@ def coverage_per_cycle(
     end: float,
     interval: float,
     switches: Iterable[str] | None = None,
+    tolerance: float = 0.0,
 ) -> list[float]:
     """For each whole ``interval`` from ``start`` up to ``end``: the fraction of switches polled.
 
-    A partial interval at the end is left out (a switch may rightly not be due in it).
+    A poll up to ``tolerance`` seconds after a cycle's end still counts for that cycle: a
+    switch polled every 60.5 s would otherwise miss a fixed 60 s window now and then while
+    never going longer than the target between polls. A partial interval at the end is left
+    out (a switch may rightly not be due in it).
     """
     names = list(switches if switches is not None else polls)
     if not names or interval <= 0:
@@ -112,7 +116,7 @@ def coverage_per_cycle(
     cycles = int((end - start) // interval)
     out = []
     for k in range(cycles):
-        lo, hi = start + k * interval, start + (k + 1) * interval
+        lo, hi = start + k * interval, start + (k + 1) * interval + tolerance
         polled = sum(1 for s in names if any(lo <= t < hi for t in polls.get(s, ())))
         out.append(polled / len(names))
     return out

@@ -894,7 +894,11 @@ def table(result: dict[str, Any]) -> list[Row]:
         e = events.get(kind, {})
         counter, api = e.get("counter"), e.get("api_since_start")
         value = counter if counter is not None else api
-        text = f"{_s(counter, '{:.0f}')} (counter), {_s(api, '{:.0f}')} (API)" if e else "n/a"
+        # The counter is what edumon recorded in memory; the API lists what reached the store
+        # (fewer while writes lag behind).
+        text = (
+            f"{_s(counter, '{:.0f}')} (counter), {_s(api, '{:.0f}')} stored (API)" if e else "n/a"
+        )
         rows.append(Row(label, text, "0", verdict(None if value is None else value == 0)))
     online = result.get("terminals_online_at_start")
     rows.append(

@@ -843,7 +843,11 @@ def _s(x: float | None, fmt: str = "{:.1f}", unit: str = "") -> str:
 
 
 def _ms(x: float | None) -> str:
-    return "n/a" if x is None else f"{x * 1000:.0f} ms" if x < 10 else f"{x:.1f} s"
+    if x is None:
+        return "n/a"
+    if x < 0.01:
+        return f"{x * 1000:.1f} ms"
+    return f"{x * 1000:.0f} ms" if x < 10 else f"{x:.1f} s"
 
 
 def table(result: dict[str, Any]) -> list[Row]:
@@ -1011,6 +1015,13 @@ def table(result: dict[str, Any]) -> list[Row]:
     if sim:
         rows.append(
             Row("simulator requests / socket drops", f"{sim['requests']:,} / {sim['socket_drops']}")
+        )
+        wait = sim.get("reply_seconds", {})
+        rows.append(
+            Row(
+                "simulator arrival→reply (p50 / p99 / max)",
+                f"{_ms(wait.get('p50'))} / {_ms(wait.get('p99'))} / {_ms(wait.get('max'))}",
+            )
         )
     return rows
 

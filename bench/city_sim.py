@@ -22,10 +22,12 @@ about these switches is false.
 
 from __future__ import annotations
 
+import array
 import json
 import random
 import signal
 import socket
+import struct
 import sys
 import time
 from pathlib import Path
@@ -44,6 +46,7 @@ UP_PORTS = tuple(f"GigabitEthernet0/0/{n}" for n in range(1, 10))
 RECEIVE_BUFFER = 4 * 1024 * 1024
 _GET, _BULK, _NEXT = 0xA0, 0xA5, 0xA1
 _VERSION_2C = b"\x02\x01\x01"
+_SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)  # Linux
 
 
 def _tl(buf: bytes, pos: int) -> tuple[int, int, int]:
@@ -202,13 +205,18 @@ def serve(spec: dict[str, Any]) -> None:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, RECEIVE_BUFFER)
     sock.bind((spec.get("host", "127.0.0.1"), int(spec.get("port", 0))))
+    # The kernel stamps each datagram as it arrives: arrival to reply is the time a request
+    # waited for this process plus the time to answer it, so a slow simulator would show.
+    sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
     sock.settimeout(0.25)
     port = sock.getsockname()[1]
     print(f"READY {port}", flush=True)
-    recv, send, reply = sock.recvfrom, sock.sendto, city.reply
+    recv, send, reply = sock.recvmsg, sock.sendto, city.reply
+    waits = array.array("d")
+    clock = time.time
     while not stop:
         try:
-            data, addr = recv(65535)
+            data, ancillary, _, addr = recv(65535, 64)
         except TimeoutError:
             continue
         except InterruptedError:
@@ -219,14 +227,24 @@ def serve(spec: dict[str, Any]) -> None:
                 send(out, addr)
             except OSError:
                 city.stats["send_errors"] = city.stats.get("send_errors", 0) + 1
+            for level, kind, raw in ancillary:
+                if level == socket.SOL_SOCKET and kind == _SO_TIMESTAMPNS and len(raw) >= 16:
+                    sec, nsec = struct.unpack_from("qq", raw)
+                    waits.append(clock() - (sec + nsec / 1e9))
     drops = _socket_drops(port)
     sock.close()
+    ordered = sorted(waits)
+
+    def at(q: float) -> float | None:
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else None
+
     result = {
         "arrivals": dict(zip(city.ids, city.arrivals, strict=True)),
         "stats": {
             **city.stats,
             "shapes": len(city.shapes),
             "socket_drops": drops,
+            "reply_seconds": {"p50": at(0.5), "p99": at(0.99), "max": at(1.0), "n": len(ordered)},
             "receive_buffer": RECEIVE_BUFFER,
         },
     }

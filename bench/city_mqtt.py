@@ -233,6 +233,8 @@ class Probe:
     """When edumon says the terminal went offline (the API's ``since``)."""
     requests: int = 0
     error: str = ""
+    waited: float | None = None
+    """Seconds waited when the run ended before the API showed the terminal offline."""
 
     @property
     def latency(self) -> float | None:
@@ -259,6 +261,8 @@ class Publisher:
         self.births = 0
         self.late_ticks = 0
         self.results: list[Probe] = []
+        self.current: Probe | None = None
+        """The probe under way (cancelled mid-request when the run ends: recorded as cut)."""
         self.errors: list[str] = []
         self.stop = asyncio.Event()
         self.start_probes = asyncio.Event()
@@ -346,6 +350,7 @@ class Publisher:
     async def probe_once(self, http: httpx.AsyncClient, t: Terminal) -> Probe:
         link = self.probe_links.pop(t.terminal)
         probe = Probe(t.terminal, t.school, time.time())
+        self.current = probe
         link.abort()
         deadline = time.monotonic() + PROBE_DEADLINE_SECONDS
         while time.monotonic() < deadline and not self.stop.is_set():
@@ -362,7 +367,11 @@ class Publisher:
                 break
             await asyncio.sleep(PROBE_POLL_SECONDS)
         else:
-            if probe.seen_offline_at is None and not probe.error:
+            if self.stop.is_set():
+                # The run ended first: how long it had waited is a lower bound, kept as such.
+                probe.error = "the run ended first"
+                probe.waited = time.time() - probe.killed_at
+            elif not probe.error:
                 probe.error = "not shown offline before the deadline"
         # Back with a new session, as a restarted panel.
         t.bd_seq += 1
@@ -388,6 +397,7 @@ class Publisher:
                     await asyncio.sleep(1)
                     continue
                 self.results.append(await self.probe_once(http, t))
+                self.current = None
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(max(0.0, every - (time.monotonic() - started))):
                         await self.stop.wait()
@@ -441,6 +451,12 @@ class Publisher:
                     await self.clear_retained()
             except (OSError, TimeoutError, ConnectionError) as exc:
                 self.errors.append(f"clearing retained statuses: {exc!r}")
+            probe, self.current = self.current, None
+            if probe is not None and probe not in self.results:
+                if probe.seen_offline_at is None:
+                    probe.error = "the run ended first"
+                    probe.waited = time.time() - probe.killed_at
+                self.results.append(probe)
             self.write()
 
     def write(self) -> None:
@@ -458,6 +474,7 @@ class Publisher:
                     "offline_since": p.offline_since,
                     "latency": p.latency,
                     "requests": p.requests,
+                    "waited": p.waited,
                     "error": p.error,
                 }
                 for p in self.results

@@ -85,13 +85,22 @@ async def _events(
     return found
 
 
-async def _last_before(store: StoreReader, ref: TerminalRef, before: float) -> list[Event]:
-    """The terminal's last online and last offline event before ``before``."""
-    found: list[Event] = []
-    for kind in (EventKind.TERMINAL_ONLINE, EventKind.TERMINAL_OFFLINE):
-        found += await store.events(
-            school=ref.school, device=ref.terminal, kind=kind, until=before, limit=1
-        )
+async def _last_before(
+    store: StoreReader, refs: Sequence[TerminalRef], before: float
+) -> dict[tuple[str, str], list[Event]]:
+    """Each terminal's last online and last offline event before ``before``: a query a school."""
+    by_school: dict[str, list[str]] = {}
+    for ref in refs:
+        by_school.setdefault(ref.school, []).append(ref.terminal)
+    found: dict[tuple[str, str], list[Event]] = {}
+    for school, devices in by_school.items():
+        for event in await store.last_events_before(
+            school=school,
+            devices=devices,
+            kinds=(EventKind.TERMINAL_ONLINE, EventKind.TERMINAL_OFFLINE),
+            before=before,
+        ):
+            found.setdefault((school, event.device_id), []).append(event)
     return found
 
 
@@ -125,11 +134,16 @@ async def stored_intervals(
     by_terminal: dict[tuple[str | None, str], list[Event]] = {}
     for event in await _events(store, school=school, since=lookback, until=until):
         by_terminal.setdefault((event.school, event.device_id), []).append(event)
+    silent = [
+        ref
+        for ref in refs
+        if not any(e.at < since for e in by_terminal.get((ref.school, ref.terminal), ()))
+    ]
+    older = await _last_before(store, silent, lookback) if silent else {}
     out: dict[TerminalRef, tuple[Interval, ...]] = {}
     for ref in refs:
-        events = by_terminal.get((ref.school, ref.terminal), [])
-        if not any(e.at < since for e in events):
-            events = events + await _last_before(store, ref, lookback)
+        key = (ref.school, ref.terminal)
+        events = [*by_terminal.get(key, ()), *older.get(key, ())]
         out[ref] = clip_intervals(intervals_from_events(events, until), since, until)
     return out
 

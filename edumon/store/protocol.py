@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Protocol
@@ -72,6 +72,17 @@ class StoreReader(Protocol):
         offset: int = 0,
     ) -> list[Event]:
         """Events newest first; ``since`` inclusive, ``until`` exclusive."""
+        ...
+
+    async def last_events_before(
+        self,
+        *,
+        school: str,
+        devices: Collection[str],
+        kinds: Collection[EventKind],
+        before: float,
+    ) -> list[Event]:
+        """The newest event of each kind before ``before`` for each of a school's devices."""
         ...
 
     async def interface_history(

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, Engine, Row, Select, create_engine, or_, select
+from sqlalchemy import ColumnElement, Engine, Row, Select, create_engine, func, or_, select
 from sqlalchemy.pool import NullPool
 
 from edumon.domain.models import (
@@ -53,6 +54,10 @@ def _within(
     if until is not None:
         query = query.where(at < to_db(until))
     return query
+
+
+# Devices named in one IN (...) list: well under SQLite's bound-parameter limit.
+_IN_CHUNK = 500
 
 
 class StoreReads(StoreBase):
@@ -191,6 +196,62 @@ class StoreReads(StoreBase):
             )
             for r in rows
         ]
+
+    async def last_events_before(
+        self,
+        *,
+        school: str,
+        devices: Collection[str],
+        kinds: Collection[EventKind],
+        before: float,
+    ) -> list[Event]:
+        """The newest event of each kind before ``before`` for each of a school's devices.
+
+        One query however many devices (a report of a school whose terminals have been silent
+        for a week asked two per terminal before): the school's events of those kinds before
+        the time, ranked per device and kind, the first of each kept.
+
+        Raises:
+            StoreError: the database failed.
+        """
+        if not devices or not kinds:
+            return []
+        c = t.events.c
+        out: list[Event] = []
+        wanted = sorted(devices)
+        for i in range(0, len(wanted), _IN_CHUNK):
+            ranked = (
+                select(
+                    t.events,
+                    func.row_number()
+                    .over(partition_by=(c.device_id, c.kind), order_by=(c.at.desc(), c.id.desc()))
+                    .label("newest"),
+                )
+                .where(
+                    c.school == school,
+                    c.kind.in_([str(k) for k in kinds]),
+                    c.device_id.in_(wanted[i : i + _IN_CHUNK]),
+                    c.at < to_db(before),
+                )
+                .subquery()
+            )
+            rows = await self._read_in_one_hop(
+                "reading events", select(ranked).where(ranked.c.newest == 1)
+            )
+            out += [
+                Event(
+                    at=from_db(r.at),
+                    kind=EventKind(r.kind),
+                    device_id=r.device_id,
+                    school=r.school,
+                    interface=r.interface,
+                    classroom=r.classroom,
+                    message=r.message,
+                    details=dict(r.details),
+                )
+                for r in rows
+            ]
+        return out
 
     async def interface_history(
         self,

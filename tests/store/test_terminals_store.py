@@ -598,3 +598,33 @@ async def test_interface_samples_of_0002_become_rollups(fresh_database_url: str)
     assert second.max_utilisation == pytest.approx(0.05)
     async with raw(fresh_database_url) as conn:
         assert await conn.run_sync(_schema_differences) == []
+
+
+async def test_the_last_events_before_a_time_come_in_one_query_per_school(store: Store) -> None:
+    online, offline = EventKind.TERMINAL_ONLINE, EventKind.TERMINAL_OFFLINE
+
+    def ev(at: float, kind: EventKind, device: str, school: str = "s1") -> Event:
+        return Event(T0 + at, kind, device, school, message=f"{device} {kind} {at}")
+
+    await store.write(
+        events=[
+            ev(1, online, "t1"),
+            ev(2, offline, "t1"),
+            ev(3, online, "t1"),  # the newest online before 10
+            ev(3, offline, "t1"),  # same time as another kind: each kind keeps its own
+            ev(5, online, "t2"),
+            ev(5, online, "t2"),  # a tie: one of the two, not both
+            ev(20, offline, "t2"),  # after the time asked for
+            ev(4, online, "t3", school="s2"),  # another school's terminal
+            ev(6, EventKind.LINK_DOWN, "t1"),  # another kind
+        ]
+    )
+    found = await store.last_events_before(
+        school="s1", devices=["t1", "t2", "t4"], kinds=(online, offline), before=T0 + 10
+    )
+    got = sorted((e.device_id, e.kind, e.at - T0) for e in found)
+    assert got == [("t1", offline, 3.0), ("t1", online, 3.0), ("t2", online, 5.0)]
+    assert (
+        await store.last_events_before(school="s1", devices=[], kinds=(online,), before=T0 + 10)
+        == []
+    )

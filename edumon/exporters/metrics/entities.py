@@ -103,6 +103,8 @@ class EntityCache:
 
     def store(self, ident: str, key: object, text: tuple[bytes, ...], group: str = "") -> None:
         """Keep ``ident``'s newly rendered text and the key it was rendered for."""
+        if len(text) != len(self.kind):
+            raise ValueError(f"{ident}: {len(text)} texts for {len(self.kind)} families")
         where = self._where.get(ident)
         if where is None:
             where = self._groups.get(group)
@@ -339,9 +341,11 @@ class HistogramSum:
 # -- a school ---------------------------------------------------------------------------------
 
 
-def render_school_names(school: SchoolRef) -> tuple[bytes, ...]:
+def render_school_names(
+    school: SchoolRef, kind: tuple[Family, ...] = f.SCHOOL_NAMES
+) -> tuple[bytes, ...]:
     """edumon_school_info and edumon_classroom_info: what joins give names to ids."""
-    out = Lines(f.SCHOOL_NAMES)
+    out = Lines(kind)
     out.add(
         f.SCHOOL_INFO,
         1,
@@ -358,9 +362,11 @@ def render_school_names(school: SchoolRef) -> tuple[bytes, ...]:
     return out.done()
 
 
-def render_compliance(sc: SchoolCompliance) -> tuple[bytes, ...]:
+def render_compliance(
+    sc: SchoolCompliance, kind: tuple[Family, ...] = f.COMPLIANCE
+) -> tuple[bytes, ...]:
     """One series per check with its current verdict, and the school's totals."""
-    out = Lines(f.COMPLIANCE)
+    out = Lines(kind)
     code = sc.school
     for result in sc.results:
         ids = (code, result.check.value, result.classroom or "")
@@ -375,10 +381,14 @@ def render_compliance(sc: SchoolCompliance) -> tuple[bytes, ...]:
 
 
 def render_school_link(
-    link: SchoolLink, outage_started: float | None, *, outages: bool
+    link: SchoolLink,
+    outage_started: float | None,
+    *,
+    outages: bool,
+    kind: tuple[Family, ...] = f.SCHOOL_LINK,
 ) -> tuple[bytes, ...]:
     """The school's connectivity, and its outage when edumon tracks outages."""
-    out = Lines(f.SCHOOL_LINK)
+    out = Lines(kind)
     out.add(f.SCHOOL_CONNECTIVITY, 1, link.school, link.connectivity.value)
     if outages:
         out.add(f.SCHOOL_OUTAGE, 0 if outage_started is None else 1, link.school)

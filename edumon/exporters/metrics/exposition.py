@@ -148,9 +148,9 @@ class _Plan:
         terminals = runtime.terminals
         timed = schedule is not None and runtime.calendar is not None
         schools = []
-        self.names = EntityCache(f.SCHOOL_NAMES)
+        self.names = EntityCache(f.shown(f.SCHOOL_NAMES, runtime.config.metrics.detail))
         for code, ref in runtime.state.inventory.schools.items():
-            self.names.store(code, None, render_school_names(ref), code)
+            self.names.store(code, None, render_school_names(ref, self.names.kind), code)
             rooms = []
             timetables: dict[tuple[str, str], Place] = {}
             for room in ref.classrooms:
@@ -424,7 +424,7 @@ class Exposition:
                 continue
             # Classrooms without a mapped switch port are judged by their terminal's NIC speed.
             sc = check_school(state, school.ref, targets, speeds)
-            cache.store(code, key, render_compliance(sc), code)
+            cache.store(code, key, render_compliance(sc, cache.kind), code)
 
     def _refresh_links(self) -> Iterator[None]:
         topo, _ = self._topology_now()
@@ -436,9 +436,8 @@ class Exposition:
             key = (link.connectivity, started)
             if cache.fresh(code, key):
                 continue
-            cache.store(
-                code, key, render_school_link(link, started, outages=tracker is not None), code
-            )
+            text = render_school_link(link, started, outages=tracker is not None, kind=cache.kind)
+            cache.store(code, key, text, code)
         yield
 
     def _refresh_classrooms(self) -> Iterator[None]:

@@ -352,8 +352,8 @@ CLASSROOM_OUTAGE = gauge(
     "1 while the classroom is in an outage: its terminal offline for the grace period of "
     "a scheduled lesson, then until it is back or the school day ends — across breaks "
     "and lunch, so one outage is one alert. 0 otherwise and while the classroom is "
-    "unknown (its school or switch failed). When it began: GET /api/v1/outages, or "
-    "edumon_terminal_last_change_timestamp_seconds.",
+    "unknown (its school or switch failed). When it began: GET /api/v1/outages, or in "
+    "full detail edumon_terminal_last_change_timestamp_seconds.",
     *_ROOM,
 )
 

@@ -441,6 +441,14 @@ class AlertingConfig(_Strict):
     """How long a school must be cut off before it is in an outage (a lost poll is not one)."""
 
 
+class MetricsConfig(_Strict):
+    """What /metrics exports (README "Series budget")."""
+
+    detail: Literal["full", "essential"] = "full"
+    """full: every series; essential: what the shipped rules and a NOC overview read, without
+    the per-switch SNMP figures and per-port, per-terminal diagnostics the API shows."""
+
+
 class InventoryConfig(_Strict):
     csv: Path | None = None
 
@@ -458,6 +466,7 @@ class ConfigFile(_Strict):
     schedule: ScheduleConfig = ScheduleConfig()
     notify: NotifyConfig = NotifyConfig()
     alerting: AlertingConfig = AlertingConfig()
+    metrics: MetricsConfig = MetricsConfig()
     credentials: dict[str, SnmpCredentials] = Field(default_factory=dict)
     switches: list[SwitchConfig] = Field(default_factory=list)
     schools: list[SchoolConfig] = Field(default_factory=list)
@@ -501,6 +510,7 @@ class Config:
     """Worth fixing, not worth refusing to run (e.g. a school name in the CSV that differs)."""
     notify: NotifyConfig = field(default_factory=NotifyConfig)
     alerting: AlertingConfig = field(default_factory=AlertingConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
 
     def school_of_switch(self, switch_id: str) -> str | None:
         return self.switches[switch_id].school
@@ -1036,6 +1046,7 @@ def _resolve(parsed: ConfigFile, report: _Report) -> Config:
         warnings=tuple(report.warnings),
         notify=parsed.notify,
         alerting=parsed.alerting,
+        metrics=parsed.metrics,
     )
 
 

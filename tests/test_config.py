@@ -45,6 +45,15 @@ def test_minimal_config_resolves_defaults() -> None:
     assert config.storage.url.get_secret_value().startswith("sqlite:")
     assert config.switches["core"].school == "S1"
     assert config.switches["core"].max_in_flight == 1
+    assert config.metrics.detail == "full"  # a county keeps every series
+
+
+def test_metrics_detail_is_full_or_essential() -> None:
+    assert parse_config(BASE + '\n[metrics]\ndetail = "essential"\n').metrics.detail == "essential"
+    assert parse_config(BASE + '\n[metrics]\ndetail = "full"\n').metrics.detail == "full"
+    message = error_of(BASE + '\n[metrics]\ndetail = "Essential"\n')
+    assert 'metrics.detail: "Essential" is not allowed; choose one of full, essential' in message
+    assert "did you mean detail?" in error_of(BASE + '\n[metrics]\ndetails = "full"\n')
 
 
 def test_unknown_key_is_named_with_its_line() -> None:

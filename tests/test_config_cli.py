@@ -37,6 +37,12 @@ listen = "127.0.0.1:0"
             "mqtt.tls.ca_file: cannot read /nonexistent/ca.pem",
             id="unreadable-tls-file",
         ),
+        pytest.param('[metrics]\ndetail = "essential"\n', None, id="metrics-essential"),
+        pytest.param(
+            '[metrics]\ndetail = "all"\n',
+            'metrics.detail: "all" is not allowed; choose one of full, essential',
+            id="metrics-detail",
+        ),
         pytest.param(
             '[targets]\nprofile = "custom"\n',
             'targets: profile = "custom" needs both uplink_mbps and classroom_mbps',

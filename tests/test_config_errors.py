@@ -211,6 +211,12 @@ TOP = HEADER + school_block(0)
             id="custom-targets-incomplete",
         ),
         pytest.param(
+            '[metrics]\ndetail = "minimal"\n',
+            "detail =",
+            'metrics.detail: "minimal" is not allowed; choose one of full, essential',
+            id="metrics-detail",
+        ),
+        pytest.param(
             '[targets]\nprofile = "gigabit"\n',
             "profile =",
             'targets.profile: "gigabit" is not allowed; choose one of district-1000m, '

@@ -8,6 +8,8 @@ Labels are ids: ``school`` (code), ``classroom`` (id), ``device`` (switch id) an
 Series budget: only the ports the inventory names (school uplinks, classroom ports and
 inter-switch links) are exported by default; every other port (Console, NULL, Vlanif, unused
 access ports) only with ``export_all_ports`` for its switch or globally. The API shows them all.
+``[metrics] detail = "essential"`` also leaves out the per-entity diagnostics the API shows
+(``families.DIAGNOSTICS``) and keeps what the shipped rules and a NOC overview read.
 Label values are short and stable: no multi-line sysDescr, no terminal IP or MAC. A state is one
 series carrying its current value as a label, never one series per possible value:
 ``edumon_check_status{verdict}``, ``edumon_terminal_offline_reason{reason}`` (only while the

@@ -34,18 +34,26 @@ def mbps_to_bytes(mbps: float) -> float:
 
 
 class Lines:
-    """Sample lines being rendered for one entity, one list per family of its kind."""
+    """Sample lines being rendered for one entity, one list per family of its kind.
+
+    ``kind`` is the families exported (``families.shown``): a line of any other family is
+    not rendered.
+    """
 
     def __init__(self, kind: tuple[Family, ...]) -> None:
-        self._kind = kind
+        self._index = {family: i for i, family in enumerate(kind)}
         self._lines: list[list[str]] = [[] for _ in kind]
 
     def add(self, family: Family, value: float, *labels: str) -> None:
-        self._lines[self._kind.index(family)].append(family.line(value, *labels))
+        i = self._index.get(family)
+        if i is not None:
+            self._lines[i].append(family.line(value, *labels))
 
     def add_at(self, family: Family, base: str, value: float, *extra: str) -> None:
         """A line whose leading labels are rendered in ``base`` (see ``Family.line_at``)."""
-        self._lines[self._kind.index(family)].append(family.line_at(base, value, *extra))
+        i = self._index.get(family)
+        if i is not None:
+            self._lines[i].append(family.line_at(base, value, *extra))
 
     def done(self) -> tuple[bytes, ...]:
         return tuple("".join(lines).encode() for lines in self._lines)
@@ -95,6 +103,8 @@ class EntityCache:
 
     def store(self, ident: str, key: object, text: tuple[bytes, ...], group: str = "") -> None:
         """Keep ``ident``'s newly rendered text and the key it was rendered for."""
+        if len(text) != len(self.kind):
+            raise ValueError(f"{ident}: {len(text)} texts for {len(self.kind)} families")
         where = self._where.get(ident)
         if where is None:
             where = self._groups.get(group)
@@ -179,14 +189,19 @@ def _encoded(*columns: list[str]) -> tuple[bytes, ...]:
 
 
 def render_switch(
-    dev: DeviceState, condition: Condition, ports: tuple[Port, ...], *, host: str
+    dev: DeviceState,
+    condition: Condition,
+    ports: tuple[Port, ...],
+    *,
+    host: str,
+    kind: tuple[Family, ...] = f.SWITCH,
 ) -> tuple[bytes, ...]:
-    """A switch's state lines (``families.SWITCH``).
+    """A switch's state lines (``kind``: ``families.SWITCH`` or those of it exported).
 
     Ports of a switch that cannot be reached are unknown, not down: their status and speed
     lines are left out while ``edumon_interface_info`` stays.
     """
-    out = Lines(f.SWITCH)
+    out = Lines(kind)
     ids = pairs(f.DEVICE_UP.labels, (dev.device_id, dev.school or ""))
     # Only the host is rendered from the switch's configuration: its SNMP credentials never
     # leave the config object.
@@ -209,9 +224,18 @@ def render_switch(
     return out.done()
 
 
-def render_counters(dev: DeviceState, ports: tuple[Port, ...]) -> tuple[bytes, ...]:
-    """What a poll moves (``families.SWITCH_COUNTERS``): written without ``Lines``, as it is
-    rendered for a quarter of a city's switches between two scrapes."""
+_PORT_COUNTERS = (f.IF_IN_BYTES, f.IF_OUT_BYTES, f.IF_IN_ERRORS, f.IF_OUT_ERRORS)
+_PORT_TOTALS = attrgetter(
+    "in_octets_total", "out_octets_total", "in_errors_total", "out_errors_total"
+)
+
+
+def render_counters(
+    dev: DeviceState, ports: tuple[Port, ...], kind: tuple[Family, ...] = f.SWITCH_COUNTERS
+) -> tuple[bytes, ...]:
+    """What a poll moves (``kind``: ``families.SWITCH_COUNTERS`` or those of it exported):
+    written without ``Lines``, as it is rendered for a quarter of a city's switches between
+    two scrapes."""
     ids = pairs(f.DEVICE_UP.labels, (dev.device_id, dev.school or ""))
     uptime: list[str] = []
     last_poll: list[str] = []
@@ -222,28 +246,20 @@ def render_counters(dev: DeviceState, ports: tuple[Port, ...]) -> tuple[bytes, .
         last_poll.append(f"{f.DEVICE_LAST_POLL.sample}{{{ids}}} {number(dev.last_poll_at)}\n")
     if dev.last_ok_at is not None:
         last_ok.append(f"{f.DEVICE_LAST_OK.sample}{{{ids}}} {number(dev.last_ok_at)}\n")
+    wanted = [family in kind for family in _PORT_COUNTERS]
     columns: tuple[list[str], ...] = ([], [], [], [])
-    names = (
-        f.IF_IN_BYTES.sample,
-        f.IF_OUT_BYTES.sample,
-        f.IF_IN_ERRORS.sample,
-        f.IF_OUT_ERRORS.sample,
-    )
+    names = tuple(family.sample for family in _PORT_COUNTERS)
     if dev.reachable:
         for port in ports:
             iface = dev.interfaces[port.name]
             if not iface.known:
                 continue
-            values = (
-                iface.in_octets_total,
-                iface.out_octets_total,
-                iface.in_errors_total,
-                iface.out_errors_total,
-            )
-            for column, name, value in zip(columns, names, values, strict=True):
-                if value is not None:
+            values = _PORT_TOTALS(iface)
+            for column, name, value, want in zip(columns, names, values, wanted, strict=True):
+                if want and value is not None:
                     column.append(f"{name}{{{port.labels}}} {number(value)}\n")
-    return _encoded(uptime, last_poll, last_ok, *columns)
+    rendered = dict(zip(f.SWITCH_COUNTERS, (uptime, last_poll, last_ok, *columns), strict=True))
+    return _encoded(*[rendered[family] for family in kind])
 
 
 @dataclass(frozen=True, slots=True)
@@ -263,9 +279,11 @@ class PollFigures:
     max_repetitions: int = 0
 
 
-def render_polled(device: str, p: PollFigures) -> tuple[bytes, ...]:
-    """A switch's edumon_snmp_* lines."""
-    out = Lines(f.POLLED)
+def render_polled(
+    device: str, p: PollFigures, kind: tuple[Family, ...] = f.POLLED
+) -> tuple[bytes, ...]:
+    """A switch's edumon_snmp_* lines (``kind``: ``families.POLLED`` or those exported)."""
+    out = Lines(kind)
     ids = pairs(f.SNMP_REQUESTS.labels, (device,))
     out.add_at(f.SNMP_POLLS, ids, p.polls_ok, "ok")
     out.add_at(f.SNMP_POLLS, ids, p.polls_failed, "failed")
@@ -323,9 +341,11 @@ class HistogramSum:
 # -- a school ---------------------------------------------------------------------------------
 
 
-def render_school_names(school: SchoolRef) -> tuple[bytes, ...]:
+def render_school_names(
+    school: SchoolRef, kind: tuple[Family, ...] = f.SCHOOL_NAMES
+) -> tuple[bytes, ...]:
     """edumon_school_info and edumon_classroom_info: what joins give names to ids."""
-    out = Lines(f.SCHOOL_NAMES)
+    out = Lines(kind)
     out.add(
         f.SCHOOL_INFO,
         1,
@@ -342,9 +362,11 @@ def render_school_names(school: SchoolRef) -> tuple[bytes, ...]:
     return out.done()
 
 
-def render_compliance(sc: SchoolCompliance) -> tuple[bytes, ...]:
+def render_compliance(
+    sc: SchoolCompliance, kind: tuple[Family, ...] = f.COMPLIANCE
+) -> tuple[bytes, ...]:
     """One series per check with its current verdict, and the school's totals."""
-    out = Lines(f.COMPLIANCE)
+    out = Lines(kind)
     code = sc.school
     for result in sc.results:
         ids = (code, result.check.value, result.classroom or "")
@@ -359,10 +381,14 @@ def render_compliance(sc: SchoolCompliance) -> tuple[bytes, ...]:
 
 
 def render_school_link(
-    link: SchoolLink, outage_started: float | None, *, outages: bool
+    link: SchoolLink,
+    outage_started: float | None,
+    *,
+    outages: bool,
+    kind: tuple[Family, ...] = f.SCHOOL_LINK,
 ) -> tuple[bytes, ...]:
     """The school's connectivity, and its outage when edumon tracks outages."""
-    out = Lines(f.SCHOOL_LINK)
+    out = Lines(kind)
     out.add(f.SCHOOL_CONNECTIVITY, 1, link.school, link.connectivity.value)
     if outages:
         out.add(f.SCHOOL_OUTAGE, 0 if outage_started is None else 1, link.school)
@@ -375,7 +401,11 @@ def render_school_link(
 
 
 def render_classroom(
-    c: ClassroomNow, outage: bool | None, room: str, terminal: str
+    c: ClassroomNow,
+    outage: bool | None,
+    room: str,
+    terminal: str,
+    kind: tuple[Family, ...] = f.CLASSROOM,
 ) -> tuple[bytes, ...]:
     """A classroom's state lines (``families.CLASSROOM``).
 
@@ -384,8 +414,9 @@ def render_classroom(
         outage: whether it is in an outage; None when edumon tracks none.
         room: its school and classroom labels, rendered (``pairs``).
         terminal: those and its terminal's, rendered.
+        kind: the families exported (``families.CLASSROOM`` or those of it).
     """
-    out = Lines(f.CLASSROOM)
+    out = Lines(kind)
     if c.expected_online is not None:
         out.add_at(f.CLASSROOM_EXPECTED, room, 1 if c.expected_online else 0)
     st = c.terminal
@@ -410,11 +441,16 @@ def render_classroom(
     return out.done()
 
 
-def render_heartbeat(st: TerminalState, terminal: str) -> tuple[bytes, ...]:
-    """What a heartbeat moves (``families.HEARTBEAT``); ``terminal``: its labels, rendered.
+def render_heartbeat(
+    st: TerminalState, terminal: str, kind: tuple[Family, ...] = f.HEARTBEAT
+) -> tuple[bytes, ...]:
+    """What a heartbeat moves (``kind``: ``families.HEARTBEAT`` or those of it exported);
+    ``terminal``: its labels, rendered.
 
     Half a city's terminals send one between two scrapes: two lines, formatted directly.
     """
+    if not kind:
+        return ()
     seen = b""
     if st.last_seen is not None:
         seen = f"{f.TERMINAL_LAST_SEEN.sample}{{{terminal}}} {number(st.last_seen)}\n".encode()
@@ -422,7 +458,9 @@ def render_heartbeat(st: TerminalState, terminal: str) -> tuple[bytes, ...]:
     if st.online and st.uptime_seconds is not None:
         line = f"{f.TERMINAL_UPTIME.sample}{{{terminal}}} {number(st.uptime_seconds)}\n"
         uptime = line.encode()
-    return (seen, uptime)
+    if kind == f.HEARTBEAT:
+        return (seen, uptime)
+    return tuple(t for fam, t in zip(f.HEARTBEAT, (seen, uptime), strict=True) if fam in kind)
 
 
 def unmapped(school: SchoolRef) -> tuple[ClassroomRef, ...]:

@@ -148,9 +148,9 @@ class _Plan:
         terminals = runtime.terminals
         timed = schedule is not None and runtime.calendar is not None
         schools = []
-        self.names = EntityCache(f.SCHOOL_NAMES)
+        self.names = EntityCache(f.shown(f.SCHOOL_NAMES, runtime.config.metrics.detail))
         for code, ref in runtime.state.inventory.schools.items():
-            self.names.store(code, None, render_school_names(ref), code)
+            self.names.store(code, None, render_school_names(ref, self.names.kind), code)
             rooms = []
             timetables: dict[tuple[str, str], Place] = {}
             for room in ref.classrooms:
@@ -212,16 +212,19 @@ class Exposition:
     def _reset(self) -> None:
         self._generation = _generation(self._runtime)
         self._plan = _Plan(self._runtime)
-        self.switches = EntityCache(f.SWITCH)
-        self.counters = EntityCache(f.SWITCH_COUNTERS)
+        detail = self._runtime.config.metrics.detail
+        self.detail = detail
+        """``[metrics] detail``: full, or essential (``families.DIAGNOSTICS`` left out)."""
+        self.switches = EntityCache(f.shown(f.SWITCH, detail))
+        self.counters = EntityCache(f.shown(f.SWITCH_COUNTERS, detail))
         self._switch_seen: dict[str, object] = {}
         self._ports: dict[str, tuple[tuple[str, ...], tuple[Port, ...]]] = {}
-        self.polled = EntityCache(f.POLLED)
-        self.compliance = EntityCache(f.COMPLIANCE)
+        self.polled = EntityCache(f.shown(f.POLLED, detail))
+        self.compliance = EntityCache(f.shown(f.COMPLIANCE, detail))
         self._compliance_seen: dict[str, object] = {}
-        self.links = EntityCache(f.SCHOOL_LINK)
-        self.classrooms = EntityCache(f.CLASSROOM)
-        self.heartbeats = EntityCache(f.HEARTBEAT)
+        self.links = EntityCache(f.shown(f.SCHOOL_LINK, detail))
+        self.classrooms = EntityCache(f.shown(f.CLASSROOM, detail))
+        self.heartbeats = EntityCache(f.shown(f.HEARTBEAT, detail))
         self._room_seen: dict[str, object] = {}
         self._durations = HistogramSum()
         self._topology: tuple[object, Topology, frozenset[str]] | None = None
@@ -312,10 +315,11 @@ class Exposition:
             state = switch_state_key(dev, condition, ports)
             if not self.switches.fresh(device, state):
                 host = sw.host if sw is not None else ""
-                self.switches.store(
-                    device, state, render_switch(dev, condition, ports, host=host), school
-                )
-            self.counters.store(device, key, render_counters(dev, ports), school)
+                text = render_switch(dev, condition, ports, host=host, kind=self.switches.kind)
+                self.switches.store(device, state, text, school)
+            self.counters.store(
+                device, key, render_counters(dev, ports, self.counters.kind), school
+            )
 
     def _exported(self, dev: DeviceState, sw: Switch | None) -> tuple[Port, ...]:
         """The switch's exported ports, worked out again only when its ports are not the same."""
@@ -342,7 +346,8 @@ class Exposition:
                 if cache.fresh(device, key):
                     continue
                 figures = PollFigures(dev.polls_ok, dev.polls_failed, dev.poll_seconds)
-                cache.store(device, key, render_polled(device, figures), dev.school or "")
+                text = render_polled(device, figures, cache.kind)
+                cache.store(device, key, text, dev.school or "")
                 self._durations.update(device, dev.poll_durations)
             return
         stats = poller.device_stats
@@ -374,7 +379,8 @@ class Exposition:
                 )
                 self._durations.update(device, st.poll_seconds)
             school = self._runtime.state.inventory.switch_school.get(device)
-            cache.store(device, figures_key, render_polled(device, figures), school or "")
+            text = render_polled(device, figures, cache.kind)
+            cache.store(device, figures_key, text, school or "")
 
     def _refresh_compliance(self) -> Iterator[None]:
         runtime = self._runtime
@@ -418,7 +424,7 @@ class Exposition:
                 continue
             # Classrooms without a mapped switch port are judged by their terminal's NIC speed.
             sc = check_school(state, school.ref, targets, speeds)
-            cache.store(code, key, render_compliance(sc), code)
+            cache.store(code, key, render_compliance(sc, cache.kind), code)
 
     def _refresh_links(self) -> Iterator[None]:
         topo, _ = self._topology_now()
@@ -430,9 +436,8 @@ class Exposition:
             key = (link.connectivity, started)
             if cache.fresh(code, key):
                 continue
-            cache.store(
-                code, key, render_school_link(link, started, outages=tracker is not None), code
-            )
+            text = render_school_link(link, started, outages=tracker is not None, kind=cache.kind)
+            cache.store(code, key, text, code)
         yield
 
     def _refresh_classrooms(self) -> Iterator[None]:
@@ -469,10 +474,10 @@ class Exposition:
                 if seen.get(room_id) == key:
                     continue
                 seen[room_id] = key
-                if st is not None:
+                if st is not None and self.heartbeats.kind:
                     beat = _HEARTBEAT_KEY(st)
                     if not self.heartbeats.fresh(room_id, beat):
-                        text = render_heartbeat(st, r.terminal_labels)
+                        text = render_heartbeat(st, r.terminal_labels, self.heartbeats.kind)
                         self.heartbeats.store(room_id, beat, text, code)
                 # A heartbeat moves the two lines above; the rest only when the terminal
                 # comes or goes, or the lesson or an outage does.
@@ -481,5 +486,5 @@ class Exposition:
                     continue
                 why = topo.classroom_unknown(code, r.room.switch)
                 now = ClassroomNow(school.ref, r.room, st, why, lesson)
-                text = render_classroom(now, key[3], r.labels, r.terminal_labels)
+                text = render_classroom(now, key[3], r.labels, r.terminal_labels, cache.kind)
                 store(room_id, state, text, code)

@@ -6,7 +6,7 @@ school, a classroom) contributes lines to; an entity's cached text is one string
 
 from __future__ import annotations
 
-from edumon.exporters.metrics.text import counter, gauge, info
+from edumon.exporters.metrics.text import Family, counter, gauge, info
 
 _DEVICE = ("device", "school")
 _PORT = ("device", "interface", "school", "classroom")
@@ -352,8 +352,8 @@ CLASSROOM_OUTAGE = gauge(
     "1 while the classroom is in an outage: its terminal offline for the grace period of "
     "a scheduled lesson, then until it is back or the school day ends — across breaks "
     "and lunch, so one outage is one alert. 0 otherwise and while the classroom is "
-    "unknown (its school or switch failed). When it began: GET /api/v1/outages, or "
-    "edumon_terminal_last_change_timestamp_seconds.",
+    "unknown (its school or switch failed). When it began: GET /api/v1/outages, or in "
+    "full detail edumon_terminal_last_change_timestamp_seconds.",
     *_ROOM,
 )
 
@@ -370,3 +370,42 @@ CLASSROOM = (
 """A classroom's state: what changes when its terminal comes or goes, or the lesson does."""
 HEARTBEAT = (TERMINAL_LAST_SEEN, TERMINAL_UPTIME)
 """What every heartbeat of a terminal moves."""
+
+# -- the series budget ------------------------------------------------------------------------
+
+DIAGNOSTICS = frozenset(
+    {
+        *POLLED,
+        DEVICE_UPTIME,
+        DEVICE_LAST_POLL,
+        DEVICE_LAST_OK,
+        IF_ADMIN,
+        IF_IN_ERRORS,
+        IF_OUT_ERRORS,
+        IF_LAST_CHANGE,
+        TERMINAL_LAST_SEEN,
+        TERMINAL_LAST_CHANGE,
+        TERMINAL_UPTIME,
+        TERMINAL_SPEED,
+        TERMINAL_INFO,
+        CLASSROOM_EXPECTED,
+        CLASSROOM_IN_LESSON,
+    }
+)
+"""Per-entity figures left out with ``[metrics] detail = "essential"``: no shipped rule reads
+them, and the API shows each of them per switch, port or terminal. What stays is what the rules
+(deploy/prometheus/rules/), the alerting docs and a NOC overview read: each switch's state,
+reboots and names; each exported port's status, speed, speed drops, traffic and names; every
+school and check family; each classroom's terminal status, offline reason and outage. The
+process's own families (the district-wide poll-duration histogram and totals) always stay."""
+
+DETAILS = ("full", "essential")
+
+
+def shown(kind: tuple[Family, ...], detail: str) -> tuple[Family, ...]:
+    """The families of ``kind`` that /metrics exports at ``detail`` (full or essential)."""
+    if detail == "full":
+        return kind
+    if detail != "essential":
+        raise ValueError(f"unknown metrics detail {detail!r}; choose one of {', '.join(DETAILS)}")
+    return tuple(family for family in kind if family not in DIAGNOSTICS)

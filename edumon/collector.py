@@ -132,7 +132,7 @@ class Collector:
         self._clock = clock
         self._expire_every = expire_every_seconds
         self.expired_at: float | None = None
-        """The clock's time at the last look for silent terminals."""
+        """The time the last look for silent terminals judged them as of."""
 
     @property
     def queue_depth(self) -> int:
@@ -239,17 +239,34 @@ class Collector:
             )
         self._shed()
 
-    def expire_terminals(self) -> None:
-        """Mark terminals silent past the heartbeat timeout offline (called every second)."""
+    # -- terminal timeouts ------------------------------------------------------------------------
+
+    def expire_terminals(self, received_until: Callable[[], float] | None = None) -> None:
+        """Mark terminals silent past the heartbeat timeout offline (called every second).
+
+        A stalled loop must never make a heartbeat that has arrived look missing. So the
+        terminals are judged as of ``received_until()`` (the ingest's: a time before which
+        every message that reached the process has been handed to the collector; the clock's
+        time when not given, and never later), and only after everything queued has been
+        applied; and a message's receive time is when the ingest's read of it began.
+        """
         now = self._clock()
+        if received_until is not None:
+            now = min(now, received_until())
+        # What the ingest handed over before ``now`` waits in the queue: apply it first.
+        while not self._queue.empty():
+            self._accept(self._queue.get_nowait())
         if self.terminals is not None:
             self._record(self.terminals.expire(now, self._heartbeat_timeout))
         self.expired_at = now
 
-    async def expire_forever(self) -> None:
-        """Look for silent terminals every second (``expire_every_seconds``)."""
+    async def expire_forever(self, received_until: Callable[[], float] | None = None) -> None:
+        """Look for silent terminals every second (``expire_every_seconds``).
+
+        A terminal is offline within that long after its timeout (when the ingest keeps up).
+        """
         while True:
-            self.expire_terminals()
+            self.expire_terminals(received_until)
             await asyncio.sleep(self._expire_every)
 
     def _shed(self) -> None:

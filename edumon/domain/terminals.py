@@ -31,10 +31,8 @@ OfflineReason = Literal["will", "shutdown", "timeout"]
 heartbeats stopped without a Will (power loss while the broker still holds the TCP session)."""
 
 DEFAULT_HEARTBEAT_INTERVAL_SECONDS: Final = 30.0
-DEFAULT_TIMEOUT_GRACE_SECONDS: Final = 10.0
-DEFAULT_TIMEOUT_SECONDS: Final = (
-    3 * DEFAULT_HEARTBEAT_INTERVAL_SECONDS + DEFAULT_TIMEOUT_GRACE_SECONDS
-)
+DEFAULT_TIMEOUT_INTERVALS: Final = 3.0
+DEFAULT_TIMEOUT_SECONDS: Final = DEFAULT_TIMEOUT_INTERVALS * DEFAULT_HEARTBEAT_INTERVAL_SECONDS
 """``heartbeat_timeout()`` with the defaults: what ``expire`` uses when not told."""
 DEFAULT_HISTORY_SECONDS: Final = 2 * 86_400.0
 """Online intervals are kept for today and yesterday (in any time zone)."""
@@ -63,14 +61,16 @@ Interval = tuple[float, float]
 
 def heartbeat_timeout(
     interval_seconds: float = DEFAULT_HEARTBEAT_INTERVAL_SECONDS,
-    grace_seconds: float = DEFAULT_TIMEOUT_GRACE_SECONDS,
+    intervals: float = DEFAULT_TIMEOUT_INTERVALS,
 ) -> float:
     """How long a terminal may stay silent before ``expire`` calls it offline.
 
-    Three missed heartbeats, so that one or two lost messages never flap a classroom, plus a
-    grace for the broker's and collector's queues.
+    ``intervals`` heartbeat intervals (3 by default): one lost heartbeat never flaps a
+    classroom. No grace is added for the broker's or the collector's queues: ``expire`` is only
+    asked about a time up to which everything received has been applied (see
+    ``Collector.expire_terminals``), and receive times are taken when a message is read.
     """
-    return 3 * interval_seconds + grace_seconds
+    return intervals * interval_seconds
 
 
 @dataclass(frozen=True, slots=True)

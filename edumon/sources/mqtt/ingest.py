@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import select
 import socket
 import ssl
 import threading
@@ -259,8 +260,14 @@ class _Link:
         settings: MqttSettings,
         client_id: str,
         deliver: Callable[[_Link, mqtt.MQTTMessage], None],
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._settings = settings
+        self._clock = clock
+        self.read_at = clock()
+        """When the current read began: the receive time of every message it reads."""
+        self.caught_up_at = self.read_at
+        """Every message that reached the socket before this time has gone to the sink."""
         self._loop = asyncio.get_running_loop()
         self._loop_thread = threading.get_ident()
         self.connack: asyncio.Future[None] = self._loop.create_future()
@@ -358,6 +365,10 @@ class _Link:
 
     def _on_readable(self) -> None:
         client = self.client
+        # One receive time for the burst, taken before anything is read: a message that
+        # waited in the socket while the loop was busy is dated as early as we can know.
+        self.read_at = read_at = self._clock()
+        drained = False
         for _ in range(_READ_BURST):
             if self.lost.done():
                 return
@@ -367,16 +378,44 @@ class _Link:
             if self.messages == before:
                 # The socket is drained (or held another packet type, or half a packet): the
                 # level-triggered selector calls again while data is left.
+                drained = True
                 break
         # PUBACKs go out from the writer callback, on a later loop turn: amqtt (the embedded
         # broker, in this very loop) registers its wait for a PUBACK only after sending the
         # PUBLISH, and drops an acknowledgement that comes sooner.
         if self.lost.done():
             return
-        # TLS may hold decrypted bytes the selector cannot see: come back for them.
         sock = client.socket()
         if isinstance(sock, ssl.SSLSocket) and sock.pending():
+            # TLS may hold decrypted bytes the selector cannot see: come back for them.
             self._loop.call_soon(self._on_readable)
+        elif drained and not self._input_waiting():
+            self.caught_up_at = read_at
+
+    def _input_waiting(self) -> bool:
+        """Whether bytes wait unread in the socket (or decrypted in its TLS layer)."""
+        sock = self.client.socket()
+        if sock is None:
+            return False
+        if isinstance(sock, ssl.SSLSocket) and sock.pending():
+            return True
+        try:
+            readable, _, _ = select.select([sock], [], [], 0)
+        except (OSError, ValueError):  # closed under us: nothing more will be read
+            return False
+        return bool(readable)
+
+    def received_until(self) -> float:
+        """A time before which every message that reached this process has gone to the sink.
+
+        Now, when nothing waits in the socket; else the start of the last read that left it
+        empty. A busy loop delays reading, never the answer's truth: a heartbeat that arrived
+        while the loop was blocked is still in the socket, and the time returned is older than it.
+        """
+        now = self._clock()
+        if not self._input_waiting():
+            self.caught_up_at = now
+        return self.caught_up_at
 
     def _on_writable(self) -> None:
         self.client.loop_write()
@@ -524,6 +563,7 @@ class MqttIngest:
             (terminal_filter(KIND_HEARTBEAT, settings.district), settings.qos),
         ]
         self._closing = asyncio.Event()
+        self._link: _Link | None = None
         self._task: asyncio.Task[None] | None = None
         self._running = False
         self._last_warned: dict[str, float] = {}
@@ -531,18 +571,19 @@ class MqttIngest:
 
     # -- the per-message path ----------------------------------------------------------------
 
-    def handle(self, topic: str | bytes, payload: bytes) -> None:
+    def handle(self, topic: str | bytes, payload: bytes, received_at: float | None = None) -> None:
         """Validate one received message and pass it to the sink, or count why it was rejected.
 
         This is exactly what ``run()`` does for every message. ``topic`` is bytes only when
-        it is not valid UTF-8 (then it is rejected as ``bad_topic``).
+        it is not valid UTF-8 (then it is rejected as ``bad_topic``). ``received_at`` is when
+        the read that got it began (the clock's time now when not given).
 
         Raises:
             Exception: Whatever the sink raises (a bug); never for a malformed message.
         """
         stats = self.stats
         stats.received_total += 1
-        now = self._clock()
+        now = self._clock() if received_at is None else received_at
         stats.last_message_at = now
         try:
             if len(payload) > self._max_payload:
@@ -612,11 +653,22 @@ class MqttIngest:
             # paho exposes a non-UTF-8 topic only as the raw bytes behind the property.
             topic = message._topic
         try:
-            self.handle(topic, bytes(message.payload))
+            self.handle(topic, bytes(message.payload), link.read_at)
         except Exception as exc:
             # Raising into paho would leave its packet state half-updated; end the link with
             # the exception instead, and run() re-raises it.
             link.fail(exc)
+
+    def received_until(self) -> float:
+        """A time before which every message that reached this process has gone to the sink.
+
+        What the collector judges silent terminals against (``Collector.expire_terminals``):
+        the clock's time now, unless messages still wait in the socket (the loop was busy and
+        has not read them yet); then the start of the last read that emptied it. Without a
+        connection nothing is waiting: now.
+        """
+        link = self._link
+        return self._clock() if link is None else link.received_until()
 
     # -- connection management -----------------------------------------------------------------
 
@@ -678,7 +730,7 @@ class MqttIngest:
             _ConnectionLost: The connection could not be established, or was lost.
             Exception: What the sink raised (a bug).
         """
-        link = _Link(self.settings, self._client_id, self._deliver)
+        link = _Link(self.settings, self._client_id, self._deliver, self._clock)
         try:
             try:
                 async with asyncio.timeout(self.settings.connect_timeout):
@@ -692,6 +744,7 @@ class MqttIngest:
             except (OSError, ValueError) as exc:  # refused, unreachable, DNS, TLS, bad cert file
                 raise _ConnectionLost(f"cannot connect: {exc}") from None
             up_since = time.monotonic()
+            self._link = link
             self.stats.connected = True
             self.stats.connects_total += 1
             if self.stats.connects_total > 1:
@@ -710,6 +763,7 @@ class MqttIngest:
                     exc.up_seconds = time.monotonic() - up_since
                     raise
         finally:
+            self._link = None
             self.stats.connected = False
             await link.close()
 

@@ -482,6 +482,7 @@ def subscriber_command(name: str, args: argparse.Namespace, qos: int) -> list[st
         "--terminals", str(args.terminals),
         "--qos", str(qos),
         "--sink", args.sink,
+        *(["--profile", args.profile] if args.profile else []),
     ]  # fmt: skip
 
 
@@ -629,12 +630,22 @@ def main() -> None:
     parser.add_argument("--window", type=int, default=1000)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=1883)
+    parser.add_argument(
+        "--profile", help="edumon's subscriber writes cProfile stats to PROFILE.<qos>.<pid>"
+    )
     parser.add_argument("--child", choices=SUBSCRIBERS[1:], help=argparse.SUPPRESS)
     parser.add_argument("--district", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         args.qos = args.qos[0]
-        asyncio.run(child(args))
+        if args.profile:
+            import cProfile
+
+            with cProfile.Profile() as profile:
+                asyncio.run(child(args))
+            profile.dump_stats(f"{args.profile}.{args.qos}.{os.getpid()}")
+        else:
+            asyncio.run(child(args))
     else:
         asyncio.run(parent(args))
 

@@ -49,6 +49,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
@@ -225,6 +227,7 @@ async def child(args: argparse.Namespace) -> None:
             await collector_task
         await store.aclose()
     stats.update(extra_stats())
+    stats["cpu_seconds"] = time.process_time()  # the whole process, every thread
     workdir.cleanup()
     sys.stderr.write(json.dumps(stats) + "\n")
 
@@ -427,7 +430,13 @@ class Result:
     round: int
     messages: int
     seconds: float
+    cpu_seconds: float
     child_stats: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def cpu_us(self) -> float:
+        """The subscriber's CPU time per message (user and system, all its threads)."""
+        return self.cpu_seconds / self.messages * 1e6 if self.messages else 0.0
 
     @property
     def whole_seconds(self) -> float:
@@ -533,11 +542,14 @@ async def measure(name: str, args: argparse.Namespace, qos: int, round_: int) ->
             pass
         base = received.count
         publisher.sent = 0
+        process = psutil.Process(subscriber.pid)
+        cpu_started = sum(process.cpu_times()[:2])
         started = time.perf_counter()
         end = started + args.seconds
         await windowed(publisher, received, base, args.window, lambda: time.perf_counter() >= end)
         seconds = time.perf_counter() - started
         got = received.count - base
+        cpu_stopped = sum(process.cpu_times()[:2])
     finally:
         await publisher.aclose()
         if name == "mosquitto_sub":
@@ -552,7 +564,9 @@ async def measure(name: str, args: argparse.Namespace, qos: int, round_: int) ->
         child_stats = json.loads(stats_text[-1])
     elif stats_text and name != "mosquitto_sub":
         print("\n".join(stats_text[-20:]), file=sys.stderr)
-    return Result(name, qos, round_, got, seconds, child_stats)
+    # edumon's CPU includes its drain (it reports its total when done).
+    cpu = float(child_stats.get("cpu_seconds", cpu_stopped)) - cpu_started
+    return Result(name, qos, round_, got, seconds, cpu, child_stats)
 
 
 def spread(rates: Sequence[float]) -> str:
@@ -565,7 +579,10 @@ def print_table(results: Sequence[Result], args: argparse.Namespace) -> None:
         f"{args.rounds} interleaved rounds of {args.seconds:g} s, {args.terminals} terminals, "
         f"window {args.window}, sink={args.sink}; msg/s (edumon: applied and stored)"
     )
-    print(f"{'QoS':>3} {'subscriber':<14} {'median':>9} {'min - max':>21} {'x sub (median)':>15}")
+    print(
+        f"{'QoS':>3} {'subscriber':<14} {'median':>9} {'min - max':>21} {'x sub (median)':>15}"
+        f" {'CPU us/msg (median)':>20}"
+    )
     for qos in args.qos:
         reference = [r.rate for r in results if r.qos == qos and r.subscriber == "mosquitto_sub"]
         for name in args.subscribers:
@@ -574,7 +591,12 @@ def print_table(results: Sequence[Result], args: argparse.Namespace) -> None:
                 continue
             median = statistics.median(rates)
             ratio = f"{median / statistics.median(reference):.2f}" if reference else "-"
-            print(f"{qos:>3} {name:<14} {median:>9,.0f} {spread(rates):>21} {ratio:>15}")
+            cpu = statistics.median(
+                r.cpu_us for r in results if r.qos == qos and r.subscriber == name
+            )
+            print(
+                f"{qos:>3} {name:<14} {median:>9,.0f} {spread(rates):>21} {ratio:>15} {cpu:>20.1f}"
+            )
         if reference:
             for name in args.subscribers:
                 if name == "mosquitto_sub":
@@ -610,7 +632,8 @@ async def parent(args: argparse.Namespace) -> None:
                     extra = " " + json.dumps(result.child_stats)
                 print(
                     f"round {round_ + 1} QoS {qos} {name}: {result.rate:,.0f} msg/s "
-                    f"({result.messages} in {result.whole_seconds:.1f} s){extra}",
+                    f"({result.messages} in {result.whole_seconds:.1f} s, "
+                    f"CPU {result.cpu_us:.1f} us/msg){extra}",
                     flush=True,
                 )
                 results.append(result)

@@ -201,15 +201,19 @@ class Collector:
             )
 
     def _accept_terminal(self, msg: Heartbeat | Status, received_at: float) -> None:
+        # The hot path of a district's heartbeats: kept to plain lookups and one allocation.
         self.stats.terminal_messages_total += 1
-        if self.terminals is None:
+        terminals = self.terminals
+        if terminals is None:
             self.stats.dropped_total["no_terminal_inventory"] += 1
             return
-        st = self.terminals.terminal(msg.school, msg.terminal)
+        st = terminals.terminals.get((msg.school, msg.terminal))
         heartbeats_before = st.heartbeats if st is not None else 0
-        self._record(self.terminals.apply(msg, received_at))
+        events = terminals.apply(msg, received_at)
+        if events:
+            self._record(events)
         if st is None:
-            unknown = self.terminals.unknown.get(msg.district, msg.school, msg.terminal)
+            unknown = terminals.unknown.get(msg.district, msg.school, msg.terminal)
             if unknown is not None and unknown.messages == 1:
                 log.warning(
                     "terminal %s of school %s (district %s) is not in the inventory: its "
@@ -220,14 +224,15 @@ class Collector:
                     msg.district,
                     extra={"terminal": msg.terminal, "school": msg.school},
                 )
+            return
         # Only a heartbeat the state accepted is a sample (not a duplicate, not an old session).
-        if st is not None and isinstance(msg, Heartbeat) and st.heartbeats > heartbeats_before:
+        if st.heartbeats > heartbeats_before and type(msg) is Heartbeat:
             self._pending.terminal_samples.append(
                 TerminalSample(
                     at=received_at,
                     school=msg.school,
                     terminal=msg.terminal,
-                    classroom=st.classroom,
+                    classroom=st.ref.classroom,
                     boot_id=msg.boot_id,
                     seq=msg.seq,
                     uptime_seconds=msg.uptime_seconds,
@@ -237,7 +242,7 @@ class Collector:
                     disk_used_bytes=msg.disk_used_bytes,
                 )
             )
-        self._shed()
+            self._shed()
 
     # -- terminal timeouts ------------------------------------------------------------------------
 

@@ -387,13 +387,18 @@ class TerminalsState:
         Returns:
             TERMINAL_ONLINE or TERMINAL_OFFLINE on a transition, else nothing.
         """
-        ref = self.inventory.lookup(msg.district, msg.school, msg.terminal)
-        if ref is None:
+        # The inventory's lookup, on the state's own map (same keys): once per heartbeat.
+        district = self.inventory.district
+        st = (
+            self.terminals.get((msg.school, msg.terminal))
+            if district is None or msg.district == district
+            else None
+        )
+        if st is None:
             self.unknown.note(msg, now)
             self.ignored[IGNORED_UNKNOWN] += 1
             return ()
-        st = self.terminals[(ref.school, ref.terminal)]
-        if isinstance(msg, Status) and not msg.online:
+        if type(msg) is Status and not msg.online:
             return self._offline_status(st, msg, now)
         verdict = self._classify(st, msg)
         if verdict is not None:
@@ -405,7 +410,7 @@ class TerminalsState:
         st.last_observed_at = msg.observed_at
         st.last_seen = now
         st.agent_version = msg.agent_version
-        if isinstance(msg, Heartbeat):
+        if type(msg) is Heartbeat:
             self._heartbeat_fields(st, msg, now)
         if st.online:
             return ()

@@ -1,34 +1,33 @@
-"""Benchmark: heartbeats per second through a real Mosquitto into edumon's MQTT ingest.
+"""Benchmark: heartbeats per second through a real Mosquitto into edumon's whole ingest path.
 
-The same flow of real heartbeats (``edumon.wire`` JSON, ~370 bytes) goes from one publisher
-process (``mosquitto_pub -l``, fed line by line) through the broker to one subscriber process,
-at QoS 0 and at QoS 1, for each subscriber in turn, in the same run:
+One flow of real heartbeats (``edumon.wire`` JSON, ~370 bytes) from 20,000 distinct terminals
+(500 schools of 40 classrooms, all in the subscriber's terminal inventory) goes from a publisher
+(this script, writing pre-encoded MQTT PUBLISH packets on a raw socket) through the broker to one
+subscriber process. Each heartbeat has a new, growing ``seq``, so the collector accepts every one.
+Subscribers:
 
 * ``mosquitto_sub``: the C client, printing one short line per message (the raw receive rate);
-* ``ingest``: ``edumon.sources.mqtt.MqttIngest`` — received, parsed, validated, sink called;
-* ``aiomqtt``: the textbook aiomqtt loop (``async for message in client.messages``) with the same
-  parsing and sink, for comparison;
-* ``paho-thread``: paho-mqtt's own network loop in a thread (``loop_start``), parsing in its
-  ``on_message`` and handing batches to the asyncio loop, for comparison.
+* ``ingest``: edumon's whole path: ``edumon.sources.mqtt.MqttIngest`` (receive, parse, validate)
+  into the daemon's ``Collector`` (queue, terminal state, events, batched SQLite writes);
+* ``aiomqtt`` and ``paho-thread``: other ways of driving an MQTT client, with the same parsing and
+  sink, for comparison (not run unless named).
 
-Two modes, each printed beside ``mosquitto_sub`` on the same broker in the same run:
+Runs are interleaved: every round runs each subscriber in turn (the order alternating between
+rounds, so a drift of the shared machine does not favour one), at each QoS, for ``--seconds``.
+The publisher is kept at most ``--window`` messages ahead of what the subscriber has reported
+(mosquitto_sub: received; edumon: applied by the collector), so the broker never drops one: the
+rate is the sustained, loss-free rate of the chain. Before each measured period every terminal
+sends one heartbeat (and comes online): what is measured is the steady state.
 
-* ``flood``: the publisher sends all N heartbeats as fast as the broker takes them. Mosquitto
-  drops messages for a subscriber more than ``max_queued_messages`` (1000 by default) behind,
-  so a subscriber slower than the publisher receives only part of them; the rate is what it
-  received per second (its saturated throughput) and the losses are printed.
-* ``window``: the publisher is kept at most ``--window`` messages (default 500) ahead of what
-  the subscriber has reported receiving, so nothing is dropped: the rate is the sustained,
-  loss-free rate of the whole chain (publisher, broker, subscriber and this script sharing the
-  machine's cores). Every subscriber reports the same way (newlines on stdout).
+edumon's rate counts a message when the collector has applied it, over the measured period plus
+the time the collector then needs to write out the rows still pending (``drain``): the whole
+path, SQLite included. The figures printed are the medians over the rounds, their spread
+(min-max) and the ratio of the medians, edumon over ``mosquitto_sub``. Two cores are shared by
+the publisher, the broker and the subscriber: compare ratios, not absolute rates.
 
-The subscriber's sink is ``--sink null`` (count only) or ``--sink collector`` (the daemon's
-``Collector.submit_terminal``: queue, terminal state update, batched SQLite writes; its own
-queue drops are reported).
-
-Usage: ``python bench/mqtt_ingest.py [-n 100000] [--qos 0 1] [--modes window flood]
-[--sink null|collector] [--subscribers mosquitto_sub ingest aiomqtt paho-thread]
-[--window 500] [--host 127.0.0.1] [--port 1883]``
+Usage: ``python bench/mqtt_ingest.py [--rounds 5] [--seconds 20] [--terminals 20000]
+[--qos 0 1] [--window 1000] [--subscribers mosquitto_sub ingest] [--sink collector|null]
+[--host 127.0.0.1] [--port 1883]``
 """
 
 from __future__ import annotations
@@ -37,18 +36,20 @@ import argparse
 import asyncio
 import collections
 import contextlib
-import dataclasses
 import json
 import os
+import statistics
 import sys
 import tempfile
 import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import psutil
 
 REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
@@ -64,25 +65,37 @@ from edumon.wire import (  # noqa: E402
 )
 
 SUBSCRIBERS = ("mosquitto_sub", "ingest", "aiomqtt", "paho-thread")
-SCHOOL = "sch-1"
-TERMINAL = "cls-101"
-IDLE_SECONDS = 10.0  # no progress for this long: the run stalled (messages were dropped)
-FLOOD_IDLE_SECONDS = 2.0  # after a flood: nothing more is coming
+CLASSROOMS_PER_SCHOOL = 40
+IDLE_SECONDS = 10.0  # no progress for this long: the run stalled
 SETTLE_SECONDS = 0.3
-PROBE_SEQS = 100_000  # quiet time after the first probe arrives: in-flight probes have landed
+FIRST_SEQ = 1_000_000_000  # ten digits until 9,999,999,999: every packet of a terminal is one size
+SEQ_MARK = b"9876543210"  # where the seq goes in a pre-encoded payload
 
 Sink = Callable[[Heartbeat | Status, float], None]
+
+
+def school_code(index: int) -> str:
+    return f"s{index:04d}"
+
+
+def terminal_ids(terminals: int) -> list[tuple[str, str]]:
+    """``(school, terminal)`` of every terminal; a terminal's id is its classroom's id."""
+    out = []
+    for i in range(terminals):
+        school = school_code(i // CLASSROOMS_PER_SCHOOL)
+        out.append((school, f"{school}-c{i % CLASSROOMS_PER_SCHOOL:02d}"))
+    return out
 
 
 # -- the subscriber processes -------------------------------------------------------------------
 
 
 class Progress:
-    """Reports progress to the parent as newlines on stdout, at most one write per loop turn.
+    """Reports progress to the parent on stdout, at most one write per loop turn: a line with
+    the running count (``#123``), where ``mosquitto_sub`` writes a line per message.
 
     With the null sink a message counts when the sink gets it; with the collector, when the
-    collector has applied it (polled every millisecond): then the flow control holds the
-    publisher to what the whole chain sustains, and the collector's queue never overflows.
+    collector has applied it (polled every millisecond).
     """
 
     def __init__(self, processed: Callable[[], int] | None = None) -> None:
@@ -103,55 +116,49 @@ class Progress:
         count = self.count if self._processed is None else self._processed()
         new, self._reported = count - self._reported, count
         if new:
-            os.write(1, b"\n" * new)
+            os.write(1, b"#%d\n" % count)
 
     async def poll(self) -> None:
         """Report the collector's progress until cancelled."""
         while True:
             self._report()
-            await asyncio.sleep(0.001)
+            await asyncio.sleep(0.002)
+
+
+def bench_config(district: str, terminals: int, db: Path) -> str:
+    """A district of ``terminals`` classrooms, 40 to a school, one switch per school."""
+    schools = (terminals + CLASSROOMS_PER_SCHOOL - 1) // CLASSROOMS_PER_SCHOOL
+    parts = [
+        f'[district]\ncode = "{district}"\nname = "bench"\n',
+        f'[storage]\nurl = "sqlite:///{db}"\n',
+        '[credentials.c]\nversion = "2c"\ncommunity = "bench"\n',
+    ]
+    for i in range(schools):
+        code = school_code(i)
+        rooms = ", ".join(
+            f'{{ id = "{code}-c{c:02d}", name = "{c}" }}'
+            for c in range(min(CLASSROOMS_PER_SCHOOL, terminals - i * CLASSROOMS_PER_SCHOOL))
+        )
+        parts.append(
+            f'[[switches]]\nid = "sw-{code}"\nschool = "{code}"\nhost = "127.0.0.1"\n'
+            f'credentials = "c"\n\n'
+            f'[[schools]]\ncode = "{code}"\nname = "school {code}"\nkind = "primary"\n'
+            f'uplink = {{ switch = "sw-{code}", port = "Gi0/1" }}\nclassrooms = [{rooms}]\n'
+        )
+    return "\n".join(parts)
 
 
 async def collector_sink(
-    district: str, workdir: Path
+    district: str, terminals: int, workdir: Path
 ) -> tuple[Any, Any, Callable[[], dict[str, Any]]]:
-    """The daemon's Collector (terminal state, SQLite store) for one school and classroom."""
+    """The daemon's Collector (terminal state, SQLite store) for the bench's district."""
     from edumon.app import terminals_of
     from edumon.collector import Collector
     from edumon.config import inventory_of, parse_config
     from edumon.domain.state import NetworkState
     from edumon.store.repository import open_store
 
-    config = parse_config(
-        f"""
-[district]
-code = "{district}"
-name = "bench"
-
-[targets]
-profile = "district-1000m"
-
-[storage]
-url = "sqlite:///{workdir / "bench.db"}"
-
-[credentials.c]
-version = "2c"
-community = "bench"
-
-[[switches]]
-id = "sw-1"
-school = "{SCHOOL}"
-host = "127.0.0.1"
-credentials = "c"
-
-[[schools]]
-code = "{SCHOOL}"
-name = "bench school"
-kind = "primary"
-uplink = {{ switch = "sw-1", port = "Gi0/1" }}
-classrooms = [{{ id = "{TERMINAL}", name = "101" }}]
-"""
-    )
+    config = parse_config(bench_config(district, terminals, workdir / "bench.db"))
     store = await open_store(config.storage.url)
     await store.sync_inventory(config)
     collector = Collector(
@@ -161,12 +168,16 @@ classrooms = [{{ id = "{TERMINAL}", name = "101" }}]
         batch_size=config.storage.batch_size,
         flush_seconds=config.storage.flush_seconds,
     )
+    assert collector.terminals is not None
+    known = collector.terminals
 
     def stats() -> dict[str, Any]:
         s = collector.stats
         return {
             "collector_messages": s.terminal_messages_total,
             "collector_dropped": dict(s.dropped_total),
+            "ignored": {k: v for k, v in known.ignored.items() if v},
+            "events": sum(s.events_total.values()),
             "rows_written": s.rows_written_total,
             "write_seconds": round(s.write_seconds_sum, 3),
         }
@@ -183,7 +194,9 @@ async def child(args: argparse.Namespace) -> None:
     owned: Any = None
     workdir = tempfile.TemporaryDirectory(prefix="edumon-bench-")
     if args.sink == "collector":
-        collector, store, extra_stats = await collector_sink(args.district, Path(workdir.name))
+        collector, store, extra_stats = await collector_sink(
+            args.district, args.terminals, Path(workdir.name)
+        )
         owned = (collector, store)
         collector_task = asyncio.create_task(collector.run(), name="collector")
         progress = Progress(lambda: int(collector.stats.terminal_messages_total))
@@ -205,6 +218,7 @@ async def child(args: argparse.Namespace) -> None:
         poller.cancel()
     if owned is not None:
         collector, store = owned
+        stats["pending_at_stop"] = len(collector._pending) + collector.queue_depth
         drain_started = time.perf_counter()
         await collector.drain()
         stats["drain_seconds"] = round(time.perf_counter() - drain_started, 3)
@@ -214,6 +228,7 @@ async def child(args: argparse.Namespace) -> None:
             await collector_task
         await store.aclose()
     stats.update(extra_stats())
+    stats["cpu_seconds"] = time.process_time()  # the whole process, every thread
     workdir.cleanup()
     sys.stderr.write(json.dumps(stats) + "\n")
 
@@ -283,36 +298,175 @@ async def run_paho_thread(
     client.loop_stop()
 
 
-# -- the parent: publisher, flow control and figures -------------------------------------------
+# -- the publisher: pre-encoded MQTT 3.1.1 packets on a raw socket -----------------------------
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        n, digit = divmod(n, 128)
+        out.append(digit | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def _string(text: str | bytes) -> bytes:
+    data = text.encode() if isinstance(text, str) else text
+    return len(data).to_bytes(2, "big") + data
+
+
+class Publisher:
+    """Publishes heartbeats of every terminal in turn, each with the next ``seq``.
+
+    Every packet is built from a per-terminal template (fixed header, topic, payload split
+    around a ten-digit seq), so publishing costs no JSON encoding.
+    """
+
+    def __init__(self, district: str, terminals: Sequence[tuple[str, str]], qos: int) -> None:
+        self.qos = qos
+        self.seq = FIRST_SEQ
+        self.next_terminal = 0
+        self.sent = 0
+        self._pid = 0
+        self._templates: list[tuple[bytes, bytes, bytes]] = []
+        now = time.time()
+        for school, terminal in terminals:
+            payload = encode_heartbeat(
+                Heartbeat(
+                    district=district,
+                    school=school,
+                    terminal=terminal,
+                    boot_id="bench-boot",
+                    seq=int(SEQ_MARK),
+                    birth_seq=1,
+                    observed_at=now,
+                    uptime_seconds=86_400.0,
+                    agent_version="0.1.0",
+                    nic="eth0",
+                    link_speed_mbps=1000,
+                    duplex="full",
+                    ip="10.20.30.40",
+                    mac="aa:bb:cc:dd:ee:ff",
+                    cpu_percent=12.5,
+                    memory_used_bytes=2_000_000_000,
+                    memory_total_bytes=8_000_000_000,
+                    disk_used_bytes=50_000_000_000,
+                    disk_total_bytes=250_000_000_000,
+                )
+            )
+            assert payload.count(SEQ_MARK) == 1
+            before, after = payload.split(SEQ_MARK)
+            topic = _string(terminal_topic(district, school, terminal, "heartbeat"))
+            remaining = len(topic) + (2 if qos else 0) + len(payload)
+            head = bytes([0x32 if qos else 0x30]) + _varint(remaining) + topic
+            if qos:
+                self._templates.append((head, before, after))
+            else:
+                self._templates.append((head + before, b"", after))
+        self._writer: asyncio.StreamWriter | None = None
+        self._acks: asyncio.Task[None] | None = None
+
+    async def connect(self, host: str, port: int) -> None:
+        reader, writer = await asyncio.open_connection(host, port)
+        client_id = _string(f"bench-pub-{uuid.uuid4().hex[:8]}")
+        # MQTT 3.1.1, clean session, keepalive off (the publisher may idle while a subscriber
+        # starts).
+        variable = _string("MQTT") + bytes([4, 0x02]) + (0).to_bytes(2, "big")
+        writer.write(bytes([0x10]) + _varint(len(variable) + len(client_id)) + variable + client_id)
+        connack = await reader.readexactly(4)
+        if connack[0] != 0x20 or connack[3] != 0:
+            raise RuntimeError(f"broker refused the publisher: {connack!r}")
+        self._writer = writer
+        # PUBACKs (QoS 1) are read and dropped, so the socket never fills.
+        self._acks = asyncio.create_task(self._discard(reader), name="publisher-acks")
+
+    @staticmethod
+    async def _discard(reader: asyncio.StreamReader) -> None:
+        while await reader.read(65536):
+            pass
+
+    def packets(self, count: int) -> bytes:
+        out = []
+        templates = self._templates
+        n = len(templates)
+        for _ in range(count):
+            head, before, after = templates[self.next_terminal]
+            seq = b"%d" % self.seq
+            if self.qos:
+                self._pid = self._pid % 65535 + 1
+                out.append(head + self._pid.to_bytes(2, "big") + before + seq + after)
+            else:
+                out.append(head + seq + after)
+            self.seq += 1
+            self.next_terminal = (self.next_terminal + 1) % n
+        self.sent += count
+        return b"".join(out)
+
+    async def publish(self, count: int) -> None:
+        assert self._writer is not None
+        self._writer.write(self.packets(count))
+        await self._writer.drain()
+
+    async def aclose(self) -> None:
+        if self._writer is not None:
+            self._writer.write(b"\xe0\x00")  # DISCONNECT
+            with contextlib.suppress(ConnectionError):
+                await self._writer.drain()
+            self._writer.close()
+            with contextlib.suppress(ConnectionError):
+                await self._writer.wait_closed()
+        if self._acks is not None:
+            self._acks.cancel()
+            with contextlib.suppress(asyncio.CancelledError, ConnectionError):
+                await self._acks
+
+
+# -- the parent: flow control and figures ---------------------------------------------------------
 
 
 @dataclass
 class Result:
     subscriber: str
-    mode: str
     qos: int
+    round: int
     messages: int
     seconds: float
-    stalled: bool
-    child_stats: dict[str, Any] = dataclasses.field(default_factory=dict)
+    cpu_seconds: float
+    child_stats: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def cpu_us(self) -> float:
+        """The subscriber's CPU time per message (user and system, all its threads)."""
+        return self.cpu_seconds / self.messages * 1e6 if self.messages else 0.0
+
+    @property
+    def whole_seconds(self) -> float:
+        """The measured period plus the collector's drain of the rows still pending."""
+        return self.seconds + float(self.child_stats.get("drain_seconds", 0.0))
 
     @property
     def rate(self) -> float:
-        return self.messages / self.seconds if self.seconds > 0 else 0.0
+        return self.messages / self.whole_seconds if self.whole_seconds > 0 else 0.0
 
 
 class Received:
-    """Counts the newlines a subscriber writes; wakes waiters on progress."""
+    """Counts what a subscriber received (its lines, or the last ``#count`` it wrote); wakes
+    waiters on progress."""
 
     def __init__(self) -> None:
         self.count = 0
         self.changed = asyncio.Event()
-        self.at = time.perf_counter()
 
     async def read(self, stream: asyncio.StreamReader) -> None:
+        partial = b""
         while chunk := await stream.read(65536):
-            self.count += chunk.count(b"\n")
-            self.at = time.perf_counter()
+            if chunk.startswith(b"#") or partial:
+                lines = (partial + chunk).split(b"\n")
+                partial = lines.pop()
+                if lines:
+                    self.count = int(lines[-1][1:])
+            else:
+                self.count += chunk.count(b"\n")
             self.changed.set()
 
     async def wait_change(self, within: float) -> bool:
@@ -323,34 +477,6 @@ class Received:
         except TimeoutError:
             return False
         return True
-
-
-def heartbeat_lines(district: str, first_seq: int, count: int) -> list[bytes]:
-    base = Heartbeat(
-        district=district,
-        school=SCHOOL,
-        terminal=TERMINAL,
-        boot_id="bench-boot",
-        seq=0,
-        birth_seq=1,
-        observed_at=time.time(),
-        uptime_seconds=86_400.0,
-        agent_version="0.1.0",
-        nic="eth0",
-        link_speed_mbps=1000,
-        duplex="full",
-        ip="10.20.30.40",
-        mac="aa:bb:cc:dd:ee:ff",
-        cpu_percent=12.5,
-        memory_used_bytes=2_000_000_000,
-        memory_total_bytes=8_000_000_000,
-        disk_used_bytes=50_000_000_000,
-        disk_total_bytes=250_000_000_000,
-    )
-    return [
-        encode_heartbeat(dataclasses.replace(base, seq=seq)) + b"\n"
-        for seq in range(first_seq, first_seq + count)
-    ]
 
 
 def subscriber_command(name: str, args: argparse.Namespace, qos: int) -> list[str]:
@@ -371,61 +497,70 @@ def subscriber_command(name: str, args: argparse.Namespace, qos: int) -> list[st
         "--host", args.host,
         "--port", str(args.port),
         "--district", args.district,
+        "--terminals", str(args.terminals),
         "--qos", str(qos),
         "--sink", args.sink,
+        *(["--profile", args.profile] if args.profile else []),
     ]  # fmt: skip
 
 
-async def measure(
-    name: str, mode: str, args: argparse.Namespace, qos: int, lines: list[bytes]
-) -> Result:
-    # Probes come first with lower seqs: the collector would ignore a heartbeat whose seq is
-    # not above every one seen from that boot (a redelivery).
-    probes = iter(heartbeat_lines(args.district, 1, PROBE_SEQS))
+async def windowed(
+    publisher: Publisher, received: Received, base: int, window: int, until: Callable[[], bool]
+) -> None:
+    """Publish, at most ``window`` messages ahead of the subscriber, until ``until()``."""
+    while not until():
+        room = min(window - (publisher.sent - (received.count - base)), 200)
+        if room > 0:
+            await publisher.publish(room)
+        elif not await received.wait_change(IDLE_SECONDS):
+            raise RuntimeError(f"no progress for {IDLE_SECONDS:g} s: messages were lost")
+
+
+async def measure(name: str, args: argparse.Namespace, qos: int, round_: int) -> Result:
+    publisher = Publisher(args.district, args.ids, qos)
     subscriber = await asyncio.create_subprocess_exec(
         *subscriber_command(name, args, qos),
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
-    publisher = await asyncio.create_subprocess_exec(
-        "mosquitto_pub",
-        "-h", args.host,
-        "-p", str(args.port),
-        "-V", "mqttv311",
-        "-q", str(qos),
-        "-t", terminal_topic(args.district, SCHOOL, TERMINAL, "heartbeat"),
-        "-l",
-        stdin=asyncio.subprocess.PIPE,
-    )  # fmt: skip
     assert subscriber.stdout is not None
     assert subscriber.stderr is not None
     assert subscriber.stdin is not None
-    assert publisher.stdin is not None
     received = Received()
     reader = asyncio.create_task(received.read(subscriber.stdout), name="read-progress")
     errors = asyncio.create_task(subscriber.stderr.read(), name="read-stats")
+    await publisher.connect(args.host, args.port)
     try:
-        # Probes until the subscriber is subscribed (messages before that are not delivered),
-        # then quiet until the probes in flight have landed.
-        async with asyncio.timeout(30):
+        # Probes until the subscriber is subscribed (messages before that are not delivered).
+        async with asyncio.timeout(120):
             while received.count == 0:
-                publisher.stdin.write(next(probes))
-                await publisher.stdin.drain()
-                await received.wait_change(0.1)
-            while await received.wait_change(SETTLE_SECONDS):
-                pass
+                await publisher.publish(1)
+                await received.wait_change(0.2)
+        # Warm-up: every terminal heartbeats once (and comes online); then quiet until the
+        # messages in flight have landed.
+        warm = publisher.sent
+        await windowed(
+            publisher,
+            received,
+            0,
+            args.window,
+            lambda: publisher.sent - warm >= len(args.ids),
+        )
+        while await received.wait_change(SETTLE_SECONDS):
+            pass
         base = received.count
+        publisher.sent = 0
+        process = psutil.Process(subscriber.pid)
+        cpu_started = sum(process.cpu_times()[:2])
         started = time.perf_counter()
-        if mode == "window":
-            stalled = await windowed(publisher.stdin, received, base, lines, args.window)
-        else:
-            stalled = await flood(publisher.stdin, received, base, lines)
-        seconds = received.at - started
+        end = started + args.seconds
+        await windowed(publisher, received, base, args.window, lambda: time.perf_counter() >= end)
+        seconds = time.perf_counter() - started
         got = received.count - base
+        cpu_stopped = sum(process.cpu_times()[:2])
     finally:
-        publisher.stdin.close()
-        await publisher.wait()
+        await publisher.aclose()
         if name == "mosquitto_sub":
             subscriber.terminate()
         else:
@@ -438,106 +573,111 @@ async def measure(
         child_stats = json.loads(stats_text[-1])
     elif stats_text and name != "mosquitto_sub":
         print("\n".join(stats_text[-20:]), file=sys.stderr)
-    return Result(name, mode, qos, got, seconds, stalled, child_stats)
+    # edumon's CPU includes its drain (it reports its total when done).
+    cpu = float(child_stats.get("cpu_seconds", cpu_stopped)) - cpu_started
+    return Result(name, qos, round_, got, seconds, cpu, child_stats)
 
 
-async def windowed(
-    stdin: asyncio.StreamWriter, received: Received, base: int, lines: list[bytes], window: int
-) -> bool:
-    """Publish with at most ``window`` messages unreceived; True if the subscriber stalled."""
-    sent = 0
-    while received.count - base < len(lines):
-        room = min(window - (sent - (received.count - base)), len(lines) - sent, 200)
-        if room > 0:
-            stdin.write(b"".join(lines[sent : sent + room]))
-            sent += room
-            await stdin.drain()
-        elif not await received.wait_change(IDLE_SECONDS):
-            return True
-    return False
+def spread(rates: Sequence[float]) -> str:
+    return f"{min(rates):>9,.0f} - {max(rates):>9,.0f}"
 
 
-async def flood(
-    stdin: asyncio.StreamWriter, received: Received, base: int, lines: list[bytes]
-) -> bool:
-    """Publish everything at once; True if messages were lost (the broker dropped them)."""
-    for start in range(0, len(lines), 1000):
-        stdin.write(b"".join(lines[start : start + 1000]))
-        await stdin.drain()
-    while received.count - base < len(lines):
-        if not await received.wait_change(FLOOD_IDLE_SECONDS):
-            return True
-    return False
-
-
-def print_table(results: Sequence[Result], n: int, sink: str) -> None:
+def print_table(results: Sequence[Result], args: argparse.Namespace) -> None:
     print()
-    print(f"{n} heartbeats per run, one publisher (mosquitto_pub), sink={sink}")
     print(
-        f"{'mode':<7} {'subscriber':<14} {'QoS':>3} {'received':>9} {'seconds':>8} "
-        f"{'msg/s':>9} {'x sub':>6}"
+        f"{args.rounds} interleaved rounds of {args.seconds:g} s, {args.terminals} terminals, "
+        f"window {args.window}, sink={args.sink}; msg/s (edumon: applied and stored)"
     )
-    for result in results:
-        reference = next(
-            (
-                r
-                for r in results
-                if r.subscriber == "mosquitto_sub" and (r.mode, r.qos) == (result.mode, result.qos)
-            ),
-            None,
-        )
-        ratio = f"{result.rate / reference.rate:.2f}" if reference and reference.rate else "-"
-        lost = n - result.messages
-        flag = ""
-        if result.stalled:
-            flag = f"  {lost} dropped by the broker" if result.mode == "flood" else "  STALLED"
-        print(
-            f"{result.mode:<7} {result.subscriber:<14} {result.qos:>3} {result.messages:>9} "
-            f"{result.seconds:>8.2f} {result.rate:>9,.0f} {ratio:>6}{flag}"
-        )
-    for result in results:
-        if result.child_stats:
-            print(
-                f"  {result.mode} {result.subscriber} QoS {result.qos}: "
-                f"{json.dumps(result.child_stats)}"
+    print(
+        f"{'QoS':>3} {'subscriber':<14} {'median':>9} {'min - max':>21} {'x sub (median)':>15}"
+        f" {'CPU us/msg (median)':>20}"
+    )
+    for qos in args.qos:
+        reference = [r.rate for r in results if r.qos == qos and r.subscriber == "mosquitto_sub"]
+        for name in args.subscribers:
+            rates = [r.rate for r in results if r.qos == qos and r.subscriber == name]
+            if not rates:
+                continue
+            median = statistics.median(rates)
+            ratio = f"{median / statistics.median(reference):.2f}" if reference else "-"
+            cpu = statistics.median(
+                r.cpu_us for r in results if r.qos == qos and r.subscriber == name
             )
+            print(
+                f"{qos:>3} {name:<14} {median:>9,.0f} {spread(rates):>21} {ratio:>15} {cpu:>20.1f}"
+            )
+        if reference:
+            for name in args.subscribers:
+                if name == "mosquitto_sub":
+                    continue
+                paired = [
+                    r.rate / s.rate
+                    for r in results
+                    for s in results
+                    if r.qos == s.qos == qos
+                    and r.round == s.round
+                    and r.subscriber == name
+                    and s.subscriber == "mosquitto_sub"
+                    and s.rate
+                ]
+                if paired:
+                    print(
+                        f"    {name} / mosquitto_sub per round: median "
+                        f"{statistics.median(paired):.2f}, {min(paired):.2f} - {max(paired):.2f}"
+                    )
 
 
 async def parent(args: argparse.Namespace) -> None:
     args.district = f"bench-{uuid.uuid4().hex[:8]}"
-    lines = heartbeat_lines(args.district, PROBE_SEQS + 1, args.messages)
+    args.ids = terminal_ids(args.terminals)
     results = []
-    for mode in args.modes:
+    for round_ in range(args.rounds):
+        order = args.subscribers if round_ % 2 == 0 else list(reversed(args.subscribers))
         for qos in args.qos:
-            for name in args.subscribers:
-                result = await measure(name, mode, args, qos, lines)
+            for name in order:
+                result = await measure(name, args, qos, round_)
+                extra = ""
+                if result.child_stats:
+                    extra = " " + json.dumps(result.child_stats)
                 print(
-                    f"{mode} {name} QoS {qos}: {result.rate:,.0f} msg/s"
-                    + (f" ({args.messages - result.messages} lost)" if result.stalled else ""),
+                    f"round {round_ + 1} QoS {qos} {name}: {result.rate:,.0f} msg/s "
+                    f"({result.messages} in {result.whole_seconds:.1f} s, "
+                    f"CPU {result.cpu_us:.1f} us/msg){extra}",
                     flush=True,
                 )
                 results.append(result)
-    print_table(results, args.messages, args.sink)
+    print_table(results, args)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("-n", "--messages", type=int, default=100_000)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--seconds", type=float, default=20.0, help="measured period per run")
+    parser.add_argument("--terminals", type=int, default=20_000)
     parser.add_argument("--qos", type=int, nargs="+", choices=(0, 1), default=[0, 1])
-    parser.add_argument("--sink", choices=("null", "collector"), default="null")
-    parser.add_argument("--subscribers", nargs="+", choices=SUBSCRIBERS, default=list(SUBSCRIBERS))
-    parser.add_argument("--window", type=int, default=500)
+    parser.add_argument("--sink", choices=("collector", "null"), default="collector")
     parser.add_argument(
-        "--modes", nargs="+", choices=("window", "flood"), default=["window", "flood"]
+        "--subscribers", nargs="+", choices=SUBSCRIBERS, default=["mosquitto_sub", "ingest"]
     )
+    parser.add_argument("--window", type=int, default=1000)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=1883)
+    parser.add_argument(
+        "--profile", help="edumon's subscriber writes cProfile stats to PROFILE.<qos>.<pid>"
+    )
     parser.add_argument("--child", choices=SUBSCRIBERS[1:], help=argparse.SUPPRESS)
     parser.add_argument("--district", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         args.qos = args.qos[0]
-        asyncio.run(child(args))
+        if args.profile:
+            import cProfile
+
+            with cProfile.Profile() as profile:
+                asyncio.run(child(args))
+            profile.dump_stats(f"{args.profile}.{args.qos}.{os.getpid()}")
+        else:
+            asyncio.run(child(args))
     else:
         asyncio.run(parent(args))
 

@@ -220,7 +220,9 @@ async def run(
                         name="snmp-poller",
                     ),
                     tg.create_task(ingest.run(), name="mqtt-ingest"),
-                    tg.create_task(collector.expire_forever(), name="terminal-timeouts"),
+                    tg.create_task(
+                        collector.expire_forever(ingest.received_until), name="terminal-timeouts"
+                    ),
                     tg.create_task(collector.prune_forever(), name="prune-samples"),
                     tg.create_task(watch.run(), name="outage-watch"),
                 ]

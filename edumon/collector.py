@@ -182,7 +182,7 @@ class Collector:
         self._clock = clock
         self._expire_every = expire_every_seconds
         self.expired_at: float | None = None
-        """The clock's time at the last look for silent terminals."""
+        """The time the last look for silent terminals judged them as of."""
         all_ports = frozenset(all_ports_switches)
         inventory = state.inventory
         self.rollups = InterfaceRollups(
@@ -296,15 +296,19 @@ class Collector:
             )
 
     def _accept_terminal(self, msg: Heartbeat | Status, received_at: float) -> None:
+        # The hot path of a district's heartbeats: kept to plain lookups and one allocation.
         self.stats.terminal_messages_total += 1
-        if self.terminals is None:
+        terminals = self.terminals
+        if terminals is None:
             self.stats.dropped_total["no_terminal_inventory"] += 1
             return
-        st = self.terminals.terminal(msg.school, msg.terminal)
+        st = terminals.terminals.get((msg.school, msg.terminal))
         heartbeats_before = st.heartbeats if st is not None else 0
-        self._record(self.terminals.apply(msg, received_at))
+        events = terminals.apply(msg, received_at)
+        if events:
+            self._record(events)
         if st is None:
-            unknown = self.terminals.unknown.get(msg.district, msg.school, msg.terminal)
+            unknown = terminals.unknown.get(msg.district, msg.school, msg.terminal)
             if unknown is not None and unknown.messages == 1:
                 log.warning(
                     "terminal %s of school %s (district %s) is not in the inventory: its "
@@ -315,13 +319,14 @@ class Collector:
                     msg.district,
                     extra={"terminal": msg.terminal, "school": msg.school},
                 )
+            return
         # Only a heartbeat the state accepted is a sample (not a duplicate, not an old session).
-        if st is not None and isinstance(msg, Heartbeat) and st.heartbeats > heartbeats_before:
+        if st.heartbeats > heartbeats_before and type(msg) is Heartbeat:
             sample = TerminalSample(
                 at=received_at,
                 school=msg.school,
                 terminal=msg.terminal,
-                classroom=st.classroom,
+                classroom=st.ref.classroom,
                 boot_id=msg.boot_id,
                 seq=msg.seq,
                 uptime_seconds=msg.uptime_seconds,
@@ -334,7 +339,8 @@ class Collector:
                 self._pending.terminal_samples.append(sample)
             else:
                 self.stats.not_stored_total["terminal"] += 1
-        self._shed()
+                return
+            self._shed()
 
     def _note_terminal_change(self, event: Event) -> None:
         assert event.school is not None
@@ -385,17 +391,34 @@ class Collector:
                 extra={"school": school},
             )
 
-    def expire_terminals(self) -> None:
-        """Mark terminals silent past the heartbeat timeout offline (called every second)."""
+    # -- terminal timeouts ------------------------------------------------------------------------
+
+    def expire_terminals(self, received_until: Callable[[], float] | None = None) -> None:
+        """Mark terminals silent past the heartbeat timeout offline (called every second).
+
+        A stalled loop must never make a heartbeat that has arrived look missing. So the
+        terminals are judged as of ``received_until()`` (the ingest's: a time before which
+        every message that reached the process has been handed to the collector; the clock's
+        time when not given, and never later), and only after everything queued has been
+        applied; and a message's receive time is when the ingest's read of it began.
+        """
         now = self._clock()
+        if received_until is not None:
+            now = min(now, received_until())
+        # What the ingest handed over before ``now`` waits in the queue: apply it first.
+        while not self._queue.empty():
+            self._accept(self._queue.get_nowait())
         if self.terminals is not None:
             self._record(self.terminals.expire(now, self._heartbeat_timeout))
         self.expired_at = now
 
-    async def expire_forever(self) -> None:
-        """Look for silent terminals every second (``expire_every_seconds``)."""
+    async def expire_forever(self, received_until: Callable[[], float] | None = None) -> None:
+        """Look for silent terminals every second (``expire_every_seconds``).
+
+        A terminal is offline within that long after its timeout (when the ingest keeps up).
+        """
         while True:
-            self.expire_terminals()
+            self.expire_terminals(received_until)
             await asyncio.sleep(self._expire_every)
 
     def _shed(self) -> None:

@@ -28,7 +28,7 @@ from pydantic import (
 
 from edumon.domain.inventory import ClassroomRef, Inventory, SchoolRef, SwitchLink
 from edumon.domain.targets import Targets, resolve_targets
-from edumon.domain.terminals import TerminalInventory
+from edumon.domain.terminals import TerminalInventory, heartbeat_timeout
 from edumon.errors import ConfigError
 from edumon.notify_config import NotifyConfig
 from edumon.schedule_config import ScheduleConfig, SchoolKind
@@ -401,7 +401,10 @@ class MqttConfig(_Strict):
     tls: MqttTlsConfig | None = None
     client_id: str | None = None
     heartbeat_interval_seconds: float = Field(30, gt=0, le=3600)
-    """The agents' heartbeat interval; a terminal silent for 3 intervals + 10 s is offline."""
+    """The agents' heartbeat interval (their ``agent.heartbeat_seconds``)."""
+    heartbeat_timeout_intervals: float = Field(3, gt=2, le=10)
+    """A terminal silent for this many heartbeat intervals is offline (reason ``timeout``).
+    More than 2, so that one lost heartbeat never flaps a classroom."""
 
     @field_validator("listen")
     @classmethod
@@ -429,7 +432,8 @@ class MqttConfig(_Strict):
 
     @property
     def heartbeat_timeout_seconds(self) -> float:
-        return 3 * self.heartbeat_interval_seconds + 10
+        """How long a terminal may stay silent before it is offline."""
+        return heartbeat_timeout(self.heartbeat_interval_seconds, self.heartbeat_timeout_intervals)
 
 
 class AlertingConfig(_Strict):

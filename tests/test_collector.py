@@ -266,3 +266,41 @@ async def test_a_retried_write_does_not_grow_with_what_arrived_meanwhile(config:
     assert sizes[2:] == [3, 3, 3, 2]
     assert len(store.device_samples) == 10
     assert len(store.events) == 1
+
+
+async def test_silence_is_judged_after_the_queue_and_as_of_what_was_received(
+    config: Config,
+) -> None:
+    now = [1000.0]
+    store = FlakyStore()
+    inventory = inventory_of(config)
+    collector = Collector(
+        NetworkState(inventory),
+        store,
+        terminals=TerminalsState(TerminalInventory.from_inventory(inventory, district="t")),
+        heartbeat_timeout_seconds=30.0,
+        clock=lambda: now[0],
+    )
+    collector.submit_terminal(heartbeat(1), 1000.0)
+    await collector.drain()
+    # A heartbeat received at 1025 still waits in the queue at 1040 (the loop was busy): it
+    # is applied before the terminal is judged, so the terminal is not silent.
+    collector.submit_terminal(heartbeat(2), 1025.0)
+    now[0] = 1040.0
+    collector.expire_terminals()
+    assert collector.terminals is not None
+    st = collector.terminals.terminal("S1", "S1-101")
+    assert st is not None
+    assert (st.online, st.last_seen) == (True, 1025.0)
+    # At 1070 the clock says silent for 45 s, but the ingest has only read what reached it
+    # before 1050 (bytes wait in its socket): judged as of 1050, still online.
+    now[0] = 1070.0
+    collector.expire_terminals(lambda: 1050.0)
+    assert st.online is True
+    assert collector.expired_at == 1050.0
+    # Once it has caught up, the silence counts.
+    collector.expire_terminals(lambda: 1070.0)
+    assert st.online is False
+    await collector.flush()
+    assert store.events[-1].details["reason"] == "timeout"
+    assert store.events[-1].details["detected_at"] == 1070.0

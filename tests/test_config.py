@@ -56,6 +56,34 @@ def test_metrics_detail_is_full_or_essential() -> None:
     assert "did you mean detail?" in error_of(BASE + '\n[metrics]\ndetails = "full"\n')
 
 
+def test_heartbeat_timeout_is_three_intervals_by_default_and_configurable() -> None:
+    assert parse_config(BASE).mqtt.heartbeat_timeout_seconds == 90.0
+    config = parse_config(
+        BASE + "\n[mqtt]\nheartbeat_interval_seconds = 20\nheartbeat_timeout_intervals = 4.5\n"
+    )
+    assert config.mqtt.heartbeat_timeout_seconds == 90.0
+    assert (
+        parse_config(
+            BASE + "\n[mqtt]\nheartbeat_interval_seconds = 1\n"
+        ).mqtt.heartbeat_timeout_seconds
+        == 3.0
+    )
+
+
+@pytest.mark.parametrize(
+    ("intervals", "expected"),
+    [
+        ("2", "mqtt.heartbeat_timeout_intervals: Input should be greater than 2"),
+        ("1.5", "mqtt.heartbeat_timeout_intervals: Input should be greater than 2"),
+        ("0", "mqtt.heartbeat_timeout_intervals: Input should be greater than 2"),
+        ("10.5", "mqtt.heartbeat_timeout_intervals: Input should be less than or equal to 10"),
+        ('"three"', "mqtt.heartbeat_timeout_intervals: Input should be a valid number"),
+    ],
+)
+def test_heartbeat_timeout_intervals_are_validated(intervals: str, expected: str) -> None:
+    assert expected in error_of(BASE + f"\n[mqtt]\nheartbeat_timeout_intervals = {intervals}\n")
+
+
 def test_unknown_key_is_named_with_its_line() -> None:
     text = BASE.replace('kind = "primary"', 'kind = "primary"\nuplnk_speed = 1000')
     message = error_of(text)

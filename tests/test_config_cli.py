@@ -48,6 +48,11 @@ listen = "127.0.0.1:0"
             'targets: profile = "custom" needs both uplink_mbps and classroom_mbps',
             id="custom-targets",
         ),
+        pytest.param(
+            "heartbeat_timeout_intervals = 1.5\n",
+            "mqtt.heartbeat_timeout_intervals: Input should be greater than 2",
+            id="heartbeat-timeout-below-two-intervals",
+        ),
     ],
 )
 def test_check_config_exit_codes(tmp_path: Path, extra: str, fragment: str | None) -> None:

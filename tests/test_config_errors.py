@@ -267,6 +267,24 @@ TOP = HEADER + school_block(0)
             id="mqtt-empty-host",
         ),
         pytest.param(
+            "[mqtt]\nheartbeat_timeout_intervals = 2\n",
+            "heartbeat_timeout_intervals =",
+            "mqtt.heartbeat_timeout_intervals: Input should be greater than 2",
+            id="mqtt-timeout-flaps-on-one-lost-heartbeat",
+        ),
+        pytest.param(
+            "[mqtt]\nheartbeat_timeout_intervals = 11\n",
+            "heartbeat_timeout_intervals =",
+            "mqtt.heartbeat_timeout_intervals: Input should be less than or equal to 10",
+            id="mqtt-timeout-too-long",
+        ),
+        pytest.param(
+            "[mqtt]\nheartbeat_timeout_seconds = 60\n",
+            "heartbeat_timeout_seconds =",
+            "mqtt.heartbeat_timeout_seconds:",
+            id="mqtt-timeout-is-in-intervals",
+        ),
+        pytest.param(
             '[storage]\nurl = "mysql://edumon:db-s3cret@127.0.0.1/edumon"\n',
             "url =",
             "storage.url: 'mysql://edumon:***@127.0.0.1/edumon': the database must be sqlite or "

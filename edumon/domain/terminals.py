@@ -31,10 +31,8 @@ OfflineReason = Literal["will", "shutdown", "timeout"]
 heartbeats stopped without a Will (power loss while the broker still holds the TCP session)."""
 
 DEFAULT_HEARTBEAT_INTERVAL_SECONDS: Final = 30.0
-DEFAULT_TIMEOUT_GRACE_SECONDS: Final = 10.0
-DEFAULT_TIMEOUT_SECONDS: Final = (
-    3 * DEFAULT_HEARTBEAT_INTERVAL_SECONDS + DEFAULT_TIMEOUT_GRACE_SECONDS
-)
+DEFAULT_TIMEOUT_INTERVALS: Final = 3.0
+DEFAULT_TIMEOUT_SECONDS: Final = DEFAULT_TIMEOUT_INTERVALS * DEFAULT_HEARTBEAT_INTERVAL_SECONDS
 """``heartbeat_timeout()`` with the defaults: what ``expire`` uses when not told."""
 DEFAULT_HISTORY_SECONDS: Final = 2 * 86_400.0
 """Online intervals are kept for today and yesterday (in any time zone)."""
@@ -63,14 +61,16 @@ Interval = tuple[float, float]
 
 def heartbeat_timeout(
     interval_seconds: float = DEFAULT_HEARTBEAT_INTERVAL_SECONDS,
-    grace_seconds: float = DEFAULT_TIMEOUT_GRACE_SECONDS,
+    intervals: float = DEFAULT_TIMEOUT_INTERVALS,
 ) -> float:
     """How long a terminal may stay silent before ``expire`` calls it offline.
 
-    Three missed heartbeats, so that one or two lost messages never flap a classroom, plus a
-    grace for the broker's and collector's queues.
+    ``intervals`` heartbeat intervals (3 by default): one lost heartbeat never flaps a
+    classroom. No grace is added for the broker's or the collector's queues: ``expire`` is only
+    asked about a time up to which everything received has been applied (see
+    ``Collector.expire_terminals``), and receive times are taken when a message is read.
     """
-    return 3 * interval_seconds + grace_seconds
+    return intervals * interval_seconds
 
 
 @dataclass(frozen=True, slots=True)
@@ -387,13 +387,18 @@ class TerminalsState:
         Returns:
             TERMINAL_ONLINE or TERMINAL_OFFLINE on a transition, else nothing.
         """
-        ref = self.inventory.lookup(msg.district, msg.school, msg.terminal)
-        if ref is None:
+        # The inventory's lookup, on the state's own map (same keys): once per heartbeat.
+        district = self.inventory.district
+        st = (
+            self.terminals.get((msg.school, msg.terminal))
+            if district is None or msg.district == district
+            else None
+        )
+        if st is None:
             self.unknown.note(msg, now)
             self.ignored[IGNORED_UNKNOWN] += 1
             return ()
-        st = self.terminals[(ref.school, ref.terminal)]
-        if isinstance(msg, Status) and not msg.online:
+        if type(msg) is Status and not msg.online:
             return self._offline_status(st, msg, now)
         verdict = self._classify(st, msg)
         if verdict is not None:
@@ -405,7 +410,7 @@ class TerminalsState:
         st.last_observed_at = msg.observed_at
         st.last_seen = now
         st.agent_version = msg.agent_version
-        if isinstance(msg, Heartbeat):
+        if type(msg) is Heartbeat:
             self._heartbeat_fields(st, msg, now)
         if st.online:
             return ()

@@ -486,3 +486,44 @@ def test_unhashable_enum_fields_are_bad_fields_not_crashes(kind: str, field: str
     with pytest.raises(WireError) as info:
         parse_message(topic, dumps(data))
     assert info.value.reason == "bad_field"
+
+
+# -- the collector's fast paths judge exactly as the checks one by one ---------------------------
+
+_ODD_VALUES = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.floats(allow_nan=False),
+    st.sampled_from(["", "full", "half", "eth0", "10.0.0.1", "fd00::1", "aa:bb:cc:dd:ee:ff"]),
+    st.text(max_size=8),
+    st.lists(st.integers(), max_size=2),
+)
+_HEARTBEAT_KEYS = sorted(heartbeat_json())
+_LITERALS = st.sampled_from([b"NaN", b"Infinity", b"1e400", b"-0", b'"\\ud800"', b"1" * 30])
+
+
+def _verdict(payload: bytes) -> Heartbeat | str:
+    try:
+        return parse_heartbeat(HB_PARTS, payload)
+    except WireError as exc:
+        return exc.reason
+
+
+@given(
+    changes=st.dictionaries(st.sampled_from(_HEARTBEAT_KEYS), _ODD_VALUES, max_size=3),
+    literal=st.one_of(st.none(), st.tuples(st.sampled_from(_HEARTBEAT_KEYS), _LITERALS)),
+)
+def test_fast_paths_agree_with_the_checks_one_by_one(
+    changes: dict[str, Any], literal: tuple[str, bytes] | None
+) -> None:
+    payload = dumps(heartbeat_json(**changes))
+    if literal is not None:
+        key, text = literal
+        payload = dumps(heartbeat_json(**{**changes, key: "@@"})).replace(b'"@@"', text)
+    fast = _verdict(payload)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(wire, "_common_heartbeat", lambda parts, data: None)
+        patch.setattr(wire, "_fast_loads", None)
+        slow = _verdict(payload)
+    assert fast == slow

@@ -71,14 +71,21 @@ async def test_heartbeats_and_status_reach_the_sink_parsed(
 
 async def test_receive_time_comes_from_the_clock(mqtt_broker: Endpoint, mqtt_district: str) -> None:
     sink = RecordingSink()
-    ticks = iter(range(1000, 2000))
-    async with MqttIngest(
-        ingest_settings(mqtt_broker, mqtt_district), sink, clock=lambda: float(next(ticks))
-    ) as ingest:
+    ticks = iter(range(1000, 100_000))
+    handed_out: list[float] = []
+
+    def clock() -> float:
+        handed_out.append(float(next(ticks)))
+        return handed_out[-1]
+
+    async with MqttIngest(ingest_settings(mqtt_broker, mqtt_district), sink, clock=clock) as ingest:
         await eventually(lambda: ingest.stats.connected, "connected")
         await publish(mqtt_broker, wire_message(heartbeat(mqtt_district)))
         await sink.wait_count(1)
-    assert sink.calls[0][1] == 1000.0
+    # The time the read that got it began: one of the clock's, never one taken after delivery.
+    received_at = sink.calls[0][1]
+    assert received_at in handed_out
+    assert received_at == ingest.stats.last_message_at
 
 
 async def test_only_the_configured_district_is_subscribed(

@@ -4,9 +4,11 @@ The MQTT client is paho-mqtt driven by the running asyncio loop through paho's e
 socket callbacks (the technique aiomqtt itself uses), without aiomqtt's per-message layer. That
 layer (a ``Message`` and ``Topic`` object, a queue, a task and an ``asyncio.wait`` per message,
 and one packet read per loop iteration) cost more than parsing the message, and held the ingest
-below 10,000 heartbeats/s on a two-core box; ``bench/mqtt_ingest.py`` measures both. Here a
-readable socket is drained of up to ``_READ_BURST`` packets per loop iteration and every
-message is parsed and handed to the sink inside paho's ``on_message``, on the loop's thread.
+below 10,000 heartbeats/s on a two-core box; ``bench/mqtt_ingest.py`` measures both. paho's own
+read path costs as much again (four ``recv`` calls and a message object per packet), so the
+socket is read here, 64 KiB at a time: PUBLISH packets are decoded in place and every message
+is parsed and handed to the sink on the loop's thread; paho is handed every other packet whole
+and keeps the protocol (connect, subscribe, keepalive, acknowledgements).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import select
 import socket
 import ssl
 import threading
@@ -53,9 +56,9 @@ log = logging.getLogger(__name__)
 Sink = Callable[[Heartbeat | Status, float], None]
 """Receives every accepted message and its receive time (Unix seconds); must be cheap."""
 
-# Packets read per readable event before yielding to the loop: large enough to amortise the
-# loop iteration, small enough that a flood cannot starve the other tasks for long.
-_READ_BURST: Final = 256
+# Bytes read per readable event before yielding to the loop (about 170 heartbeats): large
+# enough to amortise the loop iteration, small enough that a flood cannot starve other tasks.
+_READ_BYTES: Final = 65536
 # paho needs loop_misc() about once a second to send PINGREQs and notice a dead broker.
 _MISC_INTERVAL_SECONDS: Final = 1.0
 # A rejection reason is logged at WARNING at most this often; the rest go to DEBUG.
@@ -258,9 +261,15 @@ class _Link:
         self,
         settings: MqttSettings,
         client_id: str,
-        deliver: Callable[[_Link, mqtt.MQTTMessage], None],
+        deliver: Callable[[_Link, str | bytes, bytes], None],
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._settings = settings
+        self._clock = clock
+        self.read_at = clock()
+        """When the current read began: the receive time of every message it reads."""
+        self.caught_up_at = self.read_at
+        """Every message that reached the socket before this time has gone to the sink."""
         self._loop = asyncio.get_running_loop()
         self._loop_thread = threading.get_ident()
         self.connack: asyncio.Future[None] = self._loop.create_future()
@@ -269,6 +278,10 @@ class _Link:
         self._fd: int | None = None
         self._abandoned = False
         self._deliver = deliver
+        self._inbox = bytearray()
+        self._for_paho = b""
+        self._eof = False
+        self._read_error: OSError | None = None
         self.messages = 0
         """PUBLISH packets received: how ``_on_readable`` tells progress from a drained socket."""
         client = mqtt.Client(
@@ -296,6 +309,8 @@ class _Link:
         client.on_socket_close = self._on_socket_close
         client.on_socket_register_write = self._on_register_write
         client.on_socket_unregister_write = self._on_unregister_write
+        # The socket is read here (see _on_readable); paho reads only what it is handed.
+        setattr(client, "_sock_recv", self._paho_recv)  # noqa: B010 - replaces a method
         self.client = client
 
     # -- connection set-up (runs in a worker thread) ---------------------------------------
@@ -358,25 +373,142 @@ class _Link:
 
     def _on_readable(self) -> None:
         client = self.client
-        for _ in range(_READ_BURST):
-            if self.lost.done():
-                return
-            before = self.messages
-            if client.loop_read() != MQTTErrorCode.MQTT_ERR_SUCCESS:
-                return  # paho has called on_disconnect and closed the socket
-            if self.messages == before:
-                # The socket is drained (or held another packet type, or half a packet): the
-                # level-triggered selector calls again while data is left.
-                break
+        sock = client.socket()
+        if sock is None or self.lost.done():
+            return
+        # One receive time for what this read gets, taken before reading: a message that
+        # waited in the socket while the loop was busy is dated as early as we can know.
+        self.read_at = read_at = self._clock()
+        try:
+            data = sock.recv(_READ_BYTES)
+        except (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
+            return  # nothing yet (or a TLS record is incomplete): the selector calls again
+        except OSError as exc:
+            self._read_error = exc  # paho reports it, as if it had read the socket itself
+            data = b""
+        else:
+            if data:
+                self._inbox += data
+                with client._msgtime_mutex:  # what paho's keepalive check measures
+                    client._last_bytes_received = mqtt.time_func()
+            else:
+                self._eof = True
+        if not self._consume():
+            return
+        if self._read_error is not None or self._eof:
+            self._hand_to_paho(b"")  # paho notices the lost connection and calls on_disconnect
+            return
+        if isinstance(sock, ssl.SSLSocket) and sock.pending():
+            # TLS may hold decrypted bytes the selector cannot see: come back for them.
+            self._loop.call_soon(self._on_readable)
+        elif len(data) < _READ_BYTES and not self._input_waiting():
+            self.caught_up_at = read_at
         # PUBACKs go out from the writer callback, on a later loop turn: amqtt (the embedded
         # broker, in this very loop) registers its wait for a PUBACK only after sending the
         # PUBLISH, and drops an acknowledgement that comes sooner.
-        if self.lost.done():
-            return
-        # TLS may hold decrypted bytes the selector cannot see: come back for them.
-        sock = client.socket()
+
+    def _consume(self) -> bool:
+        """Handle every complete packet read so far; False once the link is lost.
+
+        PUBLISH packets at QoS 0 and 1 (all but a few packets) are decoded here, without
+        paho's per-message objects and one-byte reads; every other packet is handed to paho
+        whole, and paho keeps the protocol state (CONNACK, SUBACK, PINGRESP, errors).
+        """
+        inbox = self._inbox
+        end = len(inbox)
+        pos = 0
+        try:
+            while pos < end:
+                first = inbox[pos]
+                length = 0
+                shift = 0
+                i = pos + 1
+                while True:
+                    if i >= end:
+                        return True
+                    byte = inbox[i]
+                    i += 1
+                    length |= (byte & 0x7F) << shift
+                    shift += 7
+                    if not byte & 0x80:
+                        break
+                    if shift > 21:
+                        self.fail(_ConnectionLost("malformed packet length from the broker"))
+                        return False
+                stop = i + length
+                if stop > end:
+                    return True  # the rest of the packet has not arrived yet
+                if first & 0xF4 != 0x30 or length < 2:
+                    # Not a QoS 0/1 PUBLISH (or a malformed one): paho's to handle.
+                    packet = bytes(inbox[pos:stop])
+                    pos = stop
+                    if not self._hand_to_paho(packet):
+                        return False
+                    continue
+                topic_end = i + 2 + (inbox[i] << 8 | inbox[i + 1])
+                start = topic_end + 2 if first & 0x02 else topic_end
+                if start > stop:
+                    self.fail(_ConnectionLost("malformed PUBLISH from the broker"))
+                    return False
+                raw_topic = bytes(inbox[i + 2 : topic_end])
+                try:
+                    topic: str | bytes = raw_topic.decode()
+                except UnicodeDecodeError:
+                    topic = raw_topic
+                payload = bytes(inbox[start:stop])
+                pos = stop
+                self.messages += 1
+                self._deliver(self, topic, payload)
+                if self.lost.done():  # after a sink bug, nothing more reaches the sink
+                    return False
+                if first & 0x02:
+                    self.client._send_puback(inbox[topic_end] << 8 | inbox[topic_end + 1])
+            return True
+        finally:
+            del inbox[:pos]
+
+    def _hand_to_paho(self, packet: bytes) -> bool:
+        """Let paho read one whole packet (b"": the end of the stream); False if the link ends."""
+        self._for_paho = packet
+        result = self.client.loop_read()
+        self._for_paho = b""
+        return result == MQTTErrorCode.MQTT_ERR_SUCCESS and not self.lost.done()
+
+    def _paho_recv(self, bufsize: int) -> bytes:
+        """paho's socket read (it reads one packet at a time), served from ``_for_paho``."""
+        if self._for_paho:
+            data, self._for_paho = self._for_paho[:bufsize], self._for_paho[bufsize:]
+            return data
+        if self._read_error is not None:
+            raise self._read_error
+        if self._eof:
+            return b""
+        raise BlockingIOError
+
+    def _input_waiting(self) -> bool:
+        """Whether bytes wait unread in the socket (or decrypted in its TLS layer)."""
+        sock = self.client.socket()
+        if sock is None:
+            return False
         if isinstance(sock, ssl.SSLSocket) and sock.pending():
-            self._loop.call_soon(self._on_readable)
+            return True
+        try:
+            readable, _, _ = select.select([sock], [], [], 0)
+        except (OSError, ValueError):  # closed under us: nothing more will be read
+            return False
+        return bool(readable)
+
+    def received_until(self) -> float:
+        """A time before which every message that reached this process has gone to the sink.
+
+        Now, when nothing waits in the socket; else the start of the last read that left it
+        empty. A busy loop delays reading, never the answer's truth: a heartbeat that arrived
+        while the loop was blocked is still in the socket, and the time returned is older than it.
+        """
+        now = self._clock()
+        if not self._input_waiting():
+            self.caught_up_at = now
+        return self.caught_up_at
 
     def _on_writable(self) -> None:
         self.client.loop_write()
@@ -421,9 +553,15 @@ class _Link:
             self.lost.set_exception(exc)
 
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
+        # Only for a PUBLISH _consume leaves to paho (QoS 2: never subscribed to).
         self.messages += 1
+        try:
+            topic: str | bytes = message.topic
+        except UnicodeDecodeError:
+            # paho exposes a non-UTF-8 topic only as the raw bytes behind the property.
+            topic = message._topic
         if not self.lost.done():  # after a sink bug, nothing more reaches the sink
-            self._deliver(self, message)
+            self._deliver(self, topic, bytes(message.payload))
 
     def _on_subscribe(
         self,
@@ -524,6 +662,7 @@ class MqttIngest:
             (terminal_filter(KIND_HEARTBEAT, settings.district), settings.qos),
         ]
         self._closing = asyncio.Event()
+        self._link: _Link | None = None
         self._task: asyncio.Task[None] | None = None
         self._running = False
         self._last_warned: dict[str, float] = {}
@@ -531,18 +670,19 @@ class MqttIngest:
 
     # -- the per-message path ----------------------------------------------------------------
 
-    def handle(self, topic: str | bytes, payload: bytes) -> None:
+    def handle(self, topic: str | bytes, payload: bytes, received_at: float | None = None) -> None:
         """Validate one received message and pass it to the sink, or count why it was rejected.
 
         This is exactly what ``run()`` does for every message. ``topic`` is bytes only when
-        it is not valid UTF-8 (then it is rejected as ``bad_topic``).
+        it is not valid UTF-8 (then it is rejected as ``bad_topic``). ``received_at`` is when
+        the read that got it began (the clock's time now when not given).
 
         Raises:
             Exception: Whatever the sink raises (a bug); never for a malformed message.
         """
         stats = self.stats
         stats.received_total += 1
-        now = self._clock()
+        now = self._clock() if received_at is None else received_at
         stats.last_message_at = now
         try:
             if len(payload) > self._max_payload:
@@ -605,18 +745,24 @@ class MqttIngest:
             extra={"reason": reason, "topic": _topic_field(topic)},
         )
 
-    def _deliver(self, link: _Link, message: mqtt.MQTTMessage) -> None:
+    def _deliver(self, link: _Link, topic: str | bytes, payload: bytes) -> None:
         try:
-            topic: str | bytes = message.topic
-        except UnicodeDecodeError:
-            # paho exposes a non-UTF-8 topic only as the raw bytes behind the property.
-            topic = message._topic
-        try:
-            self.handle(topic, bytes(message.payload))
+            self.handle(topic, payload, link.read_at)
         except Exception as exc:
             # Raising into paho would leave its packet state half-updated; end the link with
             # the exception instead, and run() re-raises it.
             link.fail(exc)
+
+    def received_until(self) -> float:
+        """A time before which every message that reached this process has gone to the sink.
+
+        What the collector judges silent terminals against (``Collector.expire_terminals``):
+        the clock's time now, unless messages still wait in the socket (the loop was busy and
+        has not read them yet); then the start of the last read that emptied it. Without a
+        connection nothing is waiting: now.
+        """
+        link = self._link
+        return self._clock() if link is None else link.received_until()
 
     # -- connection management -----------------------------------------------------------------
 
@@ -678,7 +824,7 @@ class MqttIngest:
             _ConnectionLost: The connection could not be established, or was lost.
             Exception: What the sink raised (a bug).
         """
-        link = _Link(self.settings, self._client_id, self._deliver)
+        link = _Link(self.settings, self._client_id, self._deliver, self._clock)
         try:
             try:
                 async with asyncio.timeout(self.settings.connect_timeout):
@@ -692,6 +838,7 @@ class MqttIngest:
             except (OSError, ValueError) as exc:  # refused, unreachable, DNS, TLS, bad cert file
                 raise _ConnectionLost(f"cannot connect: {exc}") from None
             up_since = time.monotonic()
+            self._link = link
             self.stats.connected = True
             self.stats.connects_total += 1
             if self.stats.connects_total > 1:
@@ -710,6 +857,7 @@ class MqttIngest:
                     exc.up_seconds = time.monotonic() - up_since
                     raise
         finally:
+            self._link = None
             self.stats.connected = False
             await link.close()
 

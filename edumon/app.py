@@ -20,6 +20,7 @@ from edumon.domain.terminals import TerminalsState
 from edumon.errors import ConfigError
 from edumon.exporters.api import create_app
 from edumon.exporters.notify import Notifier
+from edumon.gcpauses import GcPauses
 from edumon.outage_watch import Listener, OutageWatch, alerts_of
 from edumon.runtime import Runtime
 from edumon.sources.mqtt.broker import EmbeddedBroker
@@ -129,6 +130,7 @@ async def run(
     external = _mqtt_settings(config, None) if config.mqtt.broker == "external" else None
     sock = sock if sock is not None else bind_listener(config.api.listen)
     log.info("storage: %s", config.storage.display_url)
+    pauses = GcPauses()
     try:
         store = await open_store(config.storage.url)
     except BaseException:
@@ -212,6 +214,8 @@ async def run(
             # holding the event loop for most of a second. Frozen, the collector skips them.
             gc.collect()
             gc.freeze()
+            runtime.gc_pauses = pauses
+            pauses.install()
             async with asyncio.TaskGroup() as tg:
                 workers = [
                     tg.create_task(collector.run(), name="collector"),
@@ -241,6 +245,7 @@ async def run(
             await collector.drain()
     finally:
         gc.unfreeze()  # what the daemon held may be collected again (a test runs many daemons)
+        pauses.uninstall()
         with contextlib.suppress(Exception):
             sock.close()
         await store.aclose()

@@ -11,6 +11,7 @@ from edumon.domain.outages import OutageTracker
 from edumon.domain.schedule import NationalCalendar, Schedule
 from edumon.domain.state import NetworkState
 from edumon.domain.terminals import TerminalsState
+from edumon.gcpauses import GcPauses
 from edumon.ports import IngestView, NotifierView, PollerView
 
 if TYPE_CHECKING:
@@ -44,3 +45,5 @@ class Runtime:
     the notify_* self-metrics and the Alertmanager receiver submits to it."""
     outages: OutageTracker | None = None
     """Open school and classroom outages (edumon.outage_watch keeps it current)."""
+    gc_pauses: GcPauses | None = None
+    """Garbage-collection pauses of the daemon's process (edumon_gc_pause_seconds)."""

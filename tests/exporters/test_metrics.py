@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import gc
 import shutil
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from edumon.collector import Collector
 from edumon.domain.models import DeviceReading, DeviceUnreachable
 from edumon.exporters.metrics import Exposition, create_registry
+from edumon.gcpauses import GcPauses
 from edumon.runtime import Runtime
 from edumon.sources.snmp.poller import SnmpPoller
 from tests.fixtures.runtime import DISTRICT_TOML, SECRETS, T0, build_runtime, port
@@ -502,3 +504,17 @@ async def test_speed_downgrades_are_counted_per_port(populated_runtime: Runtime)
     after = render(rt)
     assert one(after, "edumon_interface_speed_downgrades_total", **a101) == 1
     assert one(after, "edumon_collector_events_total", kind="speed_downgrade") == 1
+
+
+def test_garbage_collection_pauses_by_generation(populated_runtime: Runtime) -> None:
+    assert "edumon_gc_pause_seconds" not in render(populated_runtime)  # not timed: no series
+    pauses = GcPauses()
+    populated_runtime.gc_pauses = pauses
+    pauses.install()
+    try:
+        gc.collect(2)
+    finally:
+        pauses.uninstall()
+    text = render(populated_runtime)
+    assert one(text, "edumon_gc_pause_seconds_count", generation="2") >= 1
+    assert one(text, "edumon_gc_pause_seconds_bucket", generation="0", le="+Inf") >= 0

@@ -102,6 +102,7 @@ class ProcessCollector:
         families.extend(self._snmp())
         families.extend(self._mqtt())
         families.extend(self._notify())
+        families.extend(self._gc())
         for family in families:
             yield family.metric if isinstance(family, _Family) else family
 
@@ -377,8 +378,22 @@ class ProcessCollector:
         if notifier is not None:  # None: no [notify] channels configured
             yield from notify_families(notifier)
 
+    def _gc(self) -> Iterator[Metric]:
+        pauses = self._runtime.gc_pauses
+        if pauses is None:
+            return
+        family = HistogramMetricFamily(
+            "edumon_gc_pause_seconds",
+            "How long each garbage collection held the process (every part of the daemon "
+            "waits meanwhile), by generation.",
+            labels=["generation"],
+        )
+        for generation, hist in enumerate(pauses.by_generation):
+            _observe(family, hist, str(generation))
+        yield family
 
-def _observe(family: HistogramMetricFamily, hist: DurationHistogram) -> None:
+
+def _observe(family: HistogramMetricFamily, hist: DurationHistogram, *labels: str) -> None:
     buckets = [(repr(float(b)), float(c)) for b, c in zip(hist.bounds, hist.counts, strict=True)]
     buckets.append(("+Inf", float(hist.total)))
-    family.add_metric([], buckets, hist.sum)
+    family.add_metric(list(labels), buckets, hist.sum)

@@ -168,6 +168,8 @@ def test_run_reports_snmpd_interfaces_uptime_and_a_dead_switch(
     assert 'edumon_device_up{device="snmpd"' in metrics
     assert "edumon_interface_up{" in metrics
     assert 'interface="lo"' in metrics
+    # The daemon times its garbage collections (young ones happen within seconds).
+    assert 'edumon_gc_pause_seconds_count{generation="0"}' in metrics
     dead_up = [
         line
         for line in metrics.splitlines()

@@ -154,33 +154,26 @@ def scrape(base: urllib.parse.SplitResult, *, timeout: float) -> dict[str, Any]:
         resp = conn.getresponse()
         result["status"] = resp.status
         result["first_byte_seconds"] = time.perf_counter() - started
-        size = 0
-        lines = 0
-        comments = 0
-        rest = b""
+        # The clock stops at the last byte: counting and searching the body come after, so
+        # the figure is edumon's, not this client's parsing.
+        parts = []
         while True:
             chunk = resp.read(1 << 20)
             if not chunk:
                 break
-            size += len(chunk)
-            buf = rest + chunk
-            cut = buf.rfind(b"\n") + 1
-            complete, rest = buf[:cut], buf[cut:]
-            # ``complete`` starts at a line start and ends with a newline.
-            lines += complete.count(b"\n")
-            comments += complete.count(b"\n#") + (complete[:1] == b"#")
-            kept.extend(m.group().decode("utf-8", "replace") for m in _KEPT.finditer(complete))
-        if rest:
-            lines += 1
-            comments += rest[:1] == b"#"
-        series = lines - comments
-        result["bytes"] = size
-        result["series"] = series
+            parts.append(chunk)
+        result["seconds"] = time.perf_counter() - started
+        body = b"".join(parts)
+        lines = body.count(b"\n") + (not body.endswith(b"\n") and bool(body))
+        comments = body.count(b"\n#") + (body[:1] == b"#")
+        kept.extend(m.group().decode("utf-8", "replace") for m in _KEPT.finditer(body))
+        result["bytes"] = len(body)
+        result["series"] = lines - comments
     except (OSError, http.client.HTTPException) as exc:
         result["error"] = f"{type(exc).__name__}: {exc}"
     finally:
         conn.close()
-    result["seconds"] = time.perf_counter() - started
+    result.setdefault("seconds", time.perf_counter() - started)
     result["lines"] = kept
     return result
 

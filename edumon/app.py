@@ -204,9 +204,10 @@ async def run(
             watch = OutageWatch(
                 runtime, clock=clock, every_seconds=tick_seconds, listeners=listeners
             )
+            http_app = create_app(runtime, clock=clock)
             server = uvicorn.Server(
                 uvicorn.Config(
-                    create_app(runtime, clock=clock),
+                    http_app,
                     log_config=None,
                     access_log=False,
                     lifespan="off",
@@ -238,6 +239,8 @@ async def run(
                     ),
                     tg.create_task(collector.prune_forever(), name="prune-samples"),
                     tg.create_task(watch.run(), name="outage-watch"),
+                    # /metrics serves what this renders every second: a scrape only joins.
+                    tg.create_task(http_app.state.exposition.keep_fresh(), name="metrics"),
                 ]
                 if notifier is not None:
                     workers.append(tg.create_task(notifier.run(), name="notify"))

@@ -261,3 +261,34 @@ async def test_the_app_streams_what_prometheus_asks_for(populated_runtime: Runti
     assert list(openmetrics_parser.text_string_to_metric_families(om.text))
     assert text.headers["content-type"].startswith("text/plain")
     assert one(text.text, "edumon_device_up", device="sw-a") == 1
+
+
+async def test_a_background_refresh_is_served_while_current_and_never_older(
+    populated_runtime: Runtime,
+) -> None:
+    rt = populated_runtime
+    exposition = Exposition(rt)
+    for _ in exposition.refresh():  # as keep_fresh does, between slices
+        pass
+    assert exposition.refreshed_at is not None
+    rendered = exposition.switches.rendered
+    first = scrape(exposition)
+    assert exposition.switches.rendered == rendered  # served as refreshed: joined, not rendered
+    assert one(first, "edumon_device_up", device="sw-a") == 1
+    await rt.collector.submit(DeviceUnreachable("sw-a", T0 + 180, "timeout"))
+    await rt.collector.drain()
+    # Within max_age the scrape serves the last refresh; the next refresh brings the change.
+    assert one(scrape(exposition), "edumon_device_up", device="sw-a") == 1
+    for _ in exposition.refresh():
+        pass
+    assert one(scrape(exposition), "edumon_device_up", device="sw-a") == 0
+    # A refresh older than max_age (the background task stalled or stopped) is not trusted:
+    # the scrape refreshes before it sends.
+    await rt.collector.submit(reading_of_sw_a(T0 + 240))
+    await rt.collector.drain()
+    exposition.refreshed_at = exposition.refreshed_at - exposition.max_age - 1  # type: ignore[operator]
+    assert one(scrape(exposition), "edumon_device_up", device="sw-a") == 1
+
+
+def reading_of_sw_a(at: float) -> DeviceReading:
+    return DeviceReading("sw-a", at, 7_000, "A-ACCESS-1", "H3C S5130", (port(1, "Gi0/1"),))

@@ -44,6 +44,7 @@ def create_app(runtime: Runtime, *, clock: Callable[[], float] = time.time) -> F
         version="1",
     )
     exposition = Exposition(runtime, clock=clock)
+    app.state.exposition = exposition  # the daemon keeps it fresh (Exposition.keep_fresh)
     # Each school's results, computed per school and kept until that school changes.
     views = SchoolsNow(runtime, clock)
     app.state.schools_now = views

@@ -118,14 +118,17 @@ class EntityCache:
     def __len__(self) -> int:
         return len(self._where)
 
-    def families(self) -> Iterator[tuple[Family, bytes]]:
-        """Each family of this kind with every entity's lines of it."""
-        blocks = []
+    def join(self) -> None:
+        """Join the blocks of the groups (schools) whose entities changed since."""
         for group in self._groups.values():
             if group.text is None:
                 texts = [entry.text for entry in group.entries.values()]
                 group.text = tuple(b"".join(column) for column in zip(*texts, strict=True))
-            blocks.append(group.text)
+
+    def families(self) -> Iterator[tuple[Family, bytes]]:
+        """Each family of this kind with every entity's lines of it."""
+        self.join()
+        blocks = [group.text for group in self._groups.values() if group.text is not None]
         for i, family in enumerate(self.kind):
             yield family, b"".join([block[i] for block in blocks])
 

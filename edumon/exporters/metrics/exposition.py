@@ -30,6 +30,7 @@ series whatever the district) are rendered afresh at every scrape by ``ProcessCo
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -112,6 +113,8 @@ _POLLER_KEY = attrgetter(
 _FAILED = (Condition.UNREACHABLE, Condition.UNKNOWN)
 # How much is refreshed between two pauses of the stream (a few milliseconds' work).
 _SLICE_SWITCHES = 1000
+# A scrape serves what ``keep_fresh`` rendered up to this long ago (it runs every second).
+DEFAULT_MAX_AGE_SECONDS = 2.0
 _SLICE_SCHOOLS = 50
 
 
@@ -207,6 +210,10 @@ class Exposition:
         self._clock = clock
         self._generation: tuple[int, ...] = ()
         self._process = ProcessCollector(runtime, self._poll_durations, clock=clock)
+        self.refreshed_at: float | None = None
+        """``time.monotonic()`` when ``refresh`` last finished (None: never run)."""
+        self.max_age = DEFAULT_MAX_AGE_SECONDS
+        """How old a background refresh may be for a scrape to serve it as it is."""
         self._reset()
 
     def _reset(self) -> None:
@@ -240,7 +247,24 @@ class Exposition:
         """
         if _generation(self._runtime) != self._generation:
             self._reset()
-        steps: tuple[tuple[Callable[[], Iterator[None]], EntityCache], ...] = (
+        # Kept fresh in the background (``refresh``) a moment ago: the scrape only joins and
+        # sends; otherwise it refreshes each kind of entity before sending it.
+        published = self.refreshed_at
+        current = published is not None and time.monotonic() - published <= self.max_age
+        for refresh, cache in self._steps():
+            if not current:
+                for _ in refresh():
+                    yield b""  # a pause: the loop may run between two slices of the district
+            for family, text in cache.families():
+                yield family.header(openmetrics)
+                yield text
+        if openmetrics:
+            yield openmetrics_latest(self._process)  # type: ignore[no-untyped-call]
+        else:
+            yield text_latest(self._process)
+
+    def _steps(self) -> tuple[tuple[Callable[[], Iterator[None]], EntityCache], ...]:
+        return (
             (self._refresh_switches, self.switches),
             (lambda: iter(()), self.counters),
             (lambda: iter(()), self._plan.names),
@@ -250,16 +274,27 @@ class Exposition:
             (lambda: iter(()), self.heartbeats),
             (self._refresh_polled, self.polled),
         )
-        for refresh, cache in steps:
-            for _ in refresh():
-                yield b""  # a pause: the loop may run between two slices of the district
-            for family, text in cache.families():
-                yield family.header(openmetrics)
-                yield text
-        if openmetrics:
-            yield openmetrics_latest(self._process)  # type: ignore[no-untyped-call]
-        else:
-            yield text_latest(self._process)
+
+    def refresh(self) -> Iterator[None]:
+        """Bring every cache up to date, a slice at a time (yielding between slices).
+
+        Run in the background every second or so (``keep_fresh``), it leaves a scrape only the
+        joins: what it serves is then at most ``max_age`` seconds old.
+        """
+        if _generation(self._runtime) != self._generation:
+            self._reset()
+        for refresh, cache in self._steps():
+            yield from refresh()
+            cache.join()
+            yield
+        self.refreshed_at = time.monotonic()
+
+    async def keep_fresh(self, every_seconds: float = 1.0) -> None:
+        """Refresh every ``every_seconds``, handing the loop back between slices."""
+        while True:
+            for _ in self.refresh():
+                await asyncio.sleep(0)
+            await asyncio.sleep(every_seconds)
 
     def render(self, *, openmetrics: bool = False) -> bytes:
         """The whole exposition at once (tests, tools); the app streams ``chunks``."""

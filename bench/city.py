@@ -464,6 +464,27 @@ def event_counter(samples: dict[str, list[tuple[str, float]]], kind: str) -> flo
     return None
 
 
+def gc_pauses_from_metrics(samples: dict[str, list[tuple[str, float]]]) -> str:
+    """Full garbage collections in edumon (count, total, share over 0.1 s), if exported."""
+    counts = dict(samples.get("edumon_gc_pause_seconds_count", []))
+    sums = dict(samples.get("edumon_gc_pause_seconds_sum", []))
+    full = '{generation="2"}'
+    if full not in counts:
+        return "not exported"
+    n, total = counts[full], sums.get(full, 0.0)
+    under = next(
+        (
+            v
+            for labels, v in samples.get("edumon_gc_pause_seconds_bucket", [])
+            if 'generation="2"' in labels and 'le="0.1"' in labels
+        ),
+        None,
+    )
+    over = "" if under is None else f", {n - under:.0f} over 0.1 s"
+    mean = f", mean {1000 * total / n:.0f} ms" if n else ""
+    return f"{n:.0f} full collections since start{mean}{over}"
+
+
 def poll_lag_from_metrics(samples: dict[str, list[tuple[str, float]]]) -> str:
     """What edumon's own poll-lag metric says, if it exports one."""
     names = sorted(n for n in samples if n.startswith("edumon_snmp_poll_lag"))
@@ -771,6 +792,7 @@ def run_bench(
             }
         result["events"] = events
         result["poll_lag_metric"] = poll_lag_from_metrics(samples)
+        result["gc_pauses"] = gc_pauses_from_metrics(samples)
         if load_result is not None:
             result["api"], result["metrics"] = summarise_load(load_result)
     finally:
@@ -906,6 +928,7 @@ def table(result: dict[str, Any]) -> list[Row]:
     else:
         rows.append(Row("poll coverage", "n/a (no simulator result)", "100 %", "n/a"))
     rows.append(Row("edumon poll-lag metric", str(result.get("poll_lag_metric", "n/a"))))
+    rows.append(Row("edumon GC pauses (metric)", str(result.get("gc_pauses", "n/a"))))
     events = result.get("events", {})
     for kind, label in (
         ("device_unreachable", "false unreachable events"),

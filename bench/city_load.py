@@ -29,7 +29,9 @@ from typing import Any
 
 REQUEST_TIMEOUT = 120.0
 # /metrics lines the benchmark reads: state changes by kind, and poll lag where exported.
-_KEPT = re.compile(rb"^(?:edumon_collector_events|edumon_snmp_poll_lag)[^\n]*", re.MULTILINE)
+_KEPT = re.compile(
+    rb"^(?:edumon_collector_events|edumon_snmp_poll_lag|edumon_gc_pause)[^\n]*", re.MULTILINE
+)
 
 
 def _connection(base: urllib.parse.SplitResult) -> http.client.HTTPConnection:

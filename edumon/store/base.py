@@ -17,7 +17,7 @@ from typing import Any, Self
 from alembic import command
 from alembic.config import Config as AlembicConfig
 from alembic.util.exc import CommandError
-from sqlalchemy import Connection, Insert, Table, text
+from sqlalchemy import Connection, Engine, Insert, Table, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
@@ -73,6 +73,9 @@ def _upgrade_to_head(connection: Connection) -> None:
 
 class StoreBase:
     """The engine and what every store operation shares; see ``Store``."""
+
+    _sqlite_reader: Engine | None = None
+    """The API's synchronous reader of a SQLite file (``StoreReads``), opened on first use."""
 
     def __init__(
         self,
@@ -213,3 +216,6 @@ class StoreBase:
     async def aclose(self) -> None:
         """Close every pooled connection; the Store is unusable afterwards."""
         await self._engine.dispose()
+        if self._sqlite_reader is not None:
+            self._sqlite_reader.dispose()
+            self._sqlite_reader = None

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, Engine, Row, Select, create_engine, func, or_, select
-from sqlalchemy.pool import NullPool
+from sqlalchemy import ColumnElement, Row, Select, create_engine, func, or_, select
+from sqlalchemy.pool import QueuePool
 
 from edumon.domain.models import (
     DeviceSample,
@@ -26,6 +26,8 @@ from edumon.store.timestamps import from_db, to_db
 _Query = TypeVar("_Query", bound=Select[Any])
 
 SQLITE_READ_TIMEOUT_SECONDS = 5.0
+SQLITE_READERS = 2
+"""SQLite connections kept open for the API's reads (beside the writer's)."""
 """How long a read waits for a lock (WAL readers rarely wait at all)."""
 
 
@@ -63,8 +65,6 @@ _IN_CHUNK = 500
 class StoreReads(StoreBase):
     """Reads of ``Store``."""
 
-    _sqlite_reader: Engine | None = None
-
     async def _read_in_one_hop(self, doing: str, query: Select[Any]) -> list[Row[Any]]:
         """The rows of a read the API serves while the event loop is busy.
 
@@ -82,11 +82,14 @@ class StoreReads(StoreBase):
                 return list((await conn.execute(query)).all())
         reader = self._sqlite_reader
         if reader is None:
-            # No pool: a connection per read, so nothing is left open when the Store closes.
+            # A few connections kept open (opening one reads the schema each time); the
+            # worker threads take turns with them, and Store.aclose closes them.
             reader = self._sqlite_reader = create_engine(
                 url.set(drivername="sqlite"),
-                poolclass=NullPool,
-                connect_args={"timeout": SQLITE_READ_TIMEOUT_SECONDS},
+                poolclass=QueuePool,
+                pool_size=SQLITE_READERS,
+                max_overflow=SQLITE_READERS,
+                connect_args={"timeout": SQLITE_READ_TIMEOUT_SECONDS, "check_same_thread": False},
             )
 
         def read() -> list[Row[Any]]:

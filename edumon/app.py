@@ -103,6 +103,14 @@ def _mqtt_settings(config: Config, broker_port: int | None) -> MqttSettings:
     )
 
 
+async def _freeze_after(seconds: float) -> None:
+    """Collect once, then freeze what lives on (the state after the first poll cycle)."""
+    await asyncio.sleep(seconds)
+    gc.collect()
+    gc.freeze()
+    log.debug("garbage collector: %d objects frozen", gc.get_freeze_count())
+
+
 async def run(
     config: Config,
     *,
@@ -239,9 +247,19 @@ async def run(
                     ),
                     tg.create_task(collector.prune_forever(), name="prune-samples"),
                     tg.create_task(watch.run(), name="outage-watch"),
-                    # /metrics serves what this renders every second: a scrape only joins.
-                    tg.create_task(http_app.state.exposition.keep_fresh(), name="metrics"),
+                    # Once every switch has been polled, its ports' state (kept in place
+                    # from then on) joins what the garbage collector no longer walks.
+                    tg.create_task(
+                        _freeze_after(config.polling.interval_seconds * 1.5),
+                        name="gc-freeze",
+                    ),
                 ]
+                refresh = config.metrics.refresh_seconds
+                if refresh > 0:
+                    # /metrics serves what this renders every second: a scrape only joins.
+                    exposition = http_app.state.exposition
+                    exposition.max_age = 2 * refresh
+                    workers.append(tg.create_task(exposition.keep_fresh(refresh), name="metrics"))
                 if notifier is not None:
                     workers.append(tg.create_task(notifier.run(), name="notify"))
                 api = tg.create_task(server.serve(sockets=[sock]), name="api")

@@ -451,6 +451,9 @@ class MetricsConfig(_Strict):
     detail: Literal["full", "essential"] = "full"
     """full: every series; essential: what the shipped rules and a NOC overview read, without
     the per-switch SNMP figures and per-port, per-terminal diagnostics the API shows."""
+    refresh_seconds: float = Field(1.0, ge=0, le=60)
+    """How often the exposition is rendered in the background; a scrape serves that rendering
+    while it is at most twice this old. 0: each scrape renders what changed itself."""
 
 
 class InventoryConfig(_Strict):

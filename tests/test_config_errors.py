@@ -217,6 +217,12 @@ TOP = HEADER + school_block(0)
             id="metrics-detail",
         ),
         pytest.param(
+            "[metrics]\nrefresh_seconds = -1\n",
+            "refresh_seconds =",
+            "metrics.refresh_seconds: ",
+            id="metrics-refresh-negative",
+        ),
+        pytest.param(
             '[targets]\nprofile = "gigabit"\n',
             "profile =",
             'targets.profile: "gigabit" is not allowed; choose one of district-1000m, '

@@ -163,8 +163,13 @@ def test_run_reports_snmpd_interfaces_uptime_and_a_dead_switch(
     assert rows["dead"]["status"] == "down"
     assert "dead-switch-community" not in json.dumps(rows)
 
-    status, metrics = get(f"{base}/metrics")
-    assert status == 200
+    # /metrics serves what the daemon rendered in the background up to 2 s ago.
+    def scraped_dead_switch() -> str | None:
+        status, text = get(f"{base}/metrics")
+        assert status == 200
+        return text if 'edumon_device_up{device="dead"' in text else None
+
+    metrics = wait_until("the dead switch on /metrics", scraped_dead_switch, proc)
     assert 'edumon_device_up{device="snmpd"' in metrics
     assert "edumon_interface_up{" in metrics
     assert 'interface="lo"' in metrics

@@ -390,7 +390,7 @@ class NetworkState:
         speed = r.speed_mbps if up else None
         last_speed = speed if speed is not None else (old.last_speed_mbps if old else None)
         last_speed_at = at if speed is not None else (old.last_speed_at if old else None)
-        dev.interfaces[r.name] = InterfaceState(
+        fields = dict(
             device_id=dev.device_id,
             if_index=r.if_index,
             name=r.name,
@@ -441,6 +441,14 @@ class NetworkState:
             ),
             speed_downgrades=downgrades,
         )
+        if old is None:
+            dev.interfaces[r.name] = InterfaceState(**fields)  # type: ignore[arg-type]
+        else:
+            # Updated in place: a port's state lives as long as its switch, so a city's
+            # 285,000 of them are not remade every minute for the garbage collector to walk.
+            for name, value in fields.items():
+                setattr(old, name, value)
+            old.known = True
         return InterfaceSample(
             at,
             dev.device_id,

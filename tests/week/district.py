@@ -70,6 +70,9 @@ def config_text(
         f'url = "{storage_url}"',
         "[polling]",
         "interval_seconds = 1",
+        # A step scrapes right after its changes: each scrape renders them itself.
+        "[metrics]",
+        "refresh_seconds = 0",
         "[mqtt]",
         'broker = "external"',
         'host = "127.0.0.1"',

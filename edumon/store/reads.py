@@ -57,6 +57,20 @@ def _within(
     return query
 
 
+def _event(r: Row[Any]) -> Event:
+    """An event as the events table stores it."""
+    return Event(
+        at=from_db(r.at),
+        kind=EventKind(r.kind),
+        device_id=r.device_id,
+        school=r.school,
+        interface=r.interface,
+        classroom=r.classroom,
+        message=r.message,
+        details=dict(r.details),
+    )
+
+
 # Devices named in one IN (...) list: well under SQLite's bound-parameter limit.
 _IN_CHUNK = 500
 
@@ -181,22 +195,7 @@ class StoreReads(StoreBase):
         if offset:
             query = query.offset(offset)
         rows = await self._read_in_one_hop("reading events", query)
-        return [
-            StoredEvent(
-                EventPosition(r.at, r.id),
-                Event(
-                    at=from_db(r.at),
-                    kind=EventKind(r.kind),
-                    device_id=r.device_id,
-                    school=r.school,
-                    interface=r.interface,
-                    classroom=r.classroom,
-                    message=r.message,
-                    details=dict(r.details),
-                ),
-            )
-            for r in rows
-        ]
+        return [StoredEvent(EventPosition(r.at, r.id), _event(r)) for r in rows]
 
     async def last_events_before(
         self,
@@ -239,19 +238,7 @@ class StoreReads(StoreBase):
             rows = await self._read_in_one_hop(
                 "reading events", select(ranked).where(ranked.c.newest == 1)
             )
-            out += [
-                Event(
-                    at=from_db(r.at),
-                    kind=EventKind(r.kind),
-                    device_id=r.device_id,
-                    school=r.school,
-                    interface=r.interface,
-                    classroom=r.classroom,
-                    message=r.message,
-                    details=dict(r.details),
-                )
-                for r in rows
-            ]
+            out += [_event(r) for r in rows]
         return out
 
     async def interface_history(

@@ -525,6 +525,34 @@ def count_events_api(base: str, kind: str, since: float, timeout: float) -> int 
     return None
 
 
+def count_timeouts_api(base: str, since: float, timeout: float) -> int | None:
+    """Terminals edumon called offline for silence (reason timeout) since ``since``.
+
+    The publisher never stops a terminal's heartbeats (the Will probes end by their Will), so
+    every such event is false.
+    """
+    stamp = datetime.fromtimestamp(since, ZoneInfo("UTC")).strftime("%Y-%m-%dT%H:%M:%SZ")
+    total = 0
+    offset = 0
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        query = urllib.parse.urlencode(
+            {"kind": "terminal_offline", "since": stamp, "limit": 1000, "offset": offset}
+        )
+        try:
+            status, body = http_get(base, f"/api/v1/events?{query}", timeout=timeout)
+        except OSError:
+            return None
+        if status != 200:
+            return None
+        page = json.loads(body).get("events", [])
+        total += sum(1 for e in page if (e.get("details") or {}).get("reason") == "timeout")
+        if len(page) < 1000:
+            return total
+        offset += 1000
+    return None
+
+
 def terminals_online(base: str, timeout: float) -> int | None:
     """How many terminals edumon's API shows online (a check that the heartbeats arrive)."""
     try:
@@ -791,6 +819,7 @@ def run_bench(
                 "api_since_start": count_events_api(base, kind, started_at, args.final_timeout),
             }
         result["events"] = events
+        result["terminal_timeouts"] = count_timeouts_api(base, started_at, args.final_timeout)
         result["poll_lag_metric"] = poll_lag_from_metrics(samples)
         result["gc_pauses"] = gc_pauses_from_metrics(samples)
         if load_result is not None:
@@ -943,6 +972,16 @@ def table(result: dict[str, Any]) -> list[Row]:
             f"{_s(counter, '{:.0f}')} (counter), {_s(api, '{:.0f}')} stored (API)" if e else "n/a"
         )
         rows.append(Row(label, text, "0", verdict(None if value is None else value == 0)))
+    if "terminal_timeouts" in result:
+        timeouts = result["terminal_timeouts"]
+        rows.append(
+            Row(
+                "false terminal offline (heartbeat timeout)",
+                f"{_s(timeouts, '{:.0f}')} stored (API)",
+                "0",
+                verdict(None if timeouts is None else timeouts == 0),
+            )
+        )
     online = result.get("terminals_online_at_start")
     rows.append(
         Row(

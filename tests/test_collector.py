@@ -140,19 +140,24 @@ def heartbeat(seq: int, *, terminal: str = "S1-101", boot: str = "b1") -> Heartb
     )
 
 
-async def test_terminal_heartbeats_become_samples_and_silence_goes_offline(
-    config: Config, caplog: pytest.LogCaptureFixture
-) -> None:
-    now = [1000.0]
-    store = FlakyStore()
+def terminal_collector(config: Config, store: FlakyStore, now: list[float]) -> Collector:
+    """A collector of the config's terminals (district "t"), timing out after 30 s of silence."""
     inventory = inventory_of(config)
-    collector = Collector(
+    return Collector(
         NetworkState(inventory),
         store,
         terminals=TerminalsState(TerminalInventory.from_inventory(inventory, district="t")),
         heartbeat_timeout_seconds=30.0,
         clock=lambda: now[0],
     )
+
+
+async def test_terminal_heartbeats_become_samples_and_silence_goes_offline(
+    config: Config, caplog: pytest.LogCaptureFixture
+) -> None:
+    now = [1000.0]
+    store = FlakyStore()
+    collector = terminal_collector(config, store, now)
     collector.submit_terminal(heartbeat(1), 1000.0)
     collector.submit_terminal(heartbeat(1), 1000.5)  # a redelivery: no second sample
     collector.submit_terminal(heartbeat(2), 1001.0)  # same 5 minutes, nothing changed: not stored
@@ -273,14 +278,7 @@ async def test_silence_is_judged_after_the_queue_and_as_of_what_was_received(
 ) -> None:
     now = [1000.0]
     store = FlakyStore()
-    inventory = inventory_of(config)
-    collector = Collector(
-        NetworkState(inventory),
-        store,
-        terminals=TerminalsState(TerminalInventory.from_inventory(inventory, district="t")),
-        heartbeat_timeout_seconds=30.0,
-        clock=lambda: now[0],
-    )
+    collector = terminal_collector(config, store, now)
     collector.submit_terminal(heartbeat(1), 1000.0)
     await collector.drain()
     # A heartbeat received at 1025 still waits in the queue at 1040 (the loop was busy): it

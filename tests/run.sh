@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Sets up what the test suite needs on a Debian/Ubuntu machine and runs it:
-# system packages (snmpd, snmp, prometheus for promtool, mosquitto), PostgreSQL and Mosquitto
+# system packages (snmpd, snmp, prometheus for promtool, mosquitto, chromium for the status page), PostgreSQL and Mosquitto
 # started, a PostgreSQL role for the tests (edumon_test, created if missing), a virtualenv with
 # the package and its test extras pinned by constraints.txt, then lint, type checks and pytest.
 # It says what it changes on the machine ("== ..."), and changes nothing else.
@@ -21,6 +21,7 @@ declare -A PACKAGE_OF=(
   [mosquitto]=mosquitto
   [mosquitto_passwd]=mosquitto
   [mosquitto_sub]=mosquitto-clients
+  [chromium]=chromium
 )
 missing=()
 for bin in "${!PACKAGE_OF[@]}"; do

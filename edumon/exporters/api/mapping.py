@@ -18,7 +18,7 @@ from edumon.domain.topology import Topology, assess
 from edumon.exporters import schemas as s
 from edumon.reports.availability import Report
 from edumon.runtime import Runtime
-from edumon.views import ClassroomNow, local_date
+from edumon.views import ClassroomNow, local_date, schedule_timezone
 
 
 @overload
@@ -28,6 +28,15 @@ def utc(seconds: float | None) -> datetime | None: ...
 def utc(seconds: float | None) -> datetime | None:
     """Unix seconds as an aware UTC datetime (None stays None)."""
     return None if seconds is None else datetime.fromtimestamp(seconds, UTC)
+
+
+def local_time(runtime: Runtime, seconds: float | None) -> datetime | None:
+    """Unix seconds as an aware datetime in the district's zone (``+08:00`` for Beijing time).
+
+    Every timestamp a person reads is in the zone the timetable is kept in, with its offset
+    written out, so ``at`` and ``第1节 08:00-08:45`` read alike.
+    """
+    return None if seconds is None else datetime.fromtimestamp(seconds, schedule_timezone(runtime))
 
 
 def calendar_status(runtime: Runtime, now: float) -> s.CalendarStatus | None:

@@ -156,6 +156,8 @@ class SwitchConfig(_Strict):
     """Export every port of this switch on /metrics, not only the inventory's ([polling]'s)."""
     upstream: PortRef | None = None
     """The port of another switch this switch hangs off (docs/topology.md)."""
+    name: str | None = Field(None, min_length=1, max_length=100)
+    """A name people know the switch by (e.g. 教学楼三层); the API shows it beside the id."""
 
 
 SwitchConfig.model_rebuild()
@@ -497,6 +499,8 @@ class Switch:
     export_all_ports: bool = False
     upstream: PortRef | None = None
     """The port of another switch this one hangs off, if configured (docs/topology.md)."""
+    name: str | None = None
+    """The configured display name; the API shows the id where there is none."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -984,6 +988,7 @@ def _resolve(parsed: ConfigFile, report: _Report) -> Config:
                 sw.export_all_ports if sw.export_all_ports is not None else polling.export_all_ports
             ),
             upstream=sw.upstream,
+            name=sw.name,
         )
     for problem in _upstream_problems(parsed.switches, switches):
         path, _, message = problem.partition(": ")

@@ -32,11 +32,14 @@ class CheckResult:
     school: str
     verdict: Verdict
     reason: str
+    """In Chinese, for the school network administrator."""
     classroom: str | None = None
     device_id: str | None = None
     interface: str | None = None
     speed_mbps: float | None = None
     target_mbps: float | None = None
+    reason_en: str = ""
+    """The same reason in English."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +56,20 @@ class SchoolCompliance:
         return self.uplink + self.classrooms
 
 
+Reason = tuple[str, str]
+"""A reason in Chinese, and the same in English."""
+
+_STATUS_ZH = {
+    OperStatus.UP: "已连接 (up)",
+    OperStatus.DOWN: "断开 (down)",
+    OperStatus.TESTING: "测试中 (testing)",
+    OperStatus.UNKNOWN: "状态未知 (unknown)",
+    OperStatus.DORMANT: "休眠 (dormant)",
+    OperStatus.NOT_PRESENT: "不存在 (not present)",
+    OperStatus.LOWER_LAYER_DOWN: "下层断开 (lower layer down)",
+}
+
+
 @dataclass(frozen=True, slots=True)
 class _Subject:
     """What a check is about; every result for it carries these fields."""
@@ -64,18 +81,19 @@ class _Subject:
     classroom: str | None = None
 
     def result(
-        self, check: CheckName, verdict: Verdict, reason: str, speed: float | None = None
+        self, check: CheckName, verdict: Verdict, reason: Reason, speed: float | None = None
     ) -> CheckResult:
         return CheckResult(
             check,
             self.school,
             verdict,
-            reason,
+            reason[0],
             self.classroom,
             self.device_id,
             self.interface,
             speed,
             self.target_mbps,
+            reason[1],
         )
 
 
@@ -88,18 +106,26 @@ def _overall(results: tuple[CheckResult, ...]) -> Verdict:
     return Verdict.PASS
 
 
-def _port_unknown(state: NetworkState, device_id: str, port: str) -> str | None:
+def _port_unknown(state: NetworkState, device_id: str, port: str) -> Reason | None:
     """Why a port's status cannot be judged now, or None when it can."""
     dev = state.devices.get(device_id)
     if dev is None or dev.reachable is None:
-        return f"switch {device_id} has not been polled yet"
+        return (
+            f"交换机 {device_id} 尚未轮询",
+            f"switch {device_id} has not been polled yet",
+        )
     if dev.reachable is False:
-        return f"switch {device_id} is unreachable ({dev.last_error or 'no reply'})"
+        error = dev.last_error or "no reply"
+        return (
+            f"交换机 {device_id} 无法访问（{error}）",
+            f"switch {device_id} is unreachable ({error})",
+        )
     iface = dev.interfaces.get(port)
     if iface is None:
         return (
+            f"交换机 {device_id} 上找不到端口 {port}；请核对配置中的端口名 (ifName)",
             f"port {port} was not found on switch {device_id}; "
-            "check the port name (ifName) in the configuration"
+            "check the port name (ifName) in the configuration",
         )
     return None
 
@@ -119,40 +145,71 @@ def check_uplink(
     iface = state.devices[sw].interfaces[port]
     if iface.oper_status is not OperStatus.UP:
         status = iface.oper_status.name.lower()
-        down = f"uplink {port} on {sw} is {status}: the school is cut off from the district network"
+        zh = _STATUS_ZH[iface.oper_status]
+        down = (
+            f"上联端口 {sw} {port} {zh}：学校与教育城域网断开",
+            f"uplink {port} on {sw} is {status}: the school is cut off from the district network",
+        )
         return (
             base.result(CheckName.UPLINK_UP, Verdict.FAIL, down),
             base.result(
                 CheckName.UPLINK_SPEED,
                 Verdict.UNKNOWN,
-                f"uplink is {status}, so its speed cannot be measured",
+                (
+                    f"上联{zh}，无法测得速率",
+                    f"uplink is {status}, so its speed cannot be measured",
+                ),
             ),
         )
-    up = base.result(CheckName.UPLINK_UP, Verdict.PASS, f"uplink {port} on {sw} is up")
+    up = base.result(
+        CheckName.UPLINK_UP,
+        Verdict.PASS,
+        (f"上联端口 {sw} {port} 已连接", f"uplink {port} on {sw} is up"),
+    )
     return (
         up,
         _speed_check(
-            CheckName.UPLINK_SPEED, "uplink", iface.speed_mbps, targets.uplink_mbps, None, base
+            CheckName.UPLINK_SPEED, _UPLINK, iface.speed_mbps, targets.uplink_mbps, None, base
         ),
     )
 
 
+_UPLINK: Reason = ("上联", "uplink")
+_CLASSROOM: Reason = ("教室链路", "classroom link")
+_BY_TERMINAL: Reason = (
+    "由班班通终端上报；该教室未对应交换机端口",
+    "as reported by the classroom terminal; no switch port is mapped",
+)
+_LAST_SEEN: Reason = (
+    "端口当前断开；速率为最后一次连接时的值",
+    "port is down now; speed as last seen up",
+)
+
+
 def _speed_check(
     name: CheckName,
-    what: str,
+    what: Reason,
     speed: float | None,
     target: float | None,
-    note: str | None,
+    note: Reason | None,
     base: _Subject,
 ) -> CheckResult:
     if speed is None:
-        return base.result(name, Verdict.UNKNOWN, f"the switch reports no speed for this {what}")
-    suffix = f" ({note})" if note else ""
+        return base.result(
+            name,
+            Verdict.UNKNOWN,
+            (f"交换机未报告该{what[0]}的速率", f"the switch reports no speed for this {what[1]}"),
+        )
+    zh_note = f"（{note[0]}）" if note else ""
+    en_note = f" ({note[1]})" if note else ""
     if target is None:
         return base.result(
             name,
             Verdict.PASS,
-            f"{what} at {speed:g} Mbit/s; the profile sets no target{suffix}",
+            (
+                f"{what[0]}速率 {speed:g} Mbit/s；当前目标档未设目标{zh_note}",
+                f"{what[1]} at {speed:g} Mbit/s; the profile sets no target{en_note}",
+            ),
             speed,
         )
     if speed < target:
@@ -160,15 +217,20 @@ def _speed_check(
             name,
             Verdict.FAIL,
             (
-                f"{what} runs at {speed:g} Mbit/s, below the {target:g} Mbit/s target{suffix}; "
-                "check the cable, the port's speed/duplex setting and the device's NIC"
+                f"{what[0]}速率 {speed:g} Mbit/s，低于 {target:g} Mbit/s 目标{zh_note}；"
+                "请检查网线、端口速率/双工设置和设备网卡",
+                f"{what[1]} runs at {speed:g} Mbit/s, below the {target:g} Mbit/s target"
+                f"{en_note}; check the cable, the port's speed/duplex setting and the device's NIC",
             ),
             speed,
         )
     return base.result(
         name,
         Verdict.PASS,
-        f"{what} at {speed:g} Mbit/s meets the {target:g} Mbit/s target{suffix}",
+        (
+            f"{what[0]}速率 {speed:g} Mbit/s，达到 {target:g} Mbit/s 目标{zh_note}",
+            f"{what[1]} at {speed:g} Mbit/s meets the {target:g} Mbit/s target{en_note}",
+        ),
         speed,
     )
 
@@ -193,44 +255,40 @@ def check_classroom(
     if room.switch is None or room.port is None:
         if terminal_speed is not None:
             return _speed_check(
-                name,
-                "classroom link",
-                terminal_speed,
-                targets.classroom_mbps,
-                "as reported by the classroom terminal; no switch port is mapped",
-                base,
+                name, _CLASSROOM, terminal_speed, targets.classroom_mbps, _BY_TERMINAL, base
             )
         return base.result(
             name,
             Verdict.UNKNOWN,
-            "no switch port is mapped to this classroom and its terminal reported no link speed",
+            (
+                "该教室未对应交换机端口，其终端也未报告链路速率",
+                "no switch port is mapped to this classroom "
+                "and its terminal reported no link speed",
+            ),
         )
     why = _port_unknown(state, room.switch, room.port)
     if why is None and not uplink_ok and room.switch != school.uplink_switch:
-        why = "the school's uplink is down, so the classroom's link cannot be judged"
+        why = (
+            "学校上联断开，无法判断教室链路",
+            "the school's uplink is down, so the classroom's link cannot be judged",
+        )
     if why is not None:
         return base.result(name, Verdict.UNKNOWN, why)
     iface = state.devices[room.switch].interfaces[room.port]
     if iface.oper_status is OperStatus.UP:
-        return _speed_check(
-            name, "classroom link", iface.speed_mbps, targets.classroom_mbps, None, base
-        )
+        return _speed_check(name, _CLASSROOM, iface.speed_mbps, targets.classroom_mbps, None, base)
     if iface.last_speed_mbps is None:
         return base.result(
             name,
             Verdict.UNKNOWN,
             (
+                f"端口 {room.port} {_STATUS_ZH[iface.oper_status]}，且尚未见过连接（终端未开机？）",
                 f"port {room.port} is {iface.oper_status.name.lower()} and has "
-                "not been seen up yet (terminal switched off?)"
+                "not been seen up yet (terminal switched off?)",
             ),
         )
     return _speed_check(
-        name,
-        "classroom link",
-        iface.last_speed_mbps,
-        targets.classroom_mbps,
-        "port is down now; speed as last seen up",
-        base,
+        name, _CLASSROOM, iface.last_speed_mbps, targets.classroom_mbps, _LAST_SEEN, base
     )
 
 

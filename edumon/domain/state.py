@@ -180,6 +180,7 @@ class NetworkState:
                     obs.at,
                     EventKind.DEVICE_UNREACHABLE,
                     f"switch {dev.device_id} unreachable: {obs.reason}",
+                    reason=obs.reason,
                 )
             )
         dev.reachable = False

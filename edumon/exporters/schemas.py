@@ -2,7 +2,9 @@
 
 Built field by field from domain objects, never from configuration objects, so that SNMP and
 MQTT credentials cannot reach a response by accident. Speeds are in Mbit/s, as switches and the
-policy targets state them; times are ISO-8601 in UTC.
+policy targets state them; times are ISO-8601 with the district's UTC offset (``+08:00``). Names
+stand beside codes (``school_name``, ``classroom_name``, ``switch_name``); text a person reads is
+in Chinese with an English twin field (``reason``/``reason_en``, ``message``/``message_en``).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from edumon.domain.checks import CheckName, Verdict
+from edumon.domain.event_text import DeviceKind
 from edumon.domain.models import EventKind
 
 PortStatus = Literal[
@@ -40,6 +43,20 @@ class Page(_Out):
     offset: int = Field(description="Rows skipped before this page")
     total: int = Field(description="Rows matching the filters, on every page")
     next_offset: int | None = Field(description="offset of the next page; null on the last")
+
+
+class EventPageInfo(Page):
+    """Where a page of events is: ask again with ``cursor=next_cursor`` for the next one."""
+
+    next_cursor: str | None = Field(
+        description="Pass as cursor= for the next (older) page; null on the last"
+    )
+
+
+class Error(_Out):
+    """An error: what is wrong, in Chinese then English ("中文 / English")."""
+
+    detail: str
 
 
 class Health(_Out):
@@ -110,6 +127,16 @@ class CalendarStatus(_Out):
     file_problems: list[str] = Field(description="Arrangement files left out, and why")
 
 
+class TerminalSummary(_Out):
+    """Classroom terminals now; ``online + offline_in_lesson + off_schedule + unknown = total``."""
+
+    total: int
+    online: int
+    offline_in_lesson: int = Field(description="Offline while a lesson is scheduled (alerting)")
+    off_schedule: int = Field(description="Offline with no lesson now (or no schedule): no alert")
+    unknown: int = Field(description="Behind a failure (the school's uplink or switch is down)")
+
+
 class Summary(_Out):
     district: District
     targets: TargetProfile
@@ -120,6 +147,7 @@ class Summary(_Out):
         description="Schools by connectivity: ok, uplink_down, unreachable, unknown"
     )
     outages: OutageCounts
+    terminals: TerminalSummary
     events: EventCounts
     calendar: CalendarStatus | None = Field(
         default=None, description="The working calendar's coverage; null without a schedule"
@@ -143,7 +171,7 @@ class Outage(_Out):
 
 class OutageList(_Out):
     outages: list[Outage]
-    page: Page | None = Field(None, description="This page of the list")
+    page: Page = Field(description="This page of the list")
 
 
 class SchoolConnectivity(_Out):
@@ -159,10 +187,14 @@ class Check(_Out):
 
     check: CheckName
     school: str
+    school_name: str
     classroom: str | None
+    classroom_name: str | None
     verdict: Verdict
-    reason: str
+    reason: str = Field(description="Why, in Chinese")
+    reason_en: str = Field(description="Why, in English")
     switch: str | None
+    switch_name: str | None
     port: str | None
     speed_mbps: float | None
     target_mbps: float | None
@@ -170,6 +202,7 @@ class Check(_Out):
 
 class Uplink(_Out):
     switch: str
+    switch_name: str
     port: str
     status: PortStatus
     speed_mbps: float | None = Field(description="Speed now; null unless the port is up")
@@ -192,7 +225,7 @@ class SchoolRow(_Out):
 
 class SchoolList(_Out):
     schools: list[SchoolRow]
-    page: Page | None = Field(None, description="This page of the list")
+    page: Page = Field(description="This page of the list")
 
 
 TerminalStatus = Literal["online", "offline", "unknown"]
@@ -223,6 +256,7 @@ class Classroom(_Out):
     id: str
     name: str
     switch: str | None
+    switch_name: str | None
     port: str | None
     status: PortStatus
     speed_mbps: float | None = Field(description="Speed now; null unless the port is up")
@@ -235,7 +269,9 @@ class Classroom(_Out):
 
 class Switch(_Out):
     id: str
+    name: str = Field(description="The configured name; the id where none is configured")
     school: str | None
+    school_name: str | None
     host: str
     status: SwitchStatus
     reachable: bool | None = Field(description="Null until the first poll has finished")
@@ -259,7 +295,7 @@ class Switch(_Out):
 
 class SwitchList(_Out):
     switches: list[Switch]
-    page: Page | None = Field(None, description="This page of the list")
+    page: Page = Field(description="This page of the list")
 
 
 class SchoolDetail(_Out):
@@ -294,7 +330,9 @@ class Interface(_Out):
     last_seen: datetime
     role: Literal["uplink", "classroom"] | None
     school: str | None
+    school_name: str | None
     classroom: str | None
+    classroom_name: str | None
 
 
 class SwitchInterfaces(_Out):
@@ -305,27 +343,32 @@ class SwitchInterfaces(_Out):
 class EventOut(_Out):
     at: datetime
     kind: EventKind
-    switch: str
+    device_kind: DeviceKind = Field(
+        description="What the event is about: switch, terminal, school or classroom"
+    )
+    device: str = Field(
+        description="Its id: a switch id, a terminal id, a school code or a classroom id"
+    )
+    device_name: str = Field(description="Its name (the id where it has none)")
     school: str | None
-    interface: str | None
+    school_name: str | None
+    interface: str | None = Field(description="The switch port, for switch events")
     classroom: str | None
-    message: str
+    classroom_name: str | None
+    message: str = Field(description="What happened, in Chinese")
+    message_en: str = Field(description="What happened, in English")
     details: dict[str, object]
 
 
 class EventPage(_Out):
     events: list[EventOut]
-    limit: int
-    offset: int
-    next_cursor: str | None = Field(
-        None, description="Pass as cursor= for the next (older) page; null on the last"
-    )
+    page: EventPageInfo = Field(description="This page: its size, the total and the next cursor")
 
 
 class Compliance(_Out):
     targets: TargetProfile
     results: list[Check]
-    page: Page | None = Field(None, description="This page of the list")
+    page: Page = Field(description="This page of the list")
 
 
 # -- classroom terminals ------------------------------------------------------------------------
@@ -384,7 +427,7 @@ class TerminalList(_Out):
     generated_at: datetime
     counts: TerminalCounts = Field(description="Of the terminals listed")
     terminals: list[Terminal]
-    page: Page | None = Field(None, description="This page of the list")
+    page: Page = Field(description="This page of the list")
 
 
 class UnknownTerminal(_Out):
@@ -392,6 +435,7 @@ class UnknownTerminal(_Out):
 
     district: str
     school: str
+    school_name: str = Field(description="The inventory's name; the code for an unknown school")
     school_known: bool = Field(description="The school is in the inventory (only the id is new)")
     terminal: str
     first_seen: datetime
@@ -407,7 +451,7 @@ class UnknownTerminalList(_Out):
     messages_total: int = Field(description="Messages from unknown terminals since start")
     evicted: int = Field(description="Entries dropped to keep the list bounded")
     limit: int = Field(description="At most this many unknown terminals are remembered")
-    page: Page | None = Field(None, description="This page of the list")
+    page: Page = Field(description="This page of the list")
 
 
 class OfflineClassroom(_Out):
@@ -434,7 +478,7 @@ class OfflineClassrooms(_Out):
     schedule_known: bool = Field(description="False: no schedule, every classroom off_schedule")
     in_lesson: list[OfflineClassroom] = Field(description="A lesson is scheduled now")
     off_schedule: list[OfflineClassroom] = Field(description="No lesson now: expected, no alert")
-    page: Page | None = Field(None, description="This page of the list")
+    page: Page = Field(description="This page of the list")
 
 
 # -- availability reports -----------------------------------------------------------------------

@@ -71,6 +71,36 @@ def _event(r: Row[Any]) -> Event:
     )
 
 
+def _one_or_many(
+    column: ColumnElement[str], value: str | Collection[str] | None
+) -> ColumnElement[bool] | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return column == str(value)
+    return column.in_([str(v) for v in value])
+
+
+def _event_filters(
+    query: _Query,
+    school: str | Collection[str] | None,
+    kind: EventKind | str | Collection[EventKind | str] | None,
+    device: str | None,
+    since: float | None,
+    until: float | None,
+) -> _Query:
+    """The query narrowed to the events of these schools, kinds, device and times."""
+    c = t.events.c
+    for clause in (
+        _one_or_many(c.school, school),
+        _one_or_many(c.kind, kind),
+        _one_or_many(c.device_id, device),
+    ):
+        if clause is not None:
+            query = query.where(clause)
+    return _within(query, c.at, since, until)
+
+
 # Devices named in one IN (...) list: well under SQLite's bound-parameter limit.
 _IN_CHUNK = 500
 
@@ -151,8 +181,8 @@ class StoreReads(StoreBase):
     async def event_page(
         self,
         *,
-        school: str | None = None,
-        kind: EventKind | str | None = None,
+        school: str | Collection[str] | None = None,
+        kind: EventKind | str | Collection[EventKind | str] | None = None,
         device: str | None = None,
         since: float | None = None,
         until: float | None = None,
@@ -168,7 +198,8 @@ class StoreReads(StoreBase):
         nor repeated. ``offset`` skips rows one by one and is kept for small offsets only.
 
         Args:
-            school, kind, device, since, until: as ``events``.
+            school, kind, device, since, until: as ``events``; ``school`` and ``kind`` may
+                also be several (any of them).
             before: only events older than this position (at, then id).
             limit: at most this many events.
             offset: skip this many events first.
@@ -180,14 +211,7 @@ class StoreReads(StoreBase):
         if limit < 0 or offset < 0:
             raise ValueError("limit and offset must not be negative")
         c = t.events.c
-        query = select(t.events)
-        if school is not None:
-            query = query.where(c.school == school)
-        if kind is not None:
-            query = query.where(c.kind == str(kind))
-        if device is not None:
-            query = query.where(c.device_id == device)
-        query = _within(query, c.at, since, until)
+        query = _event_filters(select(t.events), school, kind, device, since, until)
         if before is not None:
             # at <= A bounds the index range; the OR orders ties by id.
             query = query.where(c.at <= before.at, or_(c.at < before.at, c.id < before.id))
@@ -196,6 +220,25 @@ class StoreReads(StoreBase):
             query = query.offset(offset)
         rows = await self._read_in_one_hop("reading events", query)
         return [StoredEvent(EventPosition(r.at, r.id), _event(r)) for r in rows]
+
+    async def event_count(
+        self,
+        *,
+        school: str | Collection[str] | None = None,
+        kind: EventKind | str | Collection[EventKind | str] | None = None,
+        device: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+    ) -> int:
+        """How many events match the filters of ``event_page`` (its pages' total).
+
+        Raises:
+            StoreError: the database failed.
+        """
+        matching = _event_filters(select(t.events.c.id), school, kind, device, since, until)
+        query = select(func.count()).select_from(matching.subquery())
+        rows = await self._read_in_one_hop("counting events", query)
+        return int(rows[0][0])
 
     async def last_events_before(
         self,

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Callable
 
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi_offline import FastAPIOffline
 from prometheus_client.exposition import choose_encoder
 
 from edumon.exporters import schemas as s
@@ -15,6 +16,7 @@ from edumon.exporters.api.alertmanager import alertmanager_router
 from edumon.exporters.api.availability import availability_router
 from edumon.exporters.api.district import district_router
 from edumon.exporters.api.events import events_router
+from edumon.exporters.api.guard import RejectNul
 from edumon.exporters.api.lookup import API_PREFIX
 from edumon.exporters.api.outages import outages_router
 from edumon.exporters.api.per_school import SchoolsNow
@@ -27,6 +29,10 @@ from edumon.runtime import Runtime
 # /readyz answers within this even if the database hangs (the store's own ping is shorter).
 READY_TIMEOUT_SECONDS = 10.0
 
+DOCS_STATIC = "/static/docs"
+"""Where Swagger UI's and ReDoc's files are served from (packaged by fastapi-offline): /docs
+and /redoc work on a network-centre machine without internet, and no CDN is ever asked."""
+
 
 def create_app(runtime: Runtime, *, clock: Callable[[], float] = time.time) -> FastAPI:
     """The HTTP app: the status API, health checks and Prometheus /metrics.
@@ -36,13 +42,18 @@ def create_app(runtime: Runtime, *, clock: Callable[[], float] = time.time) -> F
         clock: the current time in Unix seconds (lessons now, today's date); tests pass one.
 
     Returns:
-        A FastAPI app with its own metrics registry; OpenAPI at /openapi.json and /docs.
+        A FastAPI app with its own metrics registry; OpenAPI at /openapi.json, Swagger UI at
+        /docs and ReDoc at /redoc, their assets under /static/docs.
     """
-    app = FastAPI(
+    app: FastAPI = FastAPIOffline(
         title="edumon",
         summary="Status of a district's school network links against its bandwidth targets",
         version="1",
+        static_url=DOCS_STATIC,
+        # Swagger UI would send the schema to an online validator and show its badge.
+        swagger_ui_parameters={"validatorUrl": None},
     )
+    app.add_middleware(RejectNul)
     exposition = Exposition(runtime, clock=clock)
     app.state.exposition = exposition  # the daemon keeps it fresh (Exposition.keep_fresh)
     # Each school's results, computed per school and kept until that school changes.

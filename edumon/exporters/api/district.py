@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 
 from edumon.domain.checks import CheckName, Verdict
 from edumon.domain.models import EventKind
 from edumon.domain.topology import Connectivity
 from edumon.exporters import schemas as s
 from edumon.exporters.api import mapping as m
+from edumon.exporters.api.access import visible_schools
+from edumon.exporters.api.lookup import schools_or_404, switch_visible
 from edumon.exporters.api.per_school import SchoolsNow
+from edumon.exporters.api.queries import Schools, many
 from edumon.runtime import Runtime
 
 
@@ -21,19 +23,39 @@ def district_router(runtime: Runtime, views: SchoolsNow, clock: Callable[[], flo
     router = APIRouter()
     state = runtime.state
 
-    @router.get("/summary", response_model=s.Summary, tags=["district"])
-    async def summary() -> s.Summary:
-        """The district at a glance: targets, compliance counts, switches and events.
+    @router.get(
+        "/summary",
+        response_model=s.Summary,
+        tags=["district"],
+        responses={404: {"model": s.Error, "description": "No school with this code"}},
+    )
+    async def summary(request: Request, school: Schools = None) -> s.Summary:
+        """The district (or the schools named) at a glance: targets, compliance counts,
+        switches, terminals, outages and events.
 
         Assembled from each school's cached results (recomputed only for schools that changed).
+        ``events`` counts the events of the whole district since this process started.
         """
         now = clock()
-        results = views.all(now)
-        reachable = [d.reachable for d in state.devices.values()]
+        visible = visible_schools(request)
+        codes = schools_or_404(runtime, many("school", school), visible)
+        if codes is None:
+            results = views.all(now)
+            devices = list(state.devices.values())
+        else:
+            results = [sc for c in codes if (sc := views.school(c, now)) is not None]
+            ids = {d for sc in results for d in sc.switches}
+            if visible is not None and school is None:
+                # A school's view: its own switches and those its page lists.
+                ids = {d for d in ids if switch_visible(runtime, views, d, visible)}
+            devices = [state.devices[d] for d in sorted(ids) if d in state.devices]
+        reachable = [d.reachable for d in devices]
         district = runtime.config.district
         tracker = runtime.outages
+        wanted = {sc.ref.code for sc in results}
         by_kind = {k.value: runtime.collector.stats.events_total.get(k.value, 0) for k in EventKind}
         links = [sc.link.connectivity for sc in results]
+        rooms = [c for sc in results for c in sc.classrooms if c.terminal is not None]
         return s.Summary(
             district=s.District(code=district.code, name=district.name),
             targets=m.targets(runtime),
@@ -52,12 +74,25 @@ def district_router(runtime: Runtime, views: SchoolsNow, clock: Callable[[], flo
             ),
             connectivity={c.value: links.count(c) for c in Connectivity},
             outages=s.OutageCounts(
-                schools=len(tracker.schools) if tracker is not None else 0,
-                classrooms=len(tracker.classrooms) if tracker is not None else 0,
+                schools=sum(1 for o in tracker.schools.values() if o.school in wanted)
+                if tracker is not None
+                else 0,
+                classrooms=sum(1 for o in tracker.classrooms.values() if o.school in wanted)
+                if tracker is not None
+                else 0,
+            ),
+            terminals=s.TerminalSummary(
+                total=len(rooms),
+                online=sum(1 for c in rooms if c.status == "online"),
+                offline_in_lesson=sum(1 for c in rooms if c.offline_in_lesson),
+                off_schedule=sum(
+                    1 for c in rooms if c.status == "offline" and not c.offline_in_lesson
+                ),
+                unknown=sum(1 for c in rooms if c.status == "unknown"),
             ),
             events=s.EventCounts(total=sum(by_kind.values()), by_kind=by_kind),
             calendar=m.calendar_status(runtime, now),
-            generated_at=datetime.now(UTC),
+            generated_at=m.local_time(runtime, now),
         )
 
     return router

@@ -11,6 +11,7 @@ from typing import Any, overload
 
 from edumon.domain.availability import Availability
 from edumon.domain.checks import CheckResult, Verdict
+from edumon.domain.event_text import Names, describe, device_kind, device_of
 from edumon.domain.inventory import SchoolRef
 from edumon.domain.models import Event, OperStatus
 from edumon.domain.state import DeviceState, InterfaceState
@@ -30,6 +31,10 @@ def utc(seconds: float | None) -> datetime | None:
     return None if seconds is None else datetime.fromtimestamp(seconds, UTC)
 
 
+@overload
+def local_time(runtime: Runtime, seconds: float) -> datetime: ...
+@overload
+def local_time(runtime: Runtime, seconds: float | None) -> datetime | None: ...
 def local_time(runtime: Runtime, seconds: float | None) -> datetime | None:
     """Unix seconds as an aware datetime in the district's zone (``+08:00`` for Beijing time).
 
@@ -37,6 +42,44 @@ def local_time(runtime: Runtime, seconds: float | None) -> datetime | None:
     written out, so ``at`` and ``第1节 08:00-08:45`` read alike.
     """
     return None if seconds is None else datetime.fromtimestamp(seconds, schedule_timezone(runtime))
+
+
+# -- names beside codes -------------------------------------------------------------------------
+
+
+@overload
+def school_name(runtime: Runtime, code: str) -> str: ...
+@overload
+def school_name(runtime: Runtime, code: str | None) -> str | None: ...
+def school_name(runtime: Runtime, code: str | None) -> str | None:
+    """A school's name (its code if the inventory does not know it); None for None."""
+    if code is None:
+        return None
+    ref = runtime.state.inventory.schools.get(code)
+    return ref.name if ref is not None else code
+
+
+def room_name(runtime: Runtime, school: str | None, classroom: str | None) -> str | None:
+    """A classroom's name (its id if the inventory does not know it); None for None."""
+    if classroom is None:
+        return None
+    ref = runtime.state.inventory.schools.get(school) if school is not None else None
+    for room in ref.classrooms if ref is not None else ():
+        if room.id == classroom:
+            return room.name
+    return classroom
+
+
+@overload
+def switch_name(runtime: Runtime, switch_id: str) -> str: ...
+@overload
+def switch_name(runtime: Runtime, switch_id: str | None) -> str | None: ...
+def switch_name(runtime: Runtime, switch_id: str | None) -> str | None:
+    """A switch's configured name, or its id where none is configured; None for None."""
+    if switch_id is None:
+        return None
+    sw = runtime.config.switches.get(switch_id)
+    return sw.name if sw is not None and sw.name else switch_id
 
 
 def calendar_status(runtime: Runtime, now: float) -> s.CalendarStatus | None:
@@ -79,15 +122,19 @@ def verdict_counts(verdicts: list[Verdict]) -> s.VerdictCounts:
     )
 
 
-def check(r: CheckResult) -> s.Check:
+def check(runtime: Runtime, r: CheckResult) -> s.Check:
     """One check result."""
     return s.Check(
         check=r.check,
         school=r.school,
+        school_name=school_name(runtime, r.school),
         classroom=r.classroom,
+        classroom_name=room_name(runtime, r.school, r.classroom),
         verdict=r.verdict,
         reason=r.reason,
+        reason_en=r.reason_en,
         switch=r.device_id,
+        switch_name=switch_name(runtime, r.device_id),
         port=r.interface,
         speed_mbps=r.speed_mbps,
         target_mbps=r.target_mbps,
@@ -147,6 +194,7 @@ def uplink(runtime: Runtime, school: SchoolRef) -> s.Uplink:
     sw, port = school.uplink_switch, school.uplink_port
     return s.Uplink(
         switch=sw,
+        switch_name=switch_name(runtime, sw),
         port=port,
         status=port_status(runtime, sw, port),
         speed_mbps=speed_now(runtime, sw, port),
@@ -160,7 +208,7 @@ def connectivity(runtime: Runtime, topo: Topology, code: str) -> s.SchoolConnect
     return s.SchoolConnectivity(
         state=link.connectivity.value,
         reason=link.reason,
-        outage_since=utc(outage.started_at) if outage is not None else None,
+        outage_since=local_time(runtime, outage.started_at) if outage is not None else None,
     )
 
 
@@ -175,7 +223,9 @@ def switch(runtime: Runtime, dev: DeviceState, topo: Topology | None = None) -> 
     )
     return s.Switch(
         id=dev.device_id,
+        name=switch_name(runtime, dev.device_id),
         school=dev.school,
+        school_name=school_name(runtime, dev.school),
         host=sw.host if sw is not None else "",
         status=status,
         reachable=dev.reachable,
@@ -183,8 +233,8 @@ def switch(runtime: Runtime, dev: DeviceState, topo: Topology | None = None) -> 
         sys_descr=dev.sys_descr,
         uptime_seconds=dev.uptime_seconds if dev.reachable else None,
         reboots=dev.reboots,
-        last_poll_at=utc(dev.last_poll_at),
-        last_ok_at=utc(dev.last_ok_at),
+        last_poll_at=local_time(runtime, dev.last_poll_at),
+        last_ok_at=local_time(runtime, dev.last_ok_at),
         last_error=dev.last_error,
         poll_seconds=dev.poll_seconds,
         polls_ok=dev.polls_ok,
@@ -199,6 +249,8 @@ def interface(runtime: Runtime, dev: DeviceState, iface: InterfaceState) -> s.In
     """One port of a switch, with whose it is (uplink, classroom, link)."""
     known = bool(dev.reachable) and iface.known
     owner = runtime.state.inventory.owner(dev.device_id, iface.name)
+    school = owner.school if owner is not None else dev.school
+    classroom = owner.classroom if owner is not None else None
     return s.Interface(
         name=iface.name,
         if_index=iface.if_index,
@@ -216,15 +268,17 @@ def interface(runtime: Runtime, dev: DeviceState, iface: InterfaceState) -> s.In
         out_octets=iface.out_octets,
         in_errors=iface.in_errors,
         out_errors=iface.out_errors,
-        last_change=utc(iface.last_change),
-        last_seen=utc(iface.last_seen),
+        last_change=local_time(runtime, iface.last_change),
+        last_seen=local_time(runtime, iface.last_seen),
         role=owner.role.value if owner is not None else None,
-        school=owner.school if owner is not None else dev.school,
-        classroom=owner.classroom if owner is not None else None,
+        school=school,
+        school_name=school_name(runtime, school),
+        classroom=classroom,
+        classroom_name=room_name(runtime, school, classroom),
     )
 
 
-def classroom_terminal(c: ClassroomNow) -> s.ClassroomTerminal | None:
+def classroom_terminal(runtime: Runtime, c: ClassroomNow) -> s.ClassroomTerminal | None:
     """A classroom's terminal now, for /schools/{code}; None without one."""
     st = c.terminal
     if st is None:
@@ -233,15 +287,15 @@ def classroom_terminal(c: ClassroomNow) -> s.ClassroomTerminal | None:
         terminal=st.terminal,
         status=c.status,
         offline_reason=c.offline_reason,
-        since=utc(c.since),
-        last_seen=utc(st.last_seen),
+        since=local_time(runtime, c.since),
+        last_seen=local_time(runtime, st.last_seen),
         link_speed_mbps=st.link_speed_mbps if st.online else None,
         expected_online=c.expected_online,
         offline_in_lesson=c.offline_in_lesson,
     )
 
 
-def terminal(c: ClassroomNow) -> s.Terminal:
+def terminal(runtime: Runtime, c: ClassroomNow) -> s.Terminal:
     """One classroom's terminal now, for /terminals."""
     st = c.terminal
     assert st is not None  # callers list classrooms with a terminal only
@@ -252,11 +306,11 @@ def terminal(c: ClassroomNow) -> s.Terminal:
         classroom_name=c.room.name,
         terminal=st.terminal,
         status=c.status,
-        since=utc(c.since),
+        since=local_time(runtime, c.since),
         offline_reason=c.offline_reason,
         school_uplink_down=c.uplink_down,
-        last_seen=utc(st.last_seen),
-        last_heartbeat_at=utc(st.last_heartbeat_at),
+        last_seen=local_time(runtime, st.last_seen),
+        last_heartbeat_at=local_time(runtime, st.last_heartbeat_at),
         heartbeats=st.heartbeats,
         uptime_seconds=st.uptime_seconds,
         link_speed_mbps=st.link_speed_mbps if st.online else None,
@@ -277,7 +331,7 @@ def terminal(c: ClassroomNow) -> s.Terminal:
     )
 
 
-def offline_classroom(c: ClassroomNow) -> s.OfflineClassroom:
+def offline_classroom(runtime: Runtime, c: ClassroomNow) -> s.OfflineClassroom:
     """A classroom whose terminal is not online, for /classrooms/offline."""
     st = c.terminal
     reason = c.offline_reason
@@ -292,8 +346,8 @@ def offline_classroom(c: ClassroomNow) -> s.OfflineClassroom:
         terminal=st.terminal,
         status="unknown" if c.uplink_down else "offline",
         reason=reason,
-        since=utc(c.since),
-        last_seen=utc(st.last_seen),
+        since=local_time(runtime, c.since),
+        last_seen=local_time(runtime, st.last_seen),
         school_uplink_down=c.uplink_down,
         alerting=bool(c.offline_in_lesson),
         lesson=c.period,
@@ -383,15 +437,30 @@ def monthly(report: Report, month: str) -> s.MonthlyAvailability:
     )
 
 
-def event(e: Event) -> s.EventOut:
-    """One stored event."""
+def event(runtime: Runtime, e: Event) -> s.EventOut:
+    """One stored event, its message in Chinese and English with the inventory's names."""
+    school = school_name(runtime, e.school)
+    room = room_name(runtime, e.school, e.classroom)
+    zh, en = describe(e, Names(school, room))
+    kind = device_kind(e.kind)
+    device = device_of(e)
+    name = {
+        "switch": switch_name(runtime, device),
+        "school": school,
+        "classroom": room,
+    }.get(kind)
     return s.EventOut(
-        at=utc(e.at),
+        at=local_time(runtime, e.at),
         kind=e.kind,
-        switch=e.device_id,
+        device_kind=kind,
+        device=device,
+        device_name=name or device,
         school=e.school,
+        school_name=school,
         interface=e.interface,
         classroom=e.classroom,
-        message=e.message,
+        classroom_name=room,
+        message=zh,
+        message_en=en,
         details=dict(e.details),
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import re
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Annotated, Literal, NoReturn
 
 from fastapi import Query
@@ -48,8 +48,19 @@ def parse_month(value: str) -> tuple[int, int]:
     return int(match[1]), int(match[2])
 
 
+EARLIEST = 0.0
+"""1970-01-01T00:00:00Z: no event, sample or heartbeat is older."""
+LATEST = datetime(9000, 1, 1, tzinfo=UTC).timestamp()
+"""Far enough for any query, and far enough from year 9999 that a time shown in any zone
+(or stored as a database timestamp) cannot overflow."""
+
+
 def parse_time(name: str, value: str | None) -> float | None:
-    """A time given as Unix seconds or as ISO-8601 with a UTC offset, in Unix seconds."""
+    """A time given as Unix seconds or as ISO-8601 with a UTC offset, in Unix seconds.
+
+    Only times from 1970 to the year 9000 are taken: beyond them a 422 says so, rather than a
+    conversion overflowing further down.
+    """
     if value is None:
         return None
     text = value.strip()
@@ -59,24 +70,71 @@ def parse_time(name: str, value: str | None) -> float | None:
         pass
     else:
         if not math.isfinite(seconds):
-            invalid(name, value, f"{name} must be a finite number of Unix seconds")
-        return seconds
+            invalid(
+                name,
+                value,
+                f"{name} 必须是有限的秒数 / {name} must be a finite number of Unix seconds",
+            )
+        return _in_range(name, value, seconds)
     try:
         when = datetime.fromisoformat(text)
     except ValueError:
-        invalid(name, value, f"{name} must be {TIME_HELP}; got {value!r}")
+        invalid(name, value, f"{name} 时间格式无效 / {name} must be {TIME_HELP}; got {value!r}")
     if when.tzinfo is None:
         # A bare local time is ambiguous (the server may run in UTC, the reader in +08:00).
         invalid(
             name,
             value,
-            f"{name} has no UTC offset; add one, e.g. {text}+08:00 for Beijing time or {text}Z",
+            f"{name} 缺少时区 / {name} has no UTC offset; add one, e.g. {text}+08:00 for Beijing "
+            f"time or {text}Z",
         )
-    return when.timestamp()
+    try:
+        seconds = when.timestamp()
+    except (OverflowError, ValueError):
+        seconds = math.inf
+    return _in_range(name, value, seconds)
+
+
+def _in_range(name: str, value: str, seconds: float) -> float:
+    if not EARLIEST <= seconds <= LATEST:
+        invalid(
+            name,
+            value,
+            f"{name} 超出范围（1970 年至 9000 年）/ {name} is out of range: "
+            "give a time from 1970 to the year 9000",
+        )
+    return seconds
 
 
 SchoolFilter = Annotated[str | None, Query(description="Only this school (code)")]
 """``?school=CODE``: only this school's rows (the route answers 404 for an unknown code)."""
+
+Schools = Annotated[
+    list[str] | None,
+    Query(
+        alias="school",
+        description="Only these schools (codes); repeat for several: school=A&school=B. "
+        "An unknown code answers 404",
+    ),
+]
+"""``?school=A&school=B``: only these schools' rows (404 for an unknown or hidden code)."""
+
+MAX_VALUES = 100
+"""At most this many values of one multi-valued filter (a longer list is a 422)."""
+
+
+def many(name: str, values: list[str] | None) -> list[str] | None:
+    """A multi-valued filter's values, each once in the order given; None when not given."""
+    if not values:
+        return None
+    if len(values) > MAX_VALUES:
+        invalid(
+            name,
+            str(len(values)),
+            f"{name} 取值过多 / at most {MAX_VALUES} values of {name}, not {len(values)}",
+        )
+    return list(dict.fromkeys(values))
+
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 
 from edumon.domain.topology import assess
 from edumon.exporters import schemas as s
 from edumon.exporters.api import mapping as m
-from edumon.exporters.api.lookup import school_or_404, switch_or_404
+from edumon.exporters.api.access import visible_schools
+from edumon.exporters.api.lookup import schools_or_404, switch_or_404, switch_visible
 from edumon.exporters.api.per_school import SchoolsNow
-from edumon.exporters.api.queries import DEFAULT_LIMIT, Limit, Offset, SchoolFilter, page_of
+from edumon.exporters.api.queries import DEFAULT_LIMIT, Limit, Offset, Schools, many, page_of
 from edumon.runtime import Runtime
 
 
@@ -29,19 +30,31 @@ def switches_router(runtime: Runtime, views: SchoolsNow) -> APIRouter:
         "/switches",
         response_model=s.SwitchList,
         tags=["switches"],
-        responses={404: {"description": "No school with this code"}},
+        responses={404: {"model": s.Error, "description": "No school with this code"}},
     )
     async def switches(
-        school: SchoolFilter = None, limit: Limit = DEFAULT_LIMIT, offset: Offset = 0
+        request: Request,
+        school: Schools = None,
+        limit: Limit = DEFAULT_LIMIT,
+        offset: Offset = 0,
     ) -> s.SwitchList:
         """Switches by id, a page at a time: reachability, uptime, reboots, polls, condition.
 
-        With ``school``, that school's switches (as its page lists them).
+        With ``school``, those schools' switches (as their pages list them, each once).
         """
-        if school is not None:
-            ref = school_or_404(runtime, school)
-            one = views.school(ref.code)
-            ids = [d for d in one.switches if d in state.devices] if one is not None else []
+        visible = visible_schools(request)
+        codes = many("school", school)
+        if codes is not None:
+            schools_or_404(runtime, codes, visible)
+            seen: dict[str, None] = {}
+            for code in codes:
+                one = views.school(code)
+                for d in one.switches if one is not None else ():
+                    if d in state.devices:
+                        seen[d] = None
+            ids = list(seen)
+        elif visible is not None:
+            ids = [d for d in switch_ids() if switch_visible(runtime, views, d, visible)]
         else:
             ids = switch_ids()
         page = ids[offset : offset + limit]
@@ -56,11 +69,11 @@ def switches_router(runtime: Runtime, views: SchoolsNow) -> APIRouter:
         "/switches/{switch_id}/interfaces",
         response_model=s.SwitchInterfaces,
         tags=["switches"],
-        responses={404: {"description": "No switch with this id"}},
+        responses={404: {"model": s.Error, "description": "No switch with this id"}},
     )
-    async def interfaces(switch_id: str) -> s.SwitchInterfaces:
+    async def interfaces(request: Request, switch_id: str) -> s.SwitchInterfaces:
         """One switch and its ports: status, speed, alias, rates, counters, last change."""
-        dev = switch_or_404(runtime, switch_id)
+        dev = switch_or_404(runtime, switch_id, visible_schools(request), views)
         ports = sorted(dev.interfaces.values(), key=lambda i: (i.if_index, i.name))
         topo = assess(state, schools=(), devices=(switch_id,))
         return s.SwitchInterfaces(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -65,7 +66,13 @@ async def test_schools(client: httpx.AsyncClient) -> None:
     assert a["name"] == "第一小学"
     assert a["kind"] == "primary"
     assert a["verdict"] == "fail"
-    assert a["uplink"] == {"switch": "core", "port": "ge-0/0/1", "status": "up", "speed_mbps": 1000}
+    assert a["uplink"] == {
+        "switch": "core",
+        "switch_name": "core",
+        "port": "ge-0/0/1",
+        "status": "up",
+        "speed_mbps": 1000,
+    }
     assert (a["classrooms_total"], a["classrooms_failing"]) == (3, 1)
     assert b["verdict"] == "fail"
     assert b["uplink"]["speed_mbps"] == 100
@@ -88,14 +95,21 @@ async def test_school_detail(client: httpx.AsyncClient) -> None:
     assert (slow["switch"], slow["port"]) == ("sw-a", "Gi0/2")
     assert (slow["status"], slow["speed_mbps"]) == ("up", 100)
     assert slow["check"]["verdict"] == "fail"
-    assert "100 Mbit/s" in slow["check"]["reason"]
-    assert "1000 Mbit/s" in slow["check"]["reason"]
+    assert "低于 1000 Mbit/s 目标" in slow["check"]["reason"]
+    assert "100 Mbit/s" in slow["check"]["reason_en"]
+    assert "1000 Mbit/s" in slow["check"]["reason_en"]
     assert slow["check"]["target_mbps"] == 1000
+    assert (slow["check"]["school_name"], slow["check"]["classroom_name"]) == (
+        "第一小学",
+        "一年级(2)班",
+    )
+    assert (slow["switch_name"], slow["check"]["switch_name"]) == ("sw-a", "sw-a")
 
     off = by(a["classrooms"], "id", "A-103")
     assert (off["status"], off["speed_mbps"]) == ("down", None)
     assert off["check"]["verdict"] == "unknown"
-    assert "not been seen up" in off["check"]["reason"]
+    assert "尚未见过连接" in off["check"]["reason"]
+    assert "not been seen up" in off["check"]["reason_en"]
 
     assert by(a["classrooms"], "id", "A-101")["check"]["verdict"] == "pass"
     switches = {s["id"]: s for s in a["switches"]}
@@ -109,11 +123,13 @@ async def test_school_behind_an_unreachable_switch(client: httpx.AsyncClient) ->
     assert (room["status"], room["speed_mbps"]) == ("unknown", None)
     assert room["last_speed_mbps"] == 1000
     assert room["check"]["verdict"] == "unknown"
-    assert "unreachable" in room["check"]["reason"]
+    assert "无法访问" in room["check"]["reason"]
+    assert "unreachable" in room["check"]["reason_en"]
     assert by(b["switches"], "id", "sw-b")["status"] == "down"
     speed = by(b["uplink"]["checks"], "check", "uplink_speed")
     assert speed["verdict"] == "fail"
     assert "100 Mbit/s" in speed["reason"]
+    assert "100 Mbit/s" in speed["reason_en"]
 
 
 async def test_unknown_school_and_switch_are_404(client: httpx.AsyncClient) -> None:
@@ -126,6 +142,30 @@ async def test_unknown_school_and_switch_are_404(client: httpx.AsyncClient) -> N
     assert "NOPE" in body["detail"]
 
 
+# Every list and /summary: an unknown school is a 404 with a "中文 / English" detail (it was
+# 200 [] on /events and /switches took it, /compliance 404).
+@pytest.mark.parametrize(
+    "path",
+    [
+        "summary",
+        "schools",
+        "switches",
+        "events",
+        "compliance",
+        "terminals",
+        "terminals/unknown",
+        "classrooms/offline",
+        "outages",
+    ],
+)
+async def test_unknown_school_is_404_on_every_list(client: httpx.AsyncClient, path: str) -> None:
+    body = await get_json(client, f"{API}/{path}?school=A&school=NOPE", status=404)
+    zh, en = body["detail"].split(" / ", 1)
+    assert "NOPE" in zh
+    assert "学校" in zh
+    assert "no school" in en
+
+
 async def test_switches(client: httpx.AsyncClient) -> None:
     switches = (await get_json(client, f"{API}/switches"))["switches"]
     assert [s["id"] for s in switches] == ["core", "sw-a", "sw-b", "sw-c"]
@@ -135,8 +175,10 @@ async def test_switches(client: httpx.AsyncClient) -> None:
     b = by(switches, "id", "sw-b")
     assert (b["status"], b["reachable"], b["uptime_seconds"]) == ("down", False, None)
     assert b["last_error"] == "no reply within 2 s (3 tries)"
-    assert b["last_ok_at"] == "2024-09-01T00:00:00Z"
-    assert b["last_poll_at"] == "2024-09-01T00:01:00Z"
+    # Beijing time (the district's zone, with its offset): the same instants as before in UTC.
+    assert b["last_ok_at"] == "2024-09-01T08:00:00+08:00"
+    assert b["last_poll_at"] == "2024-09-01T08:01:00+08:00"
+    assert (b["name"], b["school_name"]) == ("sw-b", "第二中学")
     assert (b["polls_ok"], b["polls_failed"]) == (1, 1)
     c = by(switches, "id", "sw-c")
     assert (c["status"], c["reachable"], c["last_poll_at"]) == ("never_polled", None, None)
@@ -151,8 +193,9 @@ async def test_interfaces(client: httpx.AsyncClient) -> None:
     assert (slow["status"], slow["speed_mbps"], slow["known"]) == ("up", 100, True)
     assert (slow["in_octets"], slow["out_octets"], slow["in_errors"]) == (600, 1200, 4)
     assert (slow["role"], slow["school"], slow["classroom"]) == ("classroom", "A", "A-102")
-    assert slow["last_change"] == "2024-09-01T00:00:00Z"
-    assert slow["last_seen"] == "2024-09-01T00:01:00Z"
+    assert slow["last_change"] == "2024-09-01T08:00:00+08:00"
+    assert slow["last_seen"] == "2024-09-01T08:01:00+08:00"
+    assert (slow["school_name"], slow["classroom_name"]) == ("第一小学", "一年级(2)班")
     # The switch rebooted between the polls: counters restarted, so there is no honest rate.
     assert slow["in_bps"] is None
     printer = by(ports, "name", "Gi0/24")
@@ -174,21 +217,30 @@ async def test_ports_of_an_unreachable_switch_are_unknown(client: httpx.AsyncCli
     assert (port["status"], port["known"], port["speed_mbps"]) == ("unknown", False, None)
     assert port["last_speed_mbps"] == 1000
     assert port["in_bps"] is None
-    assert port["last_seen"] == "2024-09-01T00:00:00Z"
+    assert port["last_seen"] == "2024-09-01T08:00:00+08:00"
 
 
 async def test_events_listed_and_filtered(client: httpx.AsyncClient) -> None:
     events = (await get_json(client, f"{API}/events"))["events"]
     assert [e["kind"] for e in events] == ["device_unreachable", "device_reboot"]
     reboot = by(events, "kind", "device_reboot")
-    assert (reboot["switch"], reboot["school"]) == ("sw-a", "A")
-    assert reboot["at"] == "2024-09-01T00:01:00Z"
+    assert (reboot["device_kind"], reboot["device"], reboot["device_name"]) == (
+        "switch",
+        "sw-a",
+        "sw-a",
+    )
+    assert (reboot["school"], reboot["school_name"]) == ("A", "第一小学")
+    assert "switch" not in reboot
+    assert reboot["at"] == "2024-09-01T08:01:00+08:00"
     assert reboot["details"] == {
         "previous_uptime_seconds": 1000,
         "uptime_seconds": 10,
         "evidence": "sysUpTime",
     }
-    assert "rebooted" in reboot["message"]
+    assert reboot["message"].startswith("第一小学 交换机 sw-a 已重启")
+    assert "rebooted" in reboot["message_en"]
+    unreachable = by(events, "kind", "device_unreachable")
+    assert unreachable["message"] == "第二中学 交换机 sw-b 无法访问：no reply within 2 s (3 tries)"
 
     async def kinds(query: str) -> list[str]:
         body = await get_json(client, f"{API}/events?{query}")
@@ -197,7 +249,12 @@ async def test_events_listed_and_filtered(client: httpx.AsyncClient) -> None:
     assert await kinds("kind=device_reboot") == ["device_reboot"]
     assert await kinds("school=A") == ["device_reboot"]
     assert await kinds("device=sw-b") == ["device_unreachable"]
+    assert await kinds("device_kind=switch&device=sw-b") == ["device_unreachable"]
+    assert await kinds("device_kind=terminal") == []
+    assert await kinds("device_kind=school&device=A") == []
     assert await kinds("school=B&kind=device_reboot") == []
+    assert len(await kinds("kind=device_reboot&kind=device_unreachable")) == 2
+    assert len(await kinds("school=A&school=B")) == 2
     at = T0 + 60
     assert len(await kinds(f"since={at:.0f}")) == 2
     assert await kinds(f"since={at + 1:.0f}") == []
@@ -210,8 +267,17 @@ async def test_events_listed_and_filtered(client: httpx.AsyncClient) -> None:
         "device_reboot",
     ]
     page = await get_json(client, f"{API}/events?limit=1&offset=1")
-    assert (page["limit"], page["offset"]) == (1, 1)
+    assert page["page"] == {
+        "limit": 1,
+        "offset": 1,
+        "total": 2,
+        "next_offset": None,
+        "next_cursor": None,
+    }
     assert [e["kind"] for e in page["events"]] == ["device_reboot"]
+    first = await get_json(client, f"{API}/events?limit=1&school=A&school=B")
+    assert (first["page"]["total"], first["page"]["next_offset"]) == (2, 1)
+    assert first["page"]["next_cursor"]
 
 
 @pytest.mark.parametrize(
@@ -226,7 +292,22 @@ async def test_events_listed_and_filtered(client: httpx.AsyncClient) -> None:
         ("limit=0", "limit", "1"),
         ("limit=ten", "limit", "integer"),
         ("offset=-1", "offset", "0"),
-        ("kind=explosion", "kind", "device_reboot"),
+        # They answered 500 before: times no datetime can hold, or no database timestamp.
+        ("since=1e308", "since", "out of range"),
+        ("since=9999-12-31T23:59:59-12:00", "since", "out of range"),
+        ("until=0001-01-01T00:00:00%2B14:00", "until", "out of range"),
+        ("since=-1", "since", "out of range"),
+        ("limit=99999999999999999999999", "limit", "1000"),
+        ("offset=-5", "offset", "0"),
+        # "9999-12-31T23:59:59-12:00|1" and an id beyond 64 bits, as cursors.
+        ("cursor=OTk5OS0xMi0zMVQyMzo1OTo1OS0xMjowMHwx", "cursor", "cursor"),
+        (
+            "cursor=MjAyNC0wOS0wMVQwMDowMDowMCswMDowMHw5OTk5OTk5OTk5OTk5OTk5OTk5OTk5OQ",
+            "cursor",
+            "cursor",
+        ),
+        ("cursor=%ff%fe", "cursor", "cursor"),
+        ("device_kind=router", "device_kind", "switch"),
     ],
 )
 async def test_events_reject_bad_values(
@@ -238,6 +319,44 @@ async def test_events_reject_bad_values(
     assert says in error["msg"]
 
 
+async def test_events_reject_an_unknown_kind(client: httpx.AsyncClient) -> None:
+    body = await get_json(client, f"{API}/events?kind=link_down&kind=explosion", status=422)
+    (error,) = body["detail"]
+    assert error["loc"] == ["query", "kind", 1]
+    assert "device_reboot" in error["msg"]
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "device=nope",  # a switch by default
+        "device_kind=switch&device=A-101",  # a terminal's id, not a switch's
+        "device_kind=terminal&device=sw-a",
+        "device_kind=school&device=NOPE",
+        "device_kind=classroom&device=NOPE",
+    ],
+)
+async def test_events_of_an_unknown_device_are_404(client: httpx.AsyncClient, query: str) -> None:
+    body = await get_json(client, f"{API}/events?{query}", status=404)
+    assert " / no " in body["detail"]
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        f"{API}/events?school=%00",
+        f"{API}/events?device=sw%00a",
+        f"{API}/schools/A%00",
+        f"{API}/switches/sw-a%00/interfaces",
+        f"{API}/terminals?school=A&status=online%00",
+        f"{API}/summary?x=%00",
+    ],
+)
+async def test_nul_anywhere_is_422(client: httpx.AsyncClient, url: str) -> None:
+    body = await get_json(client, url, status=422)
+    assert "NUL" in body["detail"][0]["msg"]
+
+
 async def test_compliance(client: httpx.AsyncClient) -> None:
     body = await get_json(client, f"{API}/compliance")
     assert body["targets"]["profile"] == "district-1000m"
@@ -247,13 +366,19 @@ async def test_compliance(client: httpx.AsyncClient) -> None:
         ("A", "classroom_speed", "A-102"),
         ("B", "uplink_speed", None),
     }
-    assert all(r["verdict"] == "fail" and r["reason"] for r in failing)
+    assert all(r["verdict"] == "fail" and r["reason"] and r["reason_en"] for r in failing)
+    both = await get_json(client, f"{API}/compliance?verdict=fail&verdict=unknown")
+    # A-103 and B-201 (unknown), C's two uplink checks (never polled).
+    assert both["page"]["total"] == len(failing) + 4
+    two = await get_json(client, f"{API}/compliance?school=A&school=C&limit=2")
+    assert {r["school"] for r in two["results"]} == {"A"}
+    assert (two["page"]["total"], two["page"]["next_offset"]) == (7, 2)
     school_a = (await get_json(client, f"{API}/compliance?school=A&check=classroom_speed"))[
         "results"
     ]
     assert [r["classroom"] for r in school_a] == ["A-101", "A-102", "A-103"]
     body = await get_json(client, f"{API}/compliance?verdict=maybe", status=422)
-    assert body["detail"][0]["loc"] == ["query", "verdict"]
+    assert body["detail"][0]["loc"] == ["query", "verdict", 0]
 
 
 async def test_health(client: httpx.AsyncClient) -> None:
@@ -316,6 +441,22 @@ async def test_openapi_documents_every_endpoint(client: httpx.AsyncClient) -> No
     docs = await client.get("/docs")
     assert docs.status_code == 200
     assert "swagger" in docs.text.lower()
+
+
+async def test_docs_are_served_offline(client: httpx.AsyncClient) -> None:
+    """/docs and /redoc load Swagger UI and ReDoc from edumon itself: no CDN, no other host."""
+    for page in ("/docs", "/redoc"):
+        html = (await client.get(page)).text
+        hosts = re.findall(r"(?:https?:)?//([\w.-]+)", html)
+        assert hosts == [], (page, hosts)
+        assets = re.findall(r'(?:src|href)="([^"]+)"', html)
+        assert assets, page
+        for url in assets:
+            assert url.startswith("/static/docs/"), url
+            response = await client.get(url)
+            assert response.status_code == 200, url
+            assert len(response.content) > 1000, url
+        assert "/openapi.json" in html
 
 
 async def test_no_secret_in_any_response(

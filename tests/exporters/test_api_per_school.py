@@ -384,11 +384,12 @@ async def test_events_api_pages_by_cursor(populated_runtime: Runtime) -> None:
         while True:
             body = await get_json(client, url)
             paged.extend(body["events"])
-            if body["next_cursor"] is None:
+            assert body["page"]["total"] == 42  # on every page, not only the first
+            if body["page"]["next_cursor"] is None:
                 break
-            url = f"{API}/events?limit=5&cursor={body['next_cursor']}"
+            url = f"{API}/events?limit=5&cursor={body['page']['next_cursor']}"
         assert paged == whole
-        cursor = (await get_json(client, f"{API}/events?limit=5"))["next_cursor"]
+        cursor = (await get_json(client, f"{API}/events?limit=5"))["page"]["next_cursor"]
         both = await get_json(client, f"{API}/events?cursor={cursor}&offset=5", status=422)
         assert both["detail"][0]["loc"] == ["query", "offset"]
 

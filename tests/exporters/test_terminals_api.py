@@ -17,9 +17,10 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import aiomqtt
 import httpx
@@ -137,7 +138,8 @@ def by(items: list[dict[str, Any]], key: str, value: object) -> dict[str, Any]:
 
 
 def iso(seconds: float) -> str:
-    return datetime.fromtimestamp(seconds, UTC).isoformat().replace("+00:00", "Z")
+    """As the API writes a time: Beijing time, the district's zone, with its offset."""
+    return datetime.fromtimestamp(seconds, ZoneInfo("Asia/Shanghai")).isoformat()
 
 
 async def test_terminals_during_a_lesson(district: District) -> None:
@@ -292,7 +294,8 @@ async def test_a_classroom_without_a_port_is_judged_by_its_terminals_nic(
     a103 = by(checks, "classroom", "A-103")
     assert a103["verdict"] == "fail"
     assert a103["speed_mbps"] == 100
-    assert "reported by the classroom terminal" in a103["reason"]
+    assert "由班班通终端上报" in a103["reason"]
+    assert "reported by the classroom terminal" in a103["reason_en"]
     text = district.metrics()
     status = {"check": "classroom_speed", "classroom": "A-103"}
     assert one(text, "edumon_check_status", **status, verdict="fail") == 1

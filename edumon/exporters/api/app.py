@@ -16,7 +16,7 @@ from edumon.exporters.api.alertmanager import alertmanager_router
 from edumon.exporters.api.availability import availability_router
 from edumon.exporters.api.district import district_router
 from edumon.exporters.api.events import events_router
-from edumon.exporters.api.guard import RejectNul
+from edumon.exporters.api.guard import RejectNul, document_no_nul
 from edumon.exporters.api.lookup import API_PREFIX
 from edumon.exporters.api.outages import outages_router
 from edumon.exporters.api.per_school import SchoolsNow
@@ -54,6 +54,7 @@ def create_app(runtime: Runtime, *, clock: Callable[[], float] = time.time) -> F
         swagger_ui_parameters={"validatorUrl": None},
     )
     app.add_middleware(RejectNul)
+    document_no_nul(app)
     exposition = Exposition(runtime, clock=clock)
     app.state.exposition = exposition  # the daemon keeps it fresh (Exposition.keep_fresh)
     # Each school's results, computed per school and kept until that school changes.

@@ -34,7 +34,6 @@ from edumon.exporters.api.queries import (
     EARLIEST,
     LATEST,
     MAX_LIMIT,
-    TIME_HELP,
     Limit,
     Offset,
     Schools,
@@ -42,6 +41,7 @@ from edumon.exporters.api.queries import (
     many,
     page_of,
     parse_time,
+    time_query,
 )
 from edumon.runtime import Runtime
 from edumon.store.reads import EventPosition
@@ -56,6 +56,9 @@ def encode_cursor(position: EventPosition) -> str:
     text = f"{position.at.astimezone(UTC).isoformat()}|{position.id}"
     return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
 
+
+CURSOR_FORMAT = "edumon-cursor"
+"""The OpenAPI ``format`` of ``cursor``: a ``page.next_cursor`` this API returned."""
 
 MAX_EVENT_ID = 2**63 - 1
 """Event ids are 64-bit integers; a cursor beyond that is not one this API gave."""
@@ -144,14 +147,17 @@ def events_router(runtime: Runtime, views: SchoolsNow) -> APIRouter:
                 "kind of id it is, switch when not given"
             ),
         ] = None,
-        since: Annotated[str | None, Query(description=f"At or after: {TIME_HELP}")] = None,
-        until: Annotated[str | None, Query(description=f"Before: {TIME_HELP}")] = None,
+        since: Annotated[str | None, time_query("At or after")] = None,
+        until: Annotated[str | None, time_query("Before")] = None,
         limit: Annotated[
             int, Query(ge=1, le=MAX_EVENTS, description=f"Page size (1 to {MAX_EVENTS})")
         ] = DEFAULT_LIMIT,
         cursor: Annotated[
             str | None,
-            Query(description="next_cursor of the previous page: the events older than it"),
+            Query(
+                description="page.next_cursor of the previous page: the events older than it",
+                json_schema_extra={"format": CURSOR_FORMAT},
+            ),
         ] = None,
         offset: Annotated[
             int,
@@ -178,7 +184,7 @@ def events_router(runtime: Runtime, views: SchoolsNow) -> APIRouter:
         until_s = parse_time("until", until)
         if since_s is not None and until_s is not None and since_s >= until_s:
             invalid("since", since, "since 必须早于 until / since must be earlier than until")
-        before = decode_cursor(cursor) if cursor is not None else None
+        before = decode_cursor(cursor) if cursor else None  # empty: the first page
         if before is not None and offset:
             invalid(
                 "offset",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import re
 from datetime import UTC, date, datetime
-from typing import Annotated, Literal, NoReturn
+from typing import Annotated, Any, Literal, NoReturn
 
 from fastapi import Query
 from fastapi.exceptions import RequestValidationError
@@ -13,6 +13,16 @@ from fastapi.exceptions import RequestValidationError
 from edumon.exporters import schemas as s
 
 TIME_HELP = "ISO-8601 with a UTC offset (2024-09-01T08:00:00+08:00, or Z for UTC) or Unix seconds"
+TIME_FORMAT = "edumon-time"
+"""The OpenAPI ``format`` of a time parameter: TIME_HELP, from 1970 to the year 9000."""
+
+
+def time_query(description: str) -> Any:
+    """A time query parameter (``since``, ``until``): its OpenAPI description and format."""
+    return Query(
+        description=f"{description}: {TIME_HELP}; from 1970 to the year 9000",
+        json_schema_extra={"format": TIME_FORMAT},
+    )
 
 Format = Annotated[
     Literal["json", "csv"] | None,
@@ -59,10 +69,10 @@ def parse_time(name: str, value: str | None) -> float | None:
     """A time given as Unix seconds or as ISO-8601 with a UTC offset, in Unix seconds.
 
     Only times from 1970 to the year 9000 are taken: beyond them a 422 says so, rather than a
-    conversion overflowing further down.
+    conversion overflowing further down. An empty value (a form's empty field) is no time.
     """
-    if value is None:
-        return None
+    if value is None or not value.strip():
+        return None  # an empty form field: not given
     text = value.strip()
     try:
         seconds = float(text)

@@ -107,7 +107,7 @@ async def schemathesis(url: str, report: Path, *extra: str) -> tuple[int, str]:
             "SCHEMATHESIS_HOOKS": "tests.exporters.schemathesis_hooks",
             "PYTHONPATH": str(ROOT),
         },
-        cwd=ROOT,
+        cwd=report.parent,  # schemathesis keeps its own files in the working directory
     )
     try:
         out, _ = await asyncio.wait_for(proc.communicate(), RUN_DEADLINE_SECONDS)

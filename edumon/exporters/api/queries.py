@@ -24,6 +24,7 @@ def time_query(description: str) -> Any:
         json_schema_extra={"format": TIME_FORMAT},
     )
 
+
 Format = Annotated[
     Literal["json", "csv"] | None,
     Query(alias="format", description="csv for a CSV download (or send Accept: text/csv)"),

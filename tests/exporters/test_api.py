@@ -57,6 +57,22 @@ async def test_summary(client: httpx.AsyncClient) -> None:
     assert body["events"]["by_kind"]["device_reboot"] == 1
     assert body["events"]["by_kind"]["device_unreachable"] == 1
     assert body["events"]["by_kind"]["link_down"] == 0
+    # A-101 and B-201 online; A-102 (killed) and A-103 (never heard from) offline: in a lesson
+    # or not, as the real clock falls.
+    terminals = body["terminals"]
+    assert (terminals["total"], terminals["online"], terminals["unknown"]) == (4, 2, 0)
+    assert terminals["offline_in_lesson"] + terminals["off_schedule"] == 2
+    # Beijing time, the district's zone.
+    assert body["generated_at"].endswith("+08:00")
+
+
+async def test_summary_of_some_schools(client: httpx.AsyncClient) -> None:
+    body = await get_json(client, f"{API}/summary?school=B&school=C")
+    assert body["schools"] == {"total": 2, "pass": 0, "fail": 1, "unknown": 1}
+    assert body["classrooms"]["total"] == 1
+    assert body["terminals"]["total"] == 1
+    # B's sw-b, C's sw-c and the core their uplinks (B's) hang off.
+    assert body["switches"] == {"total": 3, "up": 1, "down": 1, "never_polled": 1}
 
 
 async def test_schools(client: httpx.AsyncClient) -> None:

@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[2]
 START_DEADLINE_SECONDS = 10.0
 RUN_DEADLINE_SECONDS = 120.0
 SEED = "20261130"
-MAX_EXAMPLES = "12"
+MAX_EXAMPLES = "8"
 
 
 async def serve(runtime: Runtime) -> AsyncIterator[str]:
@@ -118,11 +118,18 @@ async def schemathesis(url: str, report: Path, *extra: str) -> tuple[int, str]:
     return proc.returncode or 0, out.decode(errors="replace")
 
 
-async def test_the_api_meets_its_schema(api_url: str, tmp_path: Path) -> None:
+# About 40 s on SQLite with every operation on an idle machine (the coverage phase's boundary
+# values are most of it), less on PostgreSQL; the CLI itself is stopped at RUN_DEADLINE_SECONDS.
+@pytest.mark.timeout(RUN_DEADLINE_SECONDS + 30)
+async def test_the_api_meets_its_schema(database_url: str, api_url: str, tmp_path: Path) -> None:
     # The server is real and answers (not schemathesis failing to connect).
     async with httpx.AsyncClient(base_url=api_url) as client:
         assert (await client.get("/api/v1/summary")).status_code == 200
-    code, out = await schemathesis(api_url, tmp_path / "report")
+    # Only /events reads the database for a request; every other operation answers from the
+    # state in memory, the same whatever the store: on PostgreSQL /events alone is run again.
+    extra = ("--include-path", "/api/v1/events") if database_url.startswith("postgres") else ()
+    code, out = await schemathesis(api_url, tmp_path / "report", *extra)
+    print(out[-3000:])  # shown with -s or on failure: the phases and their times
     assert code == 0, out[-20000:]
     assert "No issues found" in out or "passed" in out, out[-5000:]
 

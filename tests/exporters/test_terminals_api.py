@@ -215,6 +215,64 @@ async def test_terminals_filtered(district: District) -> None:
     assert await classrooms("school=K") == ["K-1"]
     await district.get(f"{API}/terminals?school=NOPE", status=404)
     await district.get(f"{API}/terminals?status=asleep", status=422)
+    # Several values of one filter: any of them.
+    assert await classrooms("status=online&status=unknown") == ["A-101", "A-103", "B-701"]
+    assert await classrooms("school=B&school=K") == ["B-701", "K-1"]
+    # A page at a time, with the total of every match on each page.
+    page = await district.get(f"{API}/terminals?status=offline&status=online&limit=2&offset=2")
+    assert [r["classroom"] for r in page["terminals"]] == ["A-103", "A-104"]
+    assert page["page"] == {"limit": 2, "offset": 2, "total": 5, "next_offset": 4}
+
+
+async def test_summary_counts_terminals(district: District) -> None:
+    body = await district.get(f"{API}/summary")
+    # A-101, A-103 online; A-102, A-104 offline in a lesson; K-1 shut down after its lessons
+    # (a kindergarten: none now); B-701 behind B's down uplink.
+    assert body["terminals"] == {
+        "total": 6,
+        "online": 2,
+        "offline_in_lesson": 2,
+        "off_schedule": 1,
+        "unknown": 1,
+    }
+    school_b = await district.get(f"{API}/summary?school=B")
+    assert school_b["terminals"] == {
+        "total": 1,
+        "online": 0,
+        "offline_in_lesson": 0,
+        "off_schedule": 0,
+        "unknown": 1,
+    }
+    district.clock.now = NIGHT
+    night = (await district.get(f"{API}/summary"))["terminals"]
+    # No lesson at night: A-102 and A-104 no longer count as in a lesson; B-701 stays unknown.
+    assert (night["offline_in_lesson"], night["off_schedule"], night["unknown"]) == (0, 3, 1)
+
+
+async def test_terminal_events_are_about_terminals(district: District) -> None:
+    """Terminal events were reported under ``switch``, and ``device=`` matched switches and
+    terminals alike; a terminal's events are now asked for as a terminal's."""
+    await district.runtime.collector.flush()
+    body = await district.get(f"{API}/events?device_kind=terminal&device=A-102")
+    kinds = [e["kind"] for e in body["events"]]
+    assert kinds == ["terminal_offline", "terminal_online"]
+    offline = body["events"][0]
+    assert (offline["device_kind"], offline["device"], offline["device_name"]) == (
+        "terminal",
+        "A-102",
+        "A-102",
+    )
+    assert (offline["school_name"], offline["classroom_name"]) == ("城关第一小学", "一年级(2)班")
+    assert offline["message"] == (
+        "城关第一小学 一年级(2)班（A-102） 终端 A-102 离线：连接中断或代理被终止（遗嘱消息）"
+    )
+    assert offline["message_en"].startswith("terminal A-102 is offline: its connection was lost")
+    assert offline["at"] == iso(local(MONDAY, "10:25"))
+    assert body["page"]["total"] == 2
+    # The id is a terminal's: as a switch's it is unknown.
+    await district.get(f"{API}/events?device=A-102", status=404)
+    every = await district.get(f"{API}/events?device_kind=terminal&limit=1000")
+    assert {e["device_kind"] for e in every["events"]} == {"terminal"}
 
 
 async def test_offline_classrooms_in_lesson_and_at_night(district: District) -> None:
@@ -534,6 +592,19 @@ async def test_outages_one_per_failure_with_names(district: District) -> None:
     await runtime.collector.flush()
     events = await district.get(f"{API}/events?kind=school_outage")
     assert [e["school"] for e in events["events"]].count("B") == 1
+    outage = by(events["events"], "school", "B")
+    # About the school, not the core switch its uplink hangs off.
+    assert (outage["device_kind"], outage["device"], outage["device_name"]) == (
+        "school",
+        "B",
+        "城关中学",
+    )
+    assert outage["message"].startswith("城关中学（B）上联中断")
+    assert outage["message_en"] == "school cut off"
+    same = await district.get(f"{API}/events?device_kind=school&device=B")
+    assert [e["kind"] for e in same["events"]] == ["school_outage"]
+    both = await district.get(f"{API}/outages?school=A&school=B&kind=school")
+    assert [o["school"] for o in both["outages"]] == ["B"]
 
 
 async def test_outages_become_notifications_with_names_and_lesson(district: District) -> None:

@@ -178,7 +178,8 @@ class SchoolConnectivity(_Out):
     """A school's link to the district network (docs/topology.md)."""
 
     state: Literal["ok", "uplink_down", "unreachable", "unknown"]
-    reason: str = Field(description="Chinese first, then English")
+    reason: str = Field(description="Why, in Chinese")
+    reason_en: str = Field(description="Why, in English")
     outage_since: datetime | None = Field(description="Start of its open outage, if any")
 
 
@@ -290,7 +291,8 @@ class Switch(_Out):
         description="As alerts see it: unreachable only when this switch is the root cause; "
         "unknown when its school is cut off or the switch above it is down"
     )
-    condition_reason: str
+    condition_reason: str = Field(description="Why, in Chinese")
+    condition_reason_en: str = Field(description="Why, in English")
 
 
 class SwitchList(_Out):

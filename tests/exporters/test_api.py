@@ -195,6 +195,10 @@ async def test_switches(client: httpx.AsyncClient) -> None:
     assert b["last_ok_at"] == "2024-09-01T08:00:00+08:00"
     assert b["last_poll_at"] == "2024-09-01T08:01:00+08:00"
     assert (b["name"], b["school_name"]) == ("sw-b", "第二中学")
+    assert (b["condition_reason"], b["condition_reason_en"]) == (
+        "交换机 sw-b 无响应",
+        "switch sw-b does not answer",
+    )
     assert (b["polls_ok"], b["polls_failed"]) == (1, 1)
     c = by(switches, "id", "sw-c")
     assert (c["status"], c["reachable"], c["last_poll_at"]) == ("never_polled", None, None)

@@ -580,6 +580,8 @@ async def test_outages_one_per_failure_with_names(district: District) -> None:
     schools = {row["code"]: row for row in (await district.get(f"{API}/schools"))["schools"]}
     assert schools["B"]["connectivity"]["state"] == "uplink_down"
     assert schools["B"]["connectivity"]["reason"].startswith("学校上联端口")
+    assert schools["B"]["connectivity"]["reason"] == "学校上联端口 core ge-0/0/2 已断开（down）"
+    assert schools["B"]["connectivity"]["reason_en"] == "uplink ge-0/0/2 on core is down"
     assert schools["B"]["connectivity"]["outage_since"] is not None
     assert schools["A"]["connectivity"]["state"] == "ok"
     summary = await district.get(f"{API}/summary")

@@ -104,6 +104,17 @@ def calendar_status(runtime: Runtime, now: float) -> s.CalendarStatus | None:
     )
 
 
+def zh_en(text: str) -> tuple[str, str]:
+    """A "中文 / English" text (as the topology writes its reasons) as (Chinese, English).
+
+    The English is the ASCII tail after the last "/ "; a text without one is both.
+    """
+    zh, sep, en = text.rpartition("/ ")
+    if not sep or not en.isascii() or not zh.strip():
+        return text, text
+    return zh.rstrip(), en.strip()
+
+
 def targets(runtime: Runtime) -> s.TargetProfile:
     """The bandwidth targets in force."""
     t = runtime.config.targets
@@ -205,9 +216,11 @@ def connectivity(runtime: Runtime, topo: Topology, code: str) -> s.SchoolConnect
     """Whether a school can be reached, and since when it has been cut off."""
     link = topo.schools[code]
     outage = runtime.outages.schools.get(code) if runtime.outages is not None else None
+    reason, reason_en = zh_en(link.reason)
     return s.SchoolConnectivity(
         state=link.connectivity.value,
-        reason=link.reason,
+        reason=reason,
+        reason_en=reason_en,
         outage_since=local_time(runtime, outage.started_at) if outage is not None else None,
     )
 
@@ -241,7 +254,8 @@ def switch(runtime: Runtime, dev: DeviceState, topo: Topology | None = None) -> 
         polls_failed=dev.polls_failed,
         interfaces=len(dev.interfaces),
         condition=view.condition.value,
-        condition_reason=view.reason,
+        condition_reason=zh_en(view.reason)[0],
+        condition_reason_en=zh_en(view.reason)[1],
     )
 
 

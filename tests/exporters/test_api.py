@@ -13,7 +13,14 @@ import pytest
 
 from edumon.exporters.api import create_app
 from edumon.runtime import Runtime
-from tests.fixtures.runtime import ALL_SECRETS, MQTT_PASSWORD, SECRETS, T0, build_runtime
+from tests.fixtures.runtime import (
+    ALL_SECRETS,
+    DISTRICT_TOML,
+    MQTT_PASSWORD,
+    SECRETS,
+    T0,
+    build_runtime,
+)
 
 API = "/api/v1"
 
@@ -528,3 +535,23 @@ async def test_no_secret_in_any_response(
         for secret in ALL_SECRETS:
             assert secret not in response.text, url
     assert statuses == {200, 404, 422}
+
+
+async def test_a_switch_name_shows_beside_its_id(tmp_path: Path) -> None:
+    toml = DISTRICT_TOML.replace(
+        'id = "core"\nhost = "127.0.0.10"', 'id = "core"\nname = "区中心核心"\nhost = "127.0.0.10"'
+    )
+    assert toml != DISTRICT_TOML
+    runtime = await build_runtime(tmp_path / "edumon.db", toml)
+    try:
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=create_app(runtime)), base_url="http://edumon.test"
+        ) as c:
+            core = by((await get_json(c, f"{API}/switches"))["switches"], "id", "core")
+            assert core["name"] == "区中心核心"
+            a = await get_json(c, f"{API}/schools/A")
+            assert (a["uplink"]["switch"], a["uplink"]["switch_name"]) == ("core", "区中心核心")
+            uplink = by(a["uplink"]["checks"], "check", "uplink_up")
+            assert uplink["switch_name"] == "区中心核心"
+    finally:
+        await runtime.store.aclose()

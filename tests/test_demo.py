@@ -107,7 +107,9 @@ def test_demo_shows_non_compliant_classrooms_and_a_reboot(
         return (json.loads(body)["events"] or None) if status == 200 else None
 
     events = wait_until("the reboot event", reboot, proc, deadline=90)
-    rebooted = events[0]["switch"]
+    assert events[0]["device_kind"] == "switch"
+    rebooted = events[0]["device"]
+    assert "已重启" in events[0]["message"]
     status, body = get(f"{base}/api/v1/switches")
     switches = {s["id"]: s for s in json.loads(body)["switches"]}
     assert switches[rebooted]["reboots"] >= 1

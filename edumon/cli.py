@@ -62,6 +62,7 @@ def _print_urls(runtime: Runtime, url: str) -> None:
         f"edumon {__version__}: {config.district.name} — {len(config.schools)} schools, "
         f"{len(config.switches)} switches, target profile {config.targets.profile}"
     )
+    click.echo(f"  状态页    {url}/  (status page)")
     click.echo(f"  API       {url}/api/v1/summary")
     click.echo(f"  schools   {url}/api/v1/schools")
     click.echo(f"  events    {url}/api/v1/events")

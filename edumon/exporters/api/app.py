@@ -22,6 +22,7 @@ from edumon.exporters.api.schools import schools_router
 from edumon.exporters.api.switches import switches_router
 from edumon.exporters.api.terminals import terminals_router
 from edumon.exporters.metrics import Exposition
+from edumon.exporters.web import install_status_page
 from edumon.runtime import Runtime
 
 # /readyz answers within this even if the database hangs (the store's own ping is shorter).
@@ -60,6 +61,7 @@ def create_app(runtime: Runtime, *, clock: Callable[[], float] = time.time) -> F
         outages_router(runtime),
     ):
         app.include_router(router, prefix=API_PREFIX)
+    install_status_page(app, runtime, views, clock)  # the HTML status page at /
 
     @app.get("/healthz", response_model=s.Health, tags=["health"])
     async def healthz() -> s.Health:

@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, Playwright, sync_playwright
 
+from edumon.exporters.web.pages import REFRESH_SECONDS
 from tests.fixtures.ports import free_tcp_port
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -226,6 +227,18 @@ def test_status_page_in_chromium_against_the_demo(demo: Demo, browser: Browser) 
         width = phone.evaluate("document.documentElement.scrollWidth")
         assert width <= PHONE["width"], f"{path} scrolls sideways on a phone ({width}px)"
         phone.screenshot(path=str(SCREENSHOTS / shot), full_page=True)
+
+    # The page refreshes itself in place (a wall screen is never reloaded by hand).
+    before = phone.locator(".generated time").inner_text()
+    phone.evaluate("document.getElementById('content').setAttribute('data-old', '1')")
+    phone.wait_for_function(
+        "t => !document.getElementById('content').hasAttribute('data-old')"
+        " && document.querySelector('.generated time').textContent !== t",
+        arg=before,
+        timeout=(REFRESH_SECONDS + 20) * 1000,
+    )
+    assert phone.locator("a.tile, .room").count() > 0
+    assert phone.locator("#live").inner_text() == f"每 {REFRESH_SECONDS} 秒刷新"
 
     assert watched.errors == []
     assert all(url.startswith(base + "/") for url in watched.requests), [

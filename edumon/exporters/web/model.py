@@ -14,7 +14,7 @@ from edumon.domain.checks import CheckName, CheckResult, Verdict
 from edumon.domain.models import Event, OperStatus
 from edumon.domain.quality import QualityWarning
 from edumon.domain.state import DeviceState, InterfaceState
-from edumon.domain.topology import Condition
+from edumon.domain.topology import Condition, Connectivity
 from edumon.exporters.api.mapping import known_port, local_time
 from edumon.exporters.api.per_school import SchoolNow
 from edumon.exporters.web import labels as L
@@ -53,7 +53,7 @@ def school_state(sc: SchoolNow) -> State:
     verdict = sc.compliance.verdict
     if verdict is Verdict.FAIL:
         return State.BELOW_TARGET
-    if verdict is Verdict.UNKNOWN or link.value == "unknown":
+    if verdict is Verdict.UNKNOWN or link is Connectivity.UNKNOWN:
         return State.UNKNOWN
     return State.OK
 
@@ -155,7 +155,7 @@ def uplink(runtime: Runtime, sc: SchoolNow) -> Uplink:
         out_bps=L.bits_per_second(iface.out_bps if iface is not None else None),
         # Said only when something is wrong: "正常 / uplink ... is up" adds nothing.
         reason=f"{link.connectivity.label}：{link.reason}"
-        if link.reason and link.connectivity.value != "ok"
+        if link.reason and link.connectivity is not Connectivity.OK
         else "",
     )
 

@@ -1180,8 +1180,10 @@ def _check_tokens(parsed: ConfigFile, schools: Mapping[str, SchoolConfig], repor
         for j, code in enumerate([token.school] if token.school else token.schools):
             if code not in schools:
                 where: Loc = (*key, "school") if token.school else (*key, "schools", j)
-                close = difflib.get_close_matches(code, list(schools), n=1)
-                hint = f"; did you mean {close[0]}?" if close else ""
+                # Codes differ by case more often than by letters ("cgzx" for "CGZX").
+                by_lower = {c.lower(): c for c in schools}
+                close = difflib.get_close_matches(code.lower(), list(by_lower), n=1)
+                hint = f"; did you mean {by_lower[close[0]]}?" if close else ""
                 report.error(where, f"没有代码为 {code} 的学校 / no school with code {code}{hint}")
 
 

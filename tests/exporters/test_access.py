@@ -241,3 +241,21 @@ async def test_no_token_is_ever_logged_or_answered(
     for token in TOKENS:  # ... without any token
         assert token not in caplog.text
         assert all(token not in body for body in bodies)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "&".join(f"f{i}=x" for i in range(50)),  # more fields than a login form has
+        "token=" + "x" * 9000,  # larger than a login form
+        "%ff%fe=%00",  # not UTF-8, a NUL
+    ],
+)
+async def test_a_malformed_login_form_is_refused_plainly(
+    http: httpx.AsyncClient, body: str
+) -> None:
+    answer = await http.post(
+        "/login", content=body, headers={"Content-Type": "application/x-www-form-urlencoded"}
+    )
+    assert answer.status_code in (400, 401)
+    assert "set-cookie" not in answer.headers

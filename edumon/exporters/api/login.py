@@ -143,7 +143,10 @@ def login_router(access: Access) -> APIRouter:
         if not length.isdigit() or int(length) > MAX_FORM_BYTES:
             return _form("/", '<p class="error">表单无效 / invalid form</p>', 400)
         body = await request.body()
-        fields = parse_qs(body.decode("utf-8", "replace"), max_num_fields=8)
+        try:
+            fields = parse_qs(body.decode("utf-8", "replace"), max_num_fields=8)
+        except ValueError:  # more fields than a login form has
+            return _form("/", '<p class="error">表单无效 / invalid form</p>', 400)
         token = (fields.get("token") or [""])[0].strip()
         next_ = safe_next((fields.get("next") or ["/"])[0])
         principal = access.principal_for(token)

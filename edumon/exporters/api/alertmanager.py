@@ -25,11 +25,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from fastapi import APIRouter, Header, HTTPException
+from fastapi import APIRouter, Depends, Header, HTTPException
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from edumon.domain.alerts import Alert, AlertStatus
 from edumon.domain.schedule import Place, lesson_at
+from edumon.exporters.api.access import require_district
 from edumon.ports import NotifierView
 from edumon.runtime import Runtime
 
@@ -204,8 +205,11 @@ def receiver_router(
         response_model=ReceiverReply,
         responses={
             401: {"description": "The bearer token is missing or wrong"},
+            403: {"description": "A school's API token: only the district may send alerts"},
             503: {"description": "No [notify] channels are configured"},
         },
+        # Without a receiver token of its own, the API's tokens guard it: a district's only.
+        dependencies=[Depends(require_district)],
     )
     async def alertmanager_webhook(
         body: AmWebhook, authorization: str | None = Header(default=None)

@@ -5,16 +5,19 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 from prometheus_client.exposition import choose_encoder
 
 from edumon.exporters import schemas as s
+from edumon.exporters.api.access import Access, AccessMiddleware, security_scheme
 from edumon.exporters.api.alertmanager import alertmanager_router
 from edumon.exporters.api.availability import availability_router
 from edumon.exporters.api.district import district_router
 from edumon.exporters.api.events import events_router
+from edumon.exporters.api.login import login_router
 from edumon.exporters.api.lookup import API_PREFIX
 from edumon.exporters.api.outages import outages_router
 from edumon.exporters.api.per_school import SchoolsNow
@@ -44,6 +47,12 @@ def create_app(runtime: Runtime, *, clock: Callable[[], float] = time.time) -> F
         summary="Status of a district's school network links against its bandwidth targets",
         version="1",
     )
+    # Who each request is (tokens, status-page logins): docs/access.md.
+    access = Access.from_config(runtime.config)
+    app.state.access = access
+    runtime.access = access
+    app.add_middleware(AccessMiddleware, access=access)
+    app.include_router(login_router(access))
     exposition = Exposition(runtime, clock=clock)
     app.state.exposition = exposition  # the daemon keeps it fresh (Exposition.keep_fresh)
     # Each school's results, computed per school and kept until that school changes.
@@ -102,4 +111,17 @@ def create_app(runtime: Runtime, *, clock: Callable[[], float] = time.time) -> F
 
         return StreamingResponse(body(), media_type=content_type)
 
+    if access.enabled:
+        app.openapi = _with_security(app)  # type: ignore[method-assign]
     return app
+
+
+def _with_security(app: FastAPI) -> Callable[[], dict[str, Any]]:
+    plain = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = security_scheme(plain())
+        return app.openapi_schema
+
+    return openapi

@@ -103,6 +103,7 @@ class ProcessCollector:
         families.extend(self._mqtt())
         families.extend(self._notify())
         families.extend(self._gc())
+        families.extend(self._access())
         for family in families:
             yield family.metric if isinstance(family, _Family) else family
 
@@ -391,6 +392,21 @@ class ProcessCollector:
         for generation, hist in enumerate(pauses.by_generation):
             _observe(family, hist, str(generation))
         yield family
+
+    def _access(self) -> Iterator[_Family]:
+        access = self._runtime.access
+        if access is None:
+            return
+        failures = _counter(
+            "edumon_api_auth_failures",
+            "Requests to the API, status page or /metrics refused, by reason: missing (no "
+            "token), invalid (a token that matches none), expired (an ended status-page "
+            "login), forbidden (a school's token on a district-only route).",
+            "reason",
+        )
+        for reason, count in access.failures.items():
+            failures.add(count, reason=reason)
+        yield failures
 
 
 def _observe(family: HistogramMetricFamily, hist: DurationHistogram, *labels: str) -> None:

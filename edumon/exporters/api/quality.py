@@ -12,7 +12,7 @@ from edumon.domain.quality import KINDS, QualityKind, QualityWarning
 from edumon.exporters.api.access import visible_schools
 from edumon.exporters.api.lookup import API_PREFIX
 from edumon.exporters.api.mapping import local_time
-from edumon.exporters.api.queries import DEFAULT_LIMIT, Limit, Offset, page_of
+from edumon.exporters.api.queries import DEFAULT_LIMIT, Limit, Offset, invalid, page_of
 from edumon.exporters.quality_schemas import QualityCounts, QualityList, QualityWarningOut
 from edumon.quality_view import data_quality
 from edumon.runtime import Runtime
@@ -100,6 +100,8 @@ def quality_router(runtime: Runtime, clock: Callable[[], float]) -> APIRouter:
         known = runtime.state.inventory.schools
         if school:
             for code in school:
+                if "\x00" in code:
+                    invalid("school", code, "NUL 字符无效 / school must not contain NUL bytes")
                 if code not in known or (visible is not None and code not in visible):
                     raise HTTPException(
                         404,

@@ -34,8 +34,10 @@ from edumon.views import local_date, midnight
 from edumon.wire import KIND_HEARTBEAT, KIND_STATUS
 from edumon.wire import REASONS as WIRE_REASONS
 
-_QUALITY_EVERY_SECONDS = 5.0
-"""How often edumon_data_quality_warnings is worked out again (a scrape in between reuses it)."""
+_QUALITY_EVERY_SECONDS = 60.0
+"""edumon_data_quality_warnings is worked out again at most once a poll interval (and at
+least once a minute): a warning needs a poll interval to be one, and the checks walk every
+classroom of the district; the scrapes in between reuse the counts."""
 # Reasons the collector drops data for; rendered at 0 from the start so that
 # increase(...) sees the first drop (a series that appears at 1 has no increase).
 _DROP_REASONS = (
@@ -181,7 +183,8 @@ class ProcessCollector:
     def _quality(self) -> Iterator[_Family]:
         # Worked out at most every few seconds: it walks every classroom of the district.
         now = self._clock()
-        if self._quality_memo is None or now - self._quality_memo[0] >= _QUALITY_EVERY_SECONDS:
+        every = min(_QUALITY_EVERY_SECONDS, self._runtime.config.polling.interval_seconds)
+        if self._quality_memo is None or now - self._quality_memo[0] >= every:
             counts = Counter((w.school, w.kind) for w in data_quality(self._runtime, now=now))
             self._quality_memo = (now, counts)
         warnings = _gauge(

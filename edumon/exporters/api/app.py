@@ -21,6 +21,7 @@ from edumon.exporters.api.login import login_router
 from edumon.exporters.api.lookup import API_PREFIX
 from edumon.exporters.api.outages import outages_router
 from edumon.exporters.api.per_school import SchoolsNow
+from edumon.exporters.api.quality import quality_router
 from edumon.exporters.api.schools import schools_router
 from edumon.exporters.api.switches import switches_router
 from edumon.exporters.api.terminals import terminals_router
@@ -68,6 +69,7 @@ def create_app(runtime: Runtime, *, clock: Callable[[], float] = time.time) -> F
         availability_router(runtime, clock),
         alertmanager_router(runtime),
         outages_router(runtime),
+        quality_router(runtime, clock),
     ):
         app.include_router(router, prefix=API_PREFIX)
     install_status_page(app, runtime, views, clock)  # the HTML status page at /

@@ -159,8 +159,10 @@ def calls(app: FastAPI, schema: dict[str, Any]) -> Iterator[Call]:
             url, in_path = _fill(path)
             yield (page_call := Call(method, path, url, {}, in_path, page=True))
             yield from _shared(page_call)
-            if not in_path and method == "GET":  # a page that may take a school filter
-                yield Call(method, path, url, {"school": OTHER["school"]}, True, page=True)
+            if not in_path and method == "GET":
+                # A page given another school's code in its query: it may refuse, or ignore
+                # the filter and show school A's own data, never B's.
+                yield Call(method, path, url, {"school": OTHER["school"]}, False, page=True)
 
 
 def other_schools_in(body: Any, where: str = "") -> list[str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import ipaddress
 import logging
 import socket
 import time
@@ -64,6 +65,26 @@ def bind_listener(listen: str, *, fallback_to_free_port: bool = False) -> socket
     sock.listen(128)
     sock.setblocking(False)
     return sock
+
+
+def check_exposure(config: Config, sock: socket.socket) -> None:
+    """Refuse to serve an API without tokens anywhere but on loopback (docs/access.md).
+
+    Checked on the bound socket, so a host name is judged by the address it resolved to.
+
+    Raises:
+        ConfigError: no ``[[api.tokens]]`` and the socket is not on a loopback address.
+    """
+    host = sock.getsockname()[0]
+    if config.api.tokens or ipaddress.ip_address(host.split("%")[0]).is_loopback:
+        return
+    raise ConfigError(
+        f"api.listen: 未配置访问令牌时只能监听本机回环地址（如 127.0.0.1:9310），否则任何人都能"
+        f"读取所有学校的数据；请在 [[api.tokens]] 中配置令牌（见 docs/access.md），或改为监听 "
+        f"127.0.0.1 / without [[api.tokens]] edumon serves its API on loopback only "
+        f"(e.g. 127.0.0.1:9310): {host} would let anyone on the network read every school; "
+        f"configure tokens (docs/access.md) or listen on 127.0.0.1"
+    )
 
 
 def url_of(sock: socket.socket) -> str:
@@ -140,6 +161,18 @@ async def run(
     schedule = config.schedule.schedule()
     external = _mqtt_settings(config, None) if config.mqtt.broker == "external" else None
     sock = sock if sock is not None else bind_listener(config.api.listen)
+    try:
+        check_exposure(config, sock)
+    except ConfigError:
+        sock.close()
+        raise
+    open_metrics = config.metrics.token_hash is None and config.metrics.token_env is None
+    if open_metrics and any(t.role == "school" for t in config.api.tokens):
+        log.warning(
+            "/metrics 未设令牌，学校令牌的持有者也能读取所有学校的指标；请设置 "
+            "[metrics] token_env (/metrics has no token: anyone who reaches it, a school "
+            "included, reads every school's series; set [metrics] token_env or token_hash)"
+        )
     log.info("storage: %s", config.storage.display_url)
     pauses = GcPauses()
     thresholds = gc.get_threshold()

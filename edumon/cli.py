@@ -1,4 +1,4 @@
-"""The `edumon` command: run, demo, check-config."""
+"""The `edumon` command: run, demo, check-config, token."""
 
 from __future__ import annotations
 
@@ -62,6 +62,7 @@ def _print_urls(runtime: Runtime, url: str) -> None:
         f"edumon {__version__}: {config.district.name} — {len(config.schools)} schools, "
         f"{len(config.switches)} switches, target profile {config.targets.profile}"
     )
+    click.echo(f"  状态页    {url}/  (status page)")
     click.echo(f"  API       {url}/api/v1/summary")
     click.echo(f"  schools   {url}/api/v1/schools")
     click.echo(f"  events    {url}/api/v1/events")
@@ -139,6 +140,41 @@ def _calendar_line(config: Config) -> str:
         f"调休 known until {until.isoformat() if until is not None else '-'}"
         + (f"; {coverage.missing_year} missing: see the warning logged" if coverage.warning else "")
     )
+
+
+@main.group("token")
+def token_group() -> None:
+    """API tokens for [[api.tokens]] and [metrics] (docs/access.md)."""
+
+
+@token_group.command("new")
+def token_new() -> None:
+    """Print a new random token and the token_hash to configure for it.
+
+    Give the token to its holder (a school administrator, Prometheus); write only the hash
+    in the configuration.
+    """
+    from edumon.tokens import hash_token, new_token
+
+    token = new_token()
+    click.echo(f"token      = {token}")
+    click.echo(f'token_hash = "{hash_token(token)}"')
+
+
+@token_group.command("hash")
+def token_hash() -> None:
+    """Read a token from standard input and print its token_hash.
+
+    Example: edumon token hash < school-token.txt
+    """
+    from edumon.tokens import hash_token, token_problem
+
+    token = sys.stdin.readline().strip()
+    problem = token_problem(token)
+    if problem is not None:
+        click.echo(problem, err=True)
+        sys.exit(2)
+    click.echo(f'token_hash = "{hash_token(token)}"')
 
 
 @main.command("run")

@@ -32,6 +32,8 @@ from edumon.domain.terminals import TerminalInventory, heartbeat_timeout
 from edumon.errors import ConfigError
 from edumon.notify_config import NotifyConfig
 from edumon.schedule_config import ScheduleConfig, SchoolKind
+from edumon.tokens import digest as token_digest
+from edumon.tokens import parse_hash, token_problem
 from edumon.toml_positions import Loc, TomlPositions
 
 DEFAULT_LISTEN = "127.0.0.1:9310"
@@ -317,8 +319,84 @@ def _is_ip(text: str, *, version: int) -> bool:
         return False
 
 
+def _token_digest(token_hash: SecretStr | None, token_env: str | None) -> bytes:
+    """The SHA-256 digest of a token given hashed or by environment variable (docs/access.md)."""
+    if (token_hash is None) == (token_env is None):
+        raise KeyProblem(
+            "token_hash",
+            "请给出 token_hash 或 token_env 之一 / give either token_hash or token_env",
+        )
+    if token_hash is not None:
+        try:
+            return parse_hash(token_hash.get_secret_value())
+        except ValueError as exc:
+            raise KeyProblem("token_hash", str(exc)) from None
+    assert token_env is not None
+    if token_env not in os.environ:
+        raise KeyProblem(
+            "token_env",
+            f"环境变量 {token_env} 未设置 / environment variable {token_env} "
+            "(named by token_env) is not set",
+        )
+    token = os.environ[token_env].strip()
+    problem = token_problem(token)
+    if problem is not None:
+        raise KeyProblem("token_env", f"{token_env}: {problem}")
+    return token_digest(token)
+
+
+class ApiToken(_Strict):
+    """One API token (``[[api.tokens]]``): who it is, what it may see, and its secret."""
+
+    name: Id
+    """Shown in logs and the page's header, never the token itself."""
+    role: Literal["district", "school"]
+    """district: every school; school: only ``school`` (or ``schools``)."""
+    school: Id | None = None
+    schools: list[Id] = Field(default_factory=list)
+    """For one person in charge of several schools (a 中心校 and its 村小); or ``school``."""
+    token_hash: SecretStr | None = None
+    """``sha256:`` and 64 hex digits, from ``edumon token hash`` or ``edumon token new``."""
+    token_env: str | None = None
+    """An environment variable holding the token itself (hashed in memory at start)."""
+
+    @model_validator(mode="after")
+    def _complete(self) -> ApiToken:
+        if self.role == "district" and (self.school is not None or self.schools):
+            key = "school" if self.school is not None else "schools"
+            raise KeyProblem(
+                key,
+                "区县角色可见所有学校，不能指定学校 / a district role sees every school; "
+                'remove it, or use role = "school"',
+            )
+        if self.role == "school" and (self.school is None) == (not self.schools):
+            raise KeyProblem(
+                "school" if self.school is not None else "role",
+                '学校角色需要 school = "代码"（或 schools = [...]）之一 / a school role needs '
+                'school = "CODE" (or schools = [...]), one of them',
+            )
+        _token_digest(self.token_hash, self.token_env)  # refuses a bad one at load time
+        return self
+
+    @property
+    def school_codes(self) -> frozenset[str] | None:
+        """The schools this token sees; None for all (the district role)."""
+        if self.role == "district":
+            return None
+        return frozenset(self.schools or ([self.school] if self.school else []))
+
+    def digest(self) -> bytes:
+        """The SHA-256 digest requests are checked against (read from the environment anew)."""
+        return _token_digest(self.token_hash, self.token_env)
+
+
 class ApiConfig(_Strict):
     listen: str = DEFAULT_LISTEN
+    tokens: list[ApiToken] = Field(default_factory=list)
+    """Without tokens the API answers anyone, so ``listen`` must then be a loopback address."""
+    session_hours: float = Field(12.0, gt=0, le=24 * 90)
+    """A status-page login lasts this long after its last request (an open page that refreshes
+    itself stays logged in); a restart of edumon ends every login."""
 
     @field_validator("listen")
     @classmethod
@@ -456,6 +534,23 @@ class MetricsConfig(_Strict):
     refresh_seconds: float = Field(1.0, ge=0, le=60)
     """How often the exposition is rendered in the background; a scrape serves that rendering
     while it is at most twice this old. 0: each scrape renders what changed itself."""
+    token_hash: SecretStr | None = None
+    """/metrics wants ``Authorization: Bearer`` with this token (or a district API token);
+    ``sha256:`` and 64 hex digits, as for ``[[api.tokens]]``. Neither key: /metrics is open."""
+    token_env: str | None = None
+    """An environment variable holding the /metrics token itself."""
+
+    @model_validator(mode="after")
+    def _token(self) -> MetricsConfig:
+        if self.token_hash is not None or self.token_env is not None:
+            _token_digest(self.token_hash, self.token_env)
+        return self
+
+    def token_digest(self) -> bytes | None:
+        """The /metrics token's SHA-256 digest, or None when /metrics is open."""
+        if self.token_hash is None and self.token_env is None:
+            return None
+        return _token_digest(self.token_hash, self.token_env)
 
 
 class InventoryConfig(_Strict):
@@ -1045,6 +1140,7 @@ def _resolve(parsed: ConfigFile, report: _Report) -> Config:
     ) + parsed.notify.unknown_references(schools):
         path, _, message = problem.partition(": ")
         report.error(_parse_key_path(path), message)
+    _check_tokens(parsed, schools, report)
     return Config(
         parsed.district,
         targets,
@@ -1060,6 +1156,40 @@ def _resolve(parsed: ConfigFile, report: _Report) -> Config:
         alerting=parsed.alerting,
         metrics=parsed.metrics,
     )
+
+
+def _check_tokens(parsed: ConfigFile, schools: Mapping[str, SchoolConfig], report: _Report) -> None:
+    """Token names are unique, each token is given once, and names configured schools."""
+    names: dict[str, int] = {}
+    digests: dict[bytes, str] = {}
+    metrics = parsed.metrics.token_digest()
+    if metrics is not None:
+        digests[metrics] = "metrics.token"
+    for i, token in enumerate(parsed.api.tokens):
+        key: Loc = ("api", "tokens", i)
+        first = names.setdefault(token.name, i)
+        if first != i:
+            report.error(
+                (*key, "name"),
+                f"令牌名 {token.name} 重复（api.tokens[{first}]） / "
+                f"token name {token.name} is already used by api.tokens[{first}]",
+            )
+        other = digests.setdefault(token.digest(), f"api.tokens[{i}]")
+        if other != f"api.tokens[{i}]":
+            secret_key = "token_hash" if token.token_hash is not None else "token_env"
+            report.error(
+                (*key, secret_key),
+                f"与 {other} 是同一个令牌；每个角色用自己的令牌 / the same token as {other}; "
+                "give each its own (edumon token new)",
+            )
+        for j, code in enumerate([token.school] if token.school else token.schools):
+            if code not in schools:
+                where: Loc = (*key, "school") if token.school else (*key, "schools", j)
+                # Codes differ by case more often than by letters ("cgzx" for "CGZX").
+                by_lower = {c.lower(): c for c in schools}
+                close = difflib.get_close_matches(code.lower(), list(by_lower), n=1)
+                hint = f"; did you mean {by_lower[close[0]]}?" if close else ""
+                report.error(where, f"没有代码为 {code} 的学校 / no school with code {code}{hint}")
 
 
 def _upstream_problems(configured: list[SwitchConfig], switches: dict[str, Switch]) -> list[str]:

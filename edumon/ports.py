@@ -69,3 +69,10 @@ class NotifierView(Protocol):
     def reject(self, reason: str, count: int = 1) -> None:
         """Count alerts a source could not turn into an Alert."""
         ...
+
+
+class AccessView(Protocol):
+    """The API's access control (edumon.exporters.api.access): refused requests by reason."""
+
+    @property
+    def failures(self) -> Mapping[str, int]: ...

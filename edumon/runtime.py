@@ -12,7 +12,7 @@ from edumon.domain.schedule import NationalCalendar, Schedule
 from edumon.domain.state import NetworkState
 from edumon.domain.terminals import TerminalsState
 from edumon.gcpauses import GcPauses
-from edumon.ports import IngestView, NotifierView, PollerView
+from edumon.ports import AccessView, IngestView, NotifierView, PollerView
 
 if TYPE_CHECKING:
     from edumon.store.repository import Store
@@ -47,3 +47,6 @@ class Runtime:
     """Open school and classroom outages (edumon.outage_watch keeps it current)."""
     gc_pauses: GcPauses | None = None
     """Garbage-collection pauses of the daemon's process (edumon_gc_pause_seconds)."""
+    access: AccessView | None = None
+    """The API's tokens and logins (set by the app); its refusals feed
+    edumon_api_auth_failures_total."""

@@ -28,6 +28,11 @@ for bin in "${!PACKAGE_OF[@]}"; do
   command -v "$bin" >/dev/null 2>&1 || [ -x "/usr/sbin/$bin" ] || [ -x "/usr/bin/$bin" ] \
     || missing+=("${PACKAGE_OF[$bin]}")
 done
+# A Chinese font, so that the status page's screenshots (test-artifacts/screenshots/) show the
+# schools' names (chromium draws boxes without one; the page itself uses the viewer's fonts).
+if ! command -v fc-list >/dev/null 2>&1 || [ -z "$(fc-list :lang=zh family 2>/dev/null)" ]; then
+  missing+=(fonts-wqy-microhei)
+fi
 if [ ${#missing[@]} -gt 0 ]; then
   echo "== installing system packages: ${missing[*]}"
   $SUDO apt-get update -q

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
@@ -12,18 +13,22 @@ from fastapi_offline import FastAPIOffline
 from prometheus_client.exposition import choose_encoder
 
 from edumon.exporters import schemas as s
+from edumon.exporters.api.access import Access, AccessMiddleware, security_scheme
 from edumon.exporters.api.alertmanager import alertmanager_router
 from edumon.exporters.api.availability import availability_router
 from edumon.exporters.api.district import district_router
 from edumon.exporters.api.events import events_router
 from edumon.exporters.api.guard import RejectNul, document_no_nul
+from edumon.exporters.api.login import login_router
 from edumon.exporters.api.lookup import API_PREFIX
 from edumon.exporters.api.outages import outages_router
 from edumon.exporters.api.per_school import SchoolsNow
+from edumon.exporters.api.quality import quality_router
 from edumon.exporters.api.schools import schools_router
 from edumon.exporters.api.switches import switches_router
 from edumon.exporters.api.terminals import terminals_router
 from edumon.exporters.metrics import Exposition
+from edumon.exporters.web import install_status_page
 from edumon.runtime import Runtime
 
 # /readyz answers within this even if the database hangs (the store's own ping is shorter).
@@ -53,6 +58,13 @@ def create_app(runtime: Runtime, *, clock: Callable[[], float] = time.time) -> F
         # Swagger UI would send the schema to an online validator and show its badge.
         swagger_ui_parameters={"validatorUrl": None},
     )
+    # Who each request is (tokens, status-page logins): docs/access.md.
+    access = Access.from_config(runtime.config)
+    app.state.access = access
+    runtime.access = access
+    app.add_middleware(AccessMiddleware, access=access)
+    app.include_router(login_router(access))
+    # Outermost: a NUL in the path or query is refused before anything reads the request.
     app.add_middleware(RejectNul)
     document_no_nul(app)
     exposition = Exposition(runtime, clock=clock)
@@ -70,8 +82,10 @@ def create_app(runtime: Runtime, *, clock: Callable[[], float] = time.time) -> F
         availability_router(runtime, clock),
         alertmanager_router(runtime),
         outages_router(runtime),
+        quality_router(runtime, clock),
     ):
         app.include_router(router, prefix=API_PREFIX)
+    install_status_page(app, runtime, views, clock)  # the HTML status page at /
 
     @app.get("/healthz", response_model=s.Health, tags=["health"])
     async def healthz() -> s.Health:
@@ -112,4 +126,17 @@ def create_app(runtime: Runtime, *, clock: Callable[[], float] = time.time) -> F
 
         return StreamingResponse(body(), media_type=content_type)
 
+    if access.enabled:
+        app.openapi = _with_security(app)  # type: ignore[method-assign]
     return app
+
+
+def _with_security(app: FastAPI) -> Callable[[], dict[str, Any]]:
+    plain = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = security_scheme(plain())
+        return app.openapi_schema
+
+    return openapi

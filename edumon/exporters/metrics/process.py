@@ -9,6 +9,7 @@ per-school and per-classroom families are cached (``edumon.exporters.metrics.exp
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -27,11 +28,16 @@ from edumon.domain.models import EventKind
 from edumon.domain.terminals import IGNORED_REASONS
 from edumon.exporters.metrics.entities import mbps_to_bytes
 from edumon.exporters.notify import notify_families
+from edumon.quality_view import data_quality
 from edumon.runtime import Runtime
 from edumon.views import local_date, midnight
 from edumon.wire import KIND_HEARTBEAT, KIND_STATUS
 from edumon.wire import REASONS as WIRE_REASONS
 
+_QUALITY_EVERY_SECONDS = 60.0
+"""edumon_data_quality_warnings is worked out again at most once a poll interval (and at
+least once a minute): a warning needs a poll interval to be one, and the checks walk every
+classroom of the district; the scrapes in between reuse the counts."""
 # Reasons the collector drops data for; rendered at 0 from the start so that
 # increase(...) sees the first drop (a series that appears at 1 has no increase).
 _DROP_REASONS = (
@@ -91,18 +97,21 @@ class ProcessCollector:
         self._runtime = runtime
         self._poll_durations = poll_durations
         self._clock = clock
+        self._quality_memo: tuple[float, Counter[tuple[str, str]]] | None = None
 
     def collect(self) -> Iterable[Metric]:
         families: list[_Family | Metric] = []
         families.extend(self._district())
         families.extend(self._outages())
         families.extend(self._terminals())
+        families.extend(self._quality())
         families.extend(self._calendar(self._clock()))
         families.extend(self._collector())
         families.extend(self._snmp())
         families.extend(self._mqtt())
         families.extend(self._notify())
         families.extend(self._gc())
+        families.extend(self._access())
         for family in families:
             yield family.metric if isinstance(family, _Family) else family
 
@@ -171,6 +180,25 @@ class ProcessCollector:
         )
         messages.add(self._runtime.collector.stats.terminal_messages_total)
         yield from (unknown, ignored, messages)
+
+    def _quality(self) -> Iterator[_Family]:
+        # Worked out at most every few seconds: it walks every classroom of the district.
+        now = self._clock()
+        every = min(_QUALITY_EVERY_SECONDS, self._runtime.config.polling.interval_seconds)
+        if self._quality_memo is None or now - self._quality_memo[0] >= every:
+            counts = Counter((w.school, w.kind) for w in data_quality(self._runtime, now=now))
+            self._quality_memo = (now, counts)
+        warnings = _gauge(
+            "edumon_data_quality_warnings",
+            "Data-quality warnings by school and kind: where the switches and terminals "
+            "contradict the inventory (GET /api/v1/data-quality names the rows to fix); "
+            "absent for a school and kind without any.",
+            "school",
+            "kind",
+        )
+        for (school, kind), count in sorted(self._quality_memo[1].items()):
+            warnings.add(count, school=school, kind=kind)
+        yield warnings
 
     def _calendar(self, now: float) -> Iterator[_Family]:
         calendar = self._runtime.calendar
@@ -391,6 +419,21 @@ class ProcessCollector:
         for generation, hist in enumerate(pauses.by_generation):
             _observe(family, hist, str(generation))
         yield family
+
+    def _access(self) -> Iterator[_Family]:
+        access = self._runtime.access
+        if access is None:
+            return
+        failures = _counter(
+            "edumon_api_auth_failures",
+            "Requests to the API, status page or /metrics refused, by reason: missing (no "
+            "token), invalid (a token that matches none), expired (an ended status-page "
+            "login), forbidden (a school's token on a district-only route).",
+            "reason",
+        )
+        for reason, count in access.failures.items():
+            failures.add(count, reason=reason)
+        yield failures
 
 
 def _observe(family: HistogramMetricFamily, hist: DurationHistogram, *labels: str) -> None:

@@ -555,3 +555,14 @@ async def test_a_switch_name_shows_beside_its_id(tmp_path: Path) -> None:
             assert uplink["switch_name"] == "区中心核心"
     finally:
         await runtime.store.aclose()
+
+
+async def test_a_long_unknown_code_is_not_repeated_whole(client: httpx.AsyncClient) -> None:
+    code = "x" * 5000
+    for url in (
+        f"{API}/schools/{code}",
+        f"{API}/events?school={code}",
+        f"{API}/events?device_kind=terminal&device={code}",
+    ):
+        body = await get_json(client, url, status=404)
+        assert len(body["detail"]) < 400

@@ -18,6 +18,7 @@ from edumon.exporters.api import mapping as m
 from edumon.exporters.api.access import visible_schools
 from edumon.exporters.api.lookup import (
     API_PREFIX,
+    MAX_SHOWN,
     Visible,
     classroom_school,
     not_found,
@@ -104,16 +105,17 @@ def events_router(runtime: Runtime, views: SchoolsNow) -> APIRouter:
             ref = classroom_school(runtime, device)
             if ref is None or (visible is not None and ref.code not in visible):
                 not_found(
-                    f"没有编号为 {device!r} 的教室",
-                    f"no classroom with id {device!r}; "
+                    f"没有编号为 {device[:MAX_SHOWN]!r} 的教室",
+                    f"no classroom with id {device[:MAX_SHOWN]!r}; "
                     f"GET {API_PREFIX}/schools/{{code}} lists them",
                 )
             return device, [ref.code]
         schools = visible_codes(terminal_schools(runtime, device), visible)
         if not schools:
             not_found(
-                f"没有编号为 {device!r} 的终端",
-                f"no terminal with id {device!r}; GET {API_PREFIX}/terminals lists them",
+                f"没有编号为 {device[:MAX_SHOWN]!r} 的终端",
+                f"no terminal with id {device[:MAX_SHOWN]!r}; "
+                f"GET {API_PREFIX}/terminals lists them",
             )
         return device, schools
 

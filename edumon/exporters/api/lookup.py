@@ -23,6 +23,9 @@ log = logging.getLogger(__name__)
 
 API_PREFIX = "/api/v1"
 
+MAX_SHOWN = 64
+"""At most this many characters of a code a request named are repeated in its 404."""
+
 Visible = frozenset[str] | None
 """The schools a request may see (``access.visible_schools``); None: every school."""
 
@@ -50,8 +53,8 @@ def school_or_404(runtime: Runtime, code: str, visible: Visible = None) -> Schoo
     school = runtime.state.inventory.schools.get(code)
     if school is None or not _may_see(visible, code):
         not_found(
-            f"没有代码为 {code!r} 的学校",
-            f"no school with code {code!r}; GET {API_PREFIX}/schools lists them",
+            f"没有代码为 {code[:MAX_SHOWN]!r} 的学校",
+            f"no school with code {code[:MAX_SHOWN]!r}; GET {API_PREFIX}/schools lists them",
         )
     return school
 
@@ -107,8 +110,8 @@ def switch_or_404(
     dev = runtime.state.devices.get(switch_id)
     if dev is None or not switch_visible(runtime, views, switch_id, visible):
         not_found(
-            f"没有编号为 {switch_id!r} 的交换机",
-            f"no switch with id {switch_id!r}; GET {API_PREFIX}/switches lists them",
+            f"没有编号为 {switch_id[:MAX_SHOWN]!r} 的交换机",
+            f"no switch with id {switch_id[:MAX_SHOWN]!r}; GET {API_PREFIX}/switches lists them",
         )
     return dev
 

@@ -1,4 +1,4 @@
-"""The store's report queries: daily availability rows.
+"""The store's report queries: the daily availability roll-up and the monitoring runs.
 
 Availability itself is computed from the TERMINAL_ONLINE/OFFLINE events (edumon.reports), not
 from heartbeat samples: those are thinned to one per terminal per 5 minutes (docs/storage.md).
@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from datetime import date
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from edumon.store import tables as t
 from edumon.store.base import StoreBase
 from edumon.store.protocol import ClassroomAvailability
-from edumon.store.timestamps import from_db
+from edumon.store.timestamps import from_db, to_db
 
 
 class StoreReports(StoreBase):
@@ -26,7 +26,7 @@ class StoreReports(StoreBase):
         school: str | None = None,
         classroom: str | None = None,
     ) -> list[ClassroomAvailability]:
-        """Daily availability for days in [since_day, until_day), ordered by day and classroom.
+        """Daily roll-up rows for days in [since_day, until_day), ordered by day and classroom.
 
         Raises:
             StoreError: the database failed.
@@ -45,12 +45,57 @@ class StoreReports(StoreBase):
                 day=r.day,
                 school=r.school,
                 classroom=r.classroom,
-                scheduled_minutes=r.scheduled_minutes,
-                online_minutes=r.online_minutes,
-                scheduled_lessons=r.scheduled_lessons,
-                lessons_with_terminal_on=r.lessons_with_terminal_on,
+                terminal=r.terminal,
+                lesson_seconds=r.lesson_seconds,
+                monitored_seconds=r.monitored_seconds,
+                online_seconds=r.online_seconds,
+                lessons=r.lessons,
+                lessons_monitored=r.lessons_monitored,
+                lessons_used=r.lessons_used,
+                terminal_days=r.terminal_days,
+                terminal_days_monitored=r.terminal_days_monitored,
+                terminals_on=r.terminals_on,
                 switched_on=bool(r.switched_on),
                 computed_at=from_db(r.computed_at),
             )
             for r in rows
         ]
+
+    async def rolled_up_days(self, since_day: date, until_day: date) -> set[date]:
+        """The days in [since_day, until_day) with at least one roll-up row.
+
+        Raises:
+            StoreError: the database failed.
+        """
+        c = t.classroom_availability_daily.c
+        query = select(c.day).where(c.day >= since_day, c.day < until_day).distinct()
+        async with self._guard("reading rolled-up days"), self._engine.connect() as conn:
+            return {r.day for r in (await conn.execute(query)).all()}
+
+    async def monitor_runs(self, since: float, until: float) -> list[tuple[float, float]]:
+        """When edumon was monitoring: (start, last known alive) of the runs overlapping
+        [since, until), oldest first.
+
+        Raises:
+            StoreError: the database failed.
+        """
+        c = t.monitor_runs.c
+        query = (
+            select(c.started_at, c.alive_until)
+            .where(c.started_at < to_db(until), c.alive_until >= to_db(since))
+            .order_by(c.started_at)
+        )
+        async with self._guard("reading monitoring runs"), self._engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return [(from_db(r.started_at), from_db(r.alive_until)) for r in rows]
+
+    async def first_run_started(self) -> float | None:
+        """When the first recorded monitoring run started; None before any.
+
+        Raises:
+            StoreError: the database failed.
+        """
+        query = select(func.min(t.monitor_runs.c.started_at))
+        async with self._guard("reading monitoring runs"), self._engine.connect() as conn:
+            first = (await conn.execute(query)).scalar_one_or_none()
+        return None if first is None else from_db(first)

@@ -30,6 +30,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
+from edumon.domain.rollups import InterfaceRollup
 from edumon.domain.schedule import (
     Place,
     Schedule,
@@ -343,3 +344,99 @@ def classroom_month(
         classroom_day(schedule, calendar, place, d, spans, min_online_fraction=min_online_fraction)
         for d in days_of_month(year, month)
     )
+
+
+# -- 达标率 over lesson time ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Compliance:
+    """Summable counts of 5-minute buckets behind a 达标率 (compliance rate).
+
+    Attributes:
+        lesson_buckets: buckets of started lesson time (per port).
+        polled_buckets: of those, buckets with at least one poll of the port.
+        judged_buckets: of those, buckets the target can be judged in (a classroom port must be
+            up: a port down is a terminal switched off, not a slow link).
+        compliant_buckets: of those, buckets meeting the target.
+    """
+
+    lesson_buckets: int = 0
+    polled_buckets: int = 0
+    judged_buckets: int = 0
+    compliant_buckets: int = 0
+
+    @property
+    def rate(self) -> float | None:
+        """达标率, or None with nothing judged."""
+        return _ratio(self.compliant_buckets, self.judged_buckets)
+
+    @property
+    def coverage(self) -> float | None:
+        """Share of lesson buckets with port data, or None without lesson time."""
+        return _ratio(self.polled_buckets, self.lesson_buckets)
+
+    def __add__(self, other: Compliance) -> Compliance:
+        return Compliance(
+            self.lesson_buckets + other.lesson_buckets,
+            self.polled_buckets + other.polled_buckets,
+            self.judged_buckets + other.judged_buckets,
+            self.compliant_buckets + other.compliant_buckets,
+        )
+
+
+def lesson_buckets(
+    schedule: Schedule,
+    calendar: WorkingCalendar,
+    place: Place,
+    day: date,
+    *,
+    now: float = math.inf,
+    bucket_seconds: int = 300,
+) -> tuple[float, ...]:
+    """Starts of the buckets whose middle falls in a lesson that day, before ``now``."""
+    if not school_day(schedule, calendar, day, place.school).is_school_day:
+        return ()
+    out: list[float] = []
+    for period in timetable_for(schedule, place).periods:
+        start = _local(schedule, day, period.start)
+        end = min(_local(schedule, day, period.end), now)
+        first = math.floor(start / bucket_seconds) * bucket_seconds
+        for b in range(int(first), int(end), bucket_seconds):
+            middle = b + bucket_seconds / 2
+            if start <= middle < end:
+                out.append(float(b))
+    return tuple(sorted(set(out)))
+
+
+def port_compliance(
+    buckets: Iterable[float],
+    rollups: Mapping[float, InterfaceRollup],
+    target_mbps: float | None,
+    *,
+    must_be_up: bool,
+) -> Compliance:
+    """达标率 counts of one port over lesson buckets.
+
+    Args:
+        buckets: lesson bucket starts (``lesson_buckets``).
+        rollups: the port's roll-ups by bucket start.
+        target_mbps: the speed target; None: any speed meets it.
+        must_be_up: an uplink must be up all bucket long to comply (down is a failure); a
+            classroom port that is down is not judged (the terminal is off).
+    """
+    lesson = polled = judged = compliant = 0
+    for b in buckets:
+        lesson += 1
+        r = rollups.get(b)
+        if r is None or r.polls == 0:
+            continue
+        polled += 1
+        fast = r.speed_mbps is not None and (target_mbps is None or r.speed_mbps >= target_mbps)
+        if must_be_up:
+            judged += 1
+            compliant += int(r.up_polls == r.polls and fast)
+        elif r.up_polls > 0 and r.speed_mbps is not None:
+            judged += 1
+            compliant += int(fast)
+    return Compliance(lesson, polled, judged, compliant)

@@ -6,12 +6,15 @@ from heartbeat samples: those are thinned to one per terminal per 5 minutes (doc
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import date
 
 from sqlalchemy import func, select
 
+from edumon.domain.models import OperStatus
+from edumon.domain.rollups import InterfaceRollup
 from edumon.store import tables as t
-from edumon.store.base import StoreBase
+from edumon.store.base import StoreBase, chunks
 from edumon.store.protocol import ClassroomAvailability
 from edumon.store.timestamps import from_db, to_db
 
@@ -99,3 +102,45 @@ class StoreReports(StoreBase):
         async with self._guard("reading monitoring runs"), self._engine.connect() as conn:
             first = (await conn.execute(query)).scalar_one_or_none()
         return None if first is None else from_db(first)
+
+    async def port_rollups(
+        self, ports: Collection[tuple[str, str]], since: float, until: float
+    ) -> list[InterfaceRollup]:
+        """The 5-minute roll-ups of some ports with buckets starting in [since, until).
+
+        Raises:
+            StoreError: the database failed.
+        """
+        wanted = set(ports)
+        devices = sorted({device for device, _ in wanted})
+        c = t.interface_rollups.c
+        out: list[InterfaceRollup] = []
+        async with self._guard("reading port roll-ups"), self._engine.connect() as conn:
+            for some in chunks(devices, 500):
+                query = select(t.interface_rollups).where(
+                    c.device_id.in_(list(some)),
+                    c.bucket_start >= to_db(since),
+                    c.bucket_start < to_db(until),
+                )
+                for r in (await conn.execute(query)).all():
+                    if (r.device_id, r.interface) not in wanted:
+                        continue
+                    out.append(
+                        InterfaceRollup(
+                            device_id=r.device_id,
+                            interface=r.interface,
+                            bucket_start=from_db(r.bucket_start),
+                            bucket_seconds=r.bucket_seconds,
+                            polls=r.polls,
+                            up_polls=r.up_polls,
+                            in_bps=r.in_bps,
+                            out_bps=r.out_bps,
+                            in_bps_max=r.in_bps_max,
+                            out_bps_max=r.out_bps_max,
+                            max_utilisation=r.max_utilisation,
+                            speed_mbps=r.speed_mbps,
+                            oper_status=OperStatus(r.oper_status),
+                            last_at=from_db(r.last_at),
+                        )
+                    )
+        return out

@@ -393,9 +393,7 @@ def test_today_counts_only_lessons_already_started(
     # At 09:30 on a Monday: the first lesson (08:20-09:00) is over, the second (09:10-09:50)
     # runs; the five to come do not count. The terminal has been on since 08:00.
     now = at(MONDAY, "09:30")
-    result = classroom_day(
-        schedule, calendar, ROOM, MONDAY, [(at(MONDAY, "08:00"), now)], now=now
-    )
+    result = classroom_day(schedule, calendar, ROOM, MONDAY, [(at(MONDAY, "08:00"), now)], now=now)
     totals = result.totals
     assert totals.lessons == 2
     assert totals.lesson_seconds == (40 + 20) * MINUTE

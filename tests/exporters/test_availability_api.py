@@ -24,6 +24,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import httpx
@@ -418,3 +419,71 @@ async def test_openapi_and_secrets(open_reports: Any) -> None:
         assert response.status_code == 200, url
         for secret in ALL_SECRETS:
             assert secret not in response.text, url
+
+
+async def test_before_installation_is_no_data_not_0_percent(open_reports: Any) -> None:
+    # edumon installed on Wednesday 9 September at 10:00: nothing stored before.
+    installed = local(date(2026, 9, 9), "10:00")
+    clock = Clock(installed)
+    reports = await open_reports(clock, started_at=installed)
+    clock.now = local(date(2026, 9, 9), "16:00")
+
+    tuesday = await reports.json(f"{API}/availability/daily?day=2026-09-08&school=A")
+    (school,) = tuesday["schools"]
+    assert school["is_school_day"] is True
+    for figures in (tuesday["district"], school, *school["classrooms"]):
+        assert (figures["status"], figures["status_text"]) == ("no_data", "无数据")
+        assert figures["status_text_en"] == "no data"
+        assert figures["coverage"] == 0.0
+        assert (figures["online_rate"], figures["usage_rate"], figures["power_on_rate"]) == (
+            None,
+            None,
+            None,
+        )
+    _, rows = await reports.csv(f"{API}/availability/daily?day=2026-09-08&school=A&format=csv")
+    assert {r[STATUS] for r in rows} == {"无数据 no data"}
+    assert {r[ONLINE] for r in rows} == {""}
+
+    # The day of installation: lessons 1-2 (08:20-09:50) unmonitored, lesson 3 from 10:00.
+    wednesday = (await reports.json(f"{API}/availability/daily?day=2026-09-09&school=A"))[
+        "schools"
+    ][0]
+    assert wednesday["status"] == "partial"
+    assert 0 < wednesday["coverage"] < 1
+    assert wednesday["online_rate"] == 0.0  # monitored, and every terminal was off
+
+    for month in ("2020-01", "2026-08"):
+        body = await reports.json(f"{API}/availability/monthly?month={month}")
+        assert body["district"]["online_rate"] is None, month
+        assert body["district"]["status"] in ("no_data", "no_lessons"), month
+
+
+async def test_only_the_visible_schools(open_reports: Any) -> None:
+    clock = Clock(local(MONDAY, "10:00"))
+    reports = await open_reports(clock, started_at=clock.now)
+    app = reports.client._transport.app  # type: ignore[attr-defined]
+
+    @app.middleware("http")  # type: ignore[misc]
+    async def school_a_only(request: Any, call_next: Any) -> Any:
+        request.state.principal = SimpleNamespace(schools=frozenset({"A"}))
+        return await call_next(request)
+
+    for path in ("availability/daily", "availability/monthly", "reports/monthly"):
+        body = await reports.json(f"{API}/{path}")
+        assert [s["school"] for s in body["schools"]] == ["A"], path
+        await reports.json(f"{API}/{path}?school=B", status=404)
+        await reports.json(f"{API}/{path}?school=A&school=B", status=404)
+        unknown = await reports.json(f"{API}/{path}?school=NOPE", status=404)
+        hidden = await reports.json(f"{API}/{path}?school=B", status=404)
+        assert unknown["detail"].replace("NOPE", "B") == hidden["detail"]
+
+
+async def test_several_schools(open_reports: Any) -> None:
+    clock = Clock(local(MONDAY, "10:00"))
+    reports = await open_reports(clock, started_at=clock.now)
+    body = await reports.json(f"{API}/availability/daily?school=K&school=A")
+    assert [s["school"] for s in body["schools"]] == ["A", "K"]
+    response, _ = await reports.csv(f"{API}/availability/daily?school=K&school=A&format=csv")
+    assert response.headers["content-disposition"] == (
+        'attachment; filename="edumon-availability-A-K-2026-09-07.csv"'
+    )

@@ -373,8 +373,7 @@ def report_text(r: s.MonthlyReportOut) -> str:
 
     def block(name: str, f: s.ReportFigures) -> None:
         lines.append(f"== {name} ==")
-        if f.status in ("no_data", "no_lessons"):
-            lines.append(f"  {f.status_text} {f.status_text_en}")
+        lines.append(f"  数据状态 status:         {f.status_text} {f.status_text_en}")
         lines.append(f"  监测覆盖率 coverage:     {shown(f.coverage)}")
         lines.append(f"  在线率 online rate:      {shown(f.online_rate)}")
         lines.append(f"  开机率 power-on rate:    {shown(f.power_on_rate)}")

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import datetime
-from typing import Annotated, TypeVar
+from typing import TypeVar
 
-from fastapi import APIRouter, HTTPException, Query, Request, Response
+from fastapi import APIRouter, HTTPException, Request, Response
 from pydantic import BaseModel
 
 from edumon.errors import StoreError
@@ -24,6 +24,8 @@ from edumon.exporters.api.lookup import store_unavailable
 from edumon.exporters.api.mapping import local_time
 from edumon.exporters.api.queries import Format
 from edumon.exporters.api.report_queries import (
+    DayQuery,
+    MonthQuery,
     SchoolsFilter,
     chosen_schools,
     report_day,
@@ -86,9 +88,7 @@ def availability_router(runtime: Runtime, clock: Callable[[], float]) -> APIRout
     )
     async def availability_daily(
         request: Request,
-        day: Annotated[
-            str | None, Query(description="Local date YYYY-MM-DD; today when omitted")
-        ] = None,
+        day: DayQuery = None,
         school: SchoolsFilter = None,
         fmt: Format = None,
     ) -> s.DailyAvailability | Response:
@@ -114,9 +114,7 @@ def availability_router(runtime: Runtime, clock: Callable[[], float]) -> APIRout
     )
     async def availability_monthly(
         request: Request,
-        month: Annotated[
-            str | None, Query(description="Local month YYYY-MM; this month when omitted")
-        ] = None,
+        month: MonthQuery = None,
         school: SchoolsFilter = None,
         fmt: Format = None,
     ) -> s.MonthlyAvailability | Response:

@@ -21,11 +21,33 @@ from edumon.runtime import Runtime
 EARLIEST = date(2000, 1, 1)
 """Reports start here: earlier dates are refused (422), not reported as "no data"."""
 
+DAY_PATTERN = r"^(2\d{3}|[3-9]\d{3})-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])$"
+MONTH_PATTERN = r"^(2\d{3}|[3-9]\d{3})-(0[1-9]|1[0-2])$"
+CODE_PATTERN = r"^[^\x00]+$"
+
+# The patterns are in the OpenAPI description only: the parsers below enforce them with a
+# reason in Chinese and English (FastAPI's own pattern check would answer in English alone).
+DayQuery = Annotated[
+    str | None,
+    Query(
+        description="Local date YYYY-MM-DD, from 2000-01-01 to today; today when omitted",
+        json_schema_extra={"pattern": DAY_PATTERN},
+    ),
+]
+MonthQuery = Annotated[
+    str | None,
+    Query(
+        description="Local month YYYY-MM, from 2000-01 to this month; this month when omitted",
+        json_schema_extra={"pattern": MONTH_PATTERN},
+    ),
+]
+
 SchoolsFilter = Annotated[
     list[str] | None,
     Query(
         alias="school",
         description="Only these schools (codes; repeat the parameter for several)",
+        json_schema_extra={"items": {"type": "string", "pattern": CODE_PATTERN}},
     ),
 ]
 

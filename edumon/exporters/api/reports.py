@@ -13,7 +13,12 @@ from edumon.exporters import schemas as s
 from edumon.exporters.api.availability import answer_report
 from edumon.exporters.api.csv_report import csv_bytes_response
 from edumon.exporters.api.mapping import local_time
-from edumon.exporters.api.report_queries import SchoolsFilter, chosen_schools, report_month
+from edumon.exporters.api.report_queries import (
+    MonthQuery,
+    SchoolsFilter,
+    chosen_schools,
+    report_month,
+)
 from edumon.reports import render
 from edumon.reports.availability import Sources
 from edumon.reports.monthly import monthly_report
@@ -57,9 +62,7 @@ def reports_router(runtime: Runtime, clock: Callable[[], float]) -> APIRouter:
     )
     async def reports_monthly(
         request: Request,
-        month: Annotated[
-            str | None, Query(description="Local month YYYY-MM; this month when omitted")
-        ] = None,
+        month: MonthQuery = None,
         school: SchoolsFilter = None,
         fmt: ReportFormat = None,
     ) -> s.MonthlyReportOut | Response:

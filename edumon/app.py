@@ -23,6 +23,8 @@ from edumon.exporters.api import create_app
 from edumon.exporters.notify import Notifier
 from edumon.gcpauses import GcPauses
 from edumon.outage_watch import Listener, OutageWatch, alerts_of
+from edumon.reports.availability import Sources
+from edumon.reports.rollup import keep_availability
 from edumon.runtime import Runtime
 from edumon.sources.mqtt.broker import EmbeddedBroker
 from edumon.sources.mqtt.ingest import MqttIngest, MqttSettings, MqttTls
@@ -280,6 +282,10 @@ async def run(
                     ),
                     tg.create_task(collector.prune_forever(), name="prune-samples"),
                     tg.create_task(watch.run(), name="outage-watch"),
+                    tg.create_task(
+                        keep_availability(Sources.of_runtime(runtime), clock=clock),
+                        name="availability-rollup",
+                    ),
                     # Once every switch has been polled, its ports' state (kept in place
                     # from then on) joins what the garbage collector no longer walks.
                     tg.create_task(

@@ -10,6 +10,7 @@ import sys
 import tempfile
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -300,6 +301,113 @@ def demo_cmd(
                     f"Simulated district: {len(district.config.switches)} SNMP agents on "
                     f"127.0.0.1, database {where}"
                 )
+                demo_config_path(db).write_text(district.report_config_text, encoding="utf-8")
                 await app.run(district.config, stop=stop, sock=sock, on_ready=_print_urls)
 
         _run_until_signal(main_)
+
+
+def demo_config_path(db: Path) -> Path:
+    """Where ``edumon demo --db FILE`` leaves its configuration for ``edumon report``."""
+    return db.with_name(db.name + ".toml")
+
+
+def _report_config(config_file: Path | None, db: str | None) -> Config:
+    if config_file is not None:
+        return _load_or_exit(config_file)
+    if db is not None and "://" not in db and demo_config_path(Path(db)).is_file():
+        return _load_or_exit(demo_config_path(Path(db)))
+    raise click.UsageError(
+        "需要 --config FILE（或 edumon demo 的 --db FILE）/ "
+        "give --config FILE (or the --db FILE of an `edumon demo`)"
+    )
+
+
+@main.command("report")
+@click.option("--month", required=True, help="The local month, YYYY-MM.")
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="The TOML configuration (default: the one `edumon demo --db FILE` left beside FILE).",
+)
+@click.option(
+    "--db",
+    default=None,
+    help="The database: a SQLite file or a URL (default: the configuration's storage.url).",
+)
+@click.option("--school", multiple=True, help="Only this school (code); repeat for several.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "csv", "html"]),
+    default="text",
+    show_default=True,
+    help="text for the terminal, csv (UTF-8 with a BOM, for Excel), or a printable html page.",
+)
+@click.option(
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write the report to this file instead of standard output.",
+)
+def report_cmd(
+    month: str,
+    config_file: Path | None,
+    db: str | None,
+    school: tuple[str, ...],
+    fmt: str,
+    output: Path | None,
+) -> None:
+    """The monthly report (the same numbers as GET /api/v1/reports/monthly)."""
+    import re
+    import time
+    from datetime import datetime
+
+    from edumon.reports import render
+    from edumon.reports.availability import ReportError, Sources
+    from edumon.reports.monthly import monthly_report
+    from edumon.store.repository import open_store
+
+    match = re.fullmatch(r"(\d{4})-(\d{2})", month.strip())
+    if match is None or not 1 <= int(match[2]) <= 12 or int(match[1]) < 2000:
+        raise click.BadParameter(
+            f"月份格式应为 YYYY-MM（2000 年起）/ month must be YYYY-MM from 2000 on; got {month!r}",
+            param_hint="--month",
+        )
+    config = _report_config(config_file, db)
+    unknown = sorted(set(school) - set(config.schools))
+    if unknown:
+        raise click.BadParameter(
+            f"没有这些学校 / no such school: {', '.join(unknown)}", param_hint="--school"
+        )
+    url: Any = config.storage.url
+    if db is not None:
+        url = db if "://" in db else f"sqlite:///{Path(db).resolve()}"
+
+    async def make() -> bytes:
+        store = await open_store(url)
+        try:
+            src = Sources.of_config(config, store)
+            found = await monthly_report(
+                src, int(match[1]), int(match[2]), time.time(), schools=set(school) or None
+            )
+            body = render.monthly_report(found, lambda t: datetime.fromtimestamp(t, src.zone))
+        finally:
+            await store.aclose()
+        if fmt == "csv":
+            return render.report_csv(body)
+        if fmt == "html":
+            return render.report_html(body).encode("utf-8")
+        return render.report_text(body).encode("utf-8")
+
+    try:
+        data = asyncio.run(make())
+    except (ReportError, EdumonError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    if output is not None:
+        output.write_bytes(data)
+        click.echo(f"{output}: {len(data)} bytes", err=True)
+    else:
+        click.echo(data.decode("utf-8-sig"), nl=False)

@@ -233,6 +233,8 @@ class SimulatedDistrict:
         self._extra_config = extra_config
         self._now = now
         self._terminals: SimulatedTerminals | None = None
+        self.report_config_text = ""
+        """The configuration for ``edumon report --db`` (set once started)."""
         self._plan = _plan()
         self._switches: dict[str, SimulatedSwitch] = {}
         self._tasks: list[asyncio.Task[None]] = []
@@ -312,7 +314,13 @@ class SimulatedDistrict:
                 await switch.start()
                 self._switches[sw.id] = switch
             self._apply_scenario()
-            self._config = parse_config(self._config_text(), where="<simulated district>")
+            text = self._config_text()
+            self._config = parse_config(text, where="<simulated district>")
+            # What `edumon report` needs to read the demo's database (its timetable is made
+            # around the start time): without the extra TOML, which may hold webhook secrets,
+            # and without the agents' community.
+            base = text[: len(text) - len(self._extra_config)]
+            self.report_config_text = base.replace(self._community, "demo")
         except BaseException:
             await self.stop()
             raise

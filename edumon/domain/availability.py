@@ -14,15 +14,23 @@ of daily ratios. Times are seconds (base units); the ratios are the same in minu
 
 Online intervals come from ``TerminalsState.online_intervals`` (today, live) or
 ``terminals.intervals_from_events`` (stored history).
+
+Only monitored time counts (docs/availability.md): lesson time while edumon was running is
+*monitored*, and every rate is over monitored time alone, so a day or a month edumon never saw
+has no figures ("no data", coverage 0) instead of 0 %. ``coverage`` is the monitored share of
+the lesson time. A lesson counts once it has started: on the current day, a lesson in progress
+counts up to ``now`` and lessons still to come not at all.
 """
 
 from __future__ import annotations
 
 import calendar as _gregorian
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
+from edumon.domain.rollups import InterfaceRollup
 from edumon.domain.schedule import (
     Place,
     Schedule,
@@ -32,6 +40,9 @@ from edumon.domain.schedule import (
     timetable_for,
 )
 from edumon.domain.terminals import Interval, clip_intervals
+
+ALWAYS: tuple[Interval, ...] = ((-math.inf, math.inf),)
+"""Monitored all the time (pure computations and tests that do not model gaps)."""
 
 DEFAULT_MIN_ONLINE_FRACTION = 0.5
 """A lesson counts as used when its terminal was online for at least half of it."""
@@ -43,46 +54,67 @@ def _ratio(numerator: float, denominator: float) -> float | None:
 
 @dataclass(frozen=True, slots=True)
 class Availability:
-    """Summable numerators and denominators of the three figures.
+    """Summable numerators and denominators of the three figures and of their coverage.
 
     Attributes:
-        online_seconds: 在线率 numerator: online time within scheduled lessons.
-        lesson_seconds: 在线率 denominator: scheduled lesson time.
+        online_seconds: 在线率 numerator: online time within monitored lesson time.
+        monitored_seconds: 在线率 denominator: lesson time while edumon was monitoring.
+        lesson_seconds: lesson time (started lessons), monitored or not: coverage's denominator.
         lessons_used: 使用率 numerator.
-        lessons: 使用率 denominator: scheduled lessons.
-        terminals_on: 开机率 numerator: terminal-days switched on, school days only.
-        terminal_days: 开机率 denominator: terminal-days on school days.
+        lessons_monitored: 使用率 denominator: started lessons monitored for at least
+            ``min_online_fraction`` of their (elapsed) time.
+        lessons: started lessons, monitored or not.
+        terminals_on: 开机率 numerator: monitored terminal-days switched on.
+        terminal_days_monitored: 开机率 denominator: terminal-days on school days with some
+            monitored lesson time.
+        terminal_days: terminal-days on school days with a started lesson.
     """
 
     online_seconds: float = 0.0
+    monitored_seconds: float = 0.0
     lesson_seconds: float = 0.0
     lessons_used: int = 0
+    lessons_monitored: int = 0
     lessons: int = 0
     terminals_on: int = 0
+    terminal_days_monitored: int = 0
     terminal_days: int = 0
 
     @property
+    def coverage(self) -> float | None:
+        """The monitored share of the lesson time; None without lesson time."""
+        return _ratio(self.monitored_seconds, self.lesson_seconds)
+
+    @property
+    def has_data(self) -> bool:
+        """Whether any lesson time was monitored (else every rate is None: "no data")."""
+        return self.monitored_seconds > 0
+
+    @property
     def online_rate(self) -> float | None:
-        """在线率, or None without scheduled lesson time."""
-        return _ratio(self.online_seconds, self.lesson_seconds)
+        """在线率 over monitored lesson time, or None without any."""
+        return _ratio(self.online_seconds, self.monitored_seconds)
 
     @property
     def usage_rate(self) -> float | None:
-        """使用率, or None without scheduled lessons."""
-        return _ratio(self.lessons_used, self.lessons)
+        """使用率 over monitored lessons, or None without any."""
+        return _ratio(self.lessons_used, self.lessons_monitored)
 
     @property
     def power_on_rate(self) -> float | None:
-        """开机率, or None without a school day."""
-        return _ratio(self.terminals_on, self.terminal_days)
+        """开机率 over monitored terminal-days, or None without any."""
+        return _ratio(self.terminals_on, self.terminal_days_monitored)
 
     def __add__(self, other: Availability) -> Availability:
         return Availability(
             self.online_seconds + other.online_seconds,
+            self.monitored_seconds + other.monitored_seconds,
             self.lesson_seconds + other.lesson_seconds,
             self.lessons_used + other.lessons_used,
+            self.lessons_monitored + other.lessons_monitored,
             self.lessons + other.lessons,
             self.terminals_on + other.terminals_on,
+            self.terminal_days_monitored + other.terminal_days_monitored,
             self.terminal_days + other.terminal_days,
         )
 
@@ -154,6 +186,8 @@ def classroom_day(
     day: date,
     intervals: Iterable[Interval],
     *,
+    monitored: Iterable[Interval] = ALWAYS,
+    now: float = math.inf,
     min_online_fraction: float = DEFAULT_MIN_ONLINE_FRACTION,
 ) -> ClassroomDay:
     """The figures of one classroom's terminal on one local date.
@@ -164,9 +198,13 @@ def classroom_day(
         place: the classroom; ``place.classroom`` picks classroom timetable overrides.
         day: the local date, in the schedule's time zone.
         intervals: the terminal's online intervals (Unix seconds), in any order; overlaps count
-            once, parts outside the date are ignored.
+            once, parts outside the date or outside ``monitored`` are ignored.
+        monitored: when edumon was monitoring (Unix seconds intervals); time outside them is
+            neither online nor offline but unknown, and counts in no rate.
+        now: lessons starting at or after ``now`` do not count yet; one in progress counts up
+            to ``now``.
         min_online_fraction: the share of a lesson the terminal must be online for the lesson
-            to count as used (使用率).
+            to count as used (使用率), and monitored for it to count at all.
 
     Raises:
         ValueError: ``min_online_fraction`` is not in (0, 1], or an interval ends before it
@@ -176,29 +214,57 @@ def classroom_day(
     if not 0.0 < min_online_fraction <= 1.0:
         raise ValueError(f"min_online_fraction must be in (0, 1], not {min_online_fraction}")
     spans = tuple(intervals)
-    for start, end in spans:
+    for start, end in (*spans, *monitored):
         if end < start:
-            raise ValueError(f"online interval ends ({end}) before it starts ({start})")
+            raise ValueError(f"interval ends ({end}) before it starts ({start})")
     day_start = _local(schedule, day, time(0))
-    day_end = _local(schedule, day + timedelta(days=1), time(0))
-    merged = clip_intervals(spans, day_start, day_end)
+    day_end = min(_local(schedule, day + timedelta(days=1), time(0)), now)
+    watched = clip_intervals(tuple(monitored), day_start, day_end)
+    merged = _intersect(clip_intervals(spans, day_start, day_end), watched)
     the_day = school_day(schedule, calendar, day, place.school)
     switched_on = bool(merged)
     if not the_day.is_school_day:
         return ClassroomDay(place, the_day, switched_on, Availability())
-    online = lesson = 0.0
-    used = lessons = 0
+    online = watched_seconds = lesson = 0.0
+    used = lessons_monitored = lessons = 0
     for period in timetable_for(schedule, place).periods:
         start = _local(schedule, day, period.start)
-        end = _local(schedule, day, period.end)
+        end = min(_local(schedule, day, period.end), now)
+        if end <= start:
+            continue
+        length = end - start
+        seen = _online_seconds(watched, start, end)
         seconds = _online_seconds(merged, start, end)
-        online += seconds
-        lesson += end - start
+        lesson += length
         lessons += 1
-        if seconds >= min_online_fraction * (end - start):
-            used += 1
-    totals = Availability(online, lesson, used, lessons, int(switched_on), 1)
+        watched_seconds += seen
+        online += seconds
+        if seen >= min_online_fraction * length:
+            lessons_monitored += 1
+            if seconds >= min_online_fraction * length:
+                used += 1
+    started = int(lessons > 0)
+    day_watched = int(started and watched_seconds > 0)
+    totals = Availability(
+        online,
+        watched_seconds,
+        lesson,
+        used,
+        lessons_monitored,
+        lessons,
+        int(switched_on and day_watched > 0),
+        day_watched,
+        started,
+    )
     return ClassroomDay(place, the_day, switched_on, totals)
+
+
+def _intersect(a: tuple[Interval, ...], b: tuple[Interval, ...]) -> tuple[Interval, ...]:
+    """Where two sets of merged, sorted intervals overlap."""
+    out: list[Interval] = []
+    for start, end in b:
+        out.extend(clip_intervals(a, start, end))
+    return clip_intervals(out, -math.inf, math.inf)
 
 
 def school_day_availability(
@@ -278,3 +344,99 @@ def classroom_month(
         classroom_day(schedule, calendar, place, d, spans, min_online_fraction=min_online_fraction)
         for d in days_of_month(year, month)
     )
+
+
+# -- 达标率 over lesson time ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Compliance:
+    """Summable counts of 5-minute buckets behind a 达标率 (compliance rate).
+
+    Attributes:
+        lesson_buckets: buckets of started lesson time (per port).
+        polled_buckets: of those, buckets with at least one poll of the port.
+        judged_buckets: of those, buckets the target can be judged in (a classroom port must be
+            up: a port down is a terminal switched off, not a slow link).
+        compliant_buckets: of those, buckets meeting the target.
+    """
+
+    lesson_buckets: int = 0
+    polled_buckets: int = 0
+    judged_buckets: int = 0
+    compliant_buckets: int = 0
+
+    @property
+    def rate(self) -> float | None:
+        """达标率, or None with nothing judged."""
+        return _ratio(self.compliant_buckets, self.judged_buckets)
+
+    @property
+    def coverage(self) -> float | None:
+        """Share of lesson buckets with port data, or None without lesson time."""
+        return _ratio(self.polled_buckets, self.lesson_buckets)
+
+    def __add__(self, other: Compliance) -> Compliance:
+        return Compliance(
+            self.lesson_buckets + other.lesson_buckets,
+            self.polled_buckets + other.polled_buckets,
+            self.judged_buckets + other.judged_buckets,
+            self.compliant_buckets + other.compliant_buckets,
+        )
+
+
+def lesson_buckets(
+    schedule: Schedule,
+    calendar: WorkingCalendar,
+    place: Place,
+    day: date,
+    *,
+    now: float = math.inf,
+    bucket_seconds: int = 300,
+) -> tuple[float, ...]:
+    """Starts of the buckets whose middle falls in a lesson that day, before ``now``."""
+    if not school_day(schedule, calendar, day, place.school).is_school_day:
+        return ()
+    out: list[float] = []
+    for period in timetable_for(schedule, place).periods:
+        start = _local(schedule, day, period.start)
+        end = min(_local(schedule, day, period.end), now)
+        first = math.floor(start / bucket_seconds) * bucket_seconds
+        for b in range(int(first), int(end), bucket_seconds):
+            middle = b + bucket_seconds / 2
+            if start <= middle < end:
+                out.append(float(b))
+    return tuple(sorted(set(out)))
+
+
+def port_compliance(
+    buckets: Iterable[float],
+    rollups: Mapping[float, InterfaceRollup],
+    target_mbps: float | None,
+    *,
+    must_be_up: bool,
+) -> Compliance:
+    """达标率 counts of one port over lesson buckets.
+
+    Args:
+        buckets: lesson bucket starts (``lesson_buckets``).
+        rollups: the port's roll-ups by bucket start.
+        target_mbps: the speed target; None: any speed meets it.
+        must_be_up: an uplink must be up all bucket long to comply (down is a failure); a
+            classroom port that is down is not judged (the terminal is off).
+    """
+    lesson = polled = judged = compliant = 0
+    for b in buckets:
+        lesson += 1
+        r = rollups.get(b)
+        if r is None or r.polls == 0:
+            continue
+        polled += 1
+        fast = r.speed_mbps is not None and (target_mbps is None or r.speed_mbps >= target_mbps)
+        if must_be_up:
+            judged += 1
+            compliant += int(r.up_polls == r.polls and fast)
+        elif r.up_polls > 0 and r.speed_mbps is not None:
+            judged += 1
+            compliant += int(fast)
+    return Compliance(lesson, polled, judged, compliant)

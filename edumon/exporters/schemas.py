@@ -485,25 +485,42 @@ class OfflineClassrooms(_Out):
 
 # -- availability reports -----------------------------------------------------------------------
 
+DataStatus = Literal["ok", "partial", "no_data", "no_lessons"]
+
 
 class Figures(_Out):
     """在线率, 使用率 and 开机率 with their raw numerators and denominators (summable).
 
-    Rates are fractions (0.75 is 75%) and null where the denominator is 0 (no school day).
+    Rates are fractions (0.75 is 75%) over *monitored* lesson time (docs/availability.md):
+    null where nothing was monitored ("no data": coverage 0) or there were no lessons.
     """
 
-    online_rate: float | None = Field(
-        description="在线率: online_minutes / lesson_minutes (online time within lessons)"
+    status: DataStatus = Field(
+        description="ok (all lesson time monitored), partial, no_data (none monitored: not 0 %), "
+        "no_lessons (no lesson has started: weekend, holiday, before the first bell)"
     )
-    usage_rate: float | None = Field(description="使用率: lessons_used / lessons")
+    status_text: str = Field(description="完整 / 部分监测 / 无数据 / 无课")
+    status_text_en: str
+    coverage: float | None = Field(
+        description="Share of the lesson time edumon was monitoring (monitored_minutes / "
+        "lesson_minutes); null without lessons"
+    )
+    online_rate: float | None = Field(
+        description="在线率: online_minutes / monitored_minutes (online time within monitored "
+        "lessons)"
+    )
+    usage_rate: float | None = Field(description="使用率: lessons_used / lessons_monitored")
     power_on_rate: float | None = Field(
-        description="开机率: terminals_on / terminal_days (terminal-days switched on, school days)"
+        description="开机率: terminals_on / terminal_days_monitored (monitored school days)"
     )
     online_minutes: float
-    lesson_minutes: float
+    monitored_minutes: float
+    lesson_minutes: float = Field(description="Lesson time of the lessons already started")
     lessons_used: int = Field(description="Lessons with the terminal on for at least half")
-    lessons: int
+    lessons_monitored: int
+    lessons: int = Field(description="Lessons already started, monitored or not")
     terminals_on: int
+    terminal_days_monitored: int
     terminal_days: int
 
 
@@ -511,7 +528,7 @@ class ClassroomDayFigures(Figures):
     classroom: str
     classroom_name: str
     terminal: str
-    switched_on: bool = Field(description="On at least once that day (school day or not)")
+    switched_on: bool = Field(description="Seen on at least once that day (school day or not)")
 
 
 class SchoolDayFigures(Figures):
@@ -533,8 +550,9 @@ class SchoolDayFigures(Figures):
 class DailyAvailability(_Out):
     day: date
     complete: bool = Field(
-        description="False for today: lessons still to come count in the denominators"
+        description="False for today: only lessons already started count (in progress: up to now)"
     )
+    rolled_up: bool = Field(description="Read from the daily roll-up (the day is over)")
     as_of: datetime
     district: Figures
     schools: list[SchoolDayFigures]
@@ -563,6 +581,78 @@ class MonthlyAvailability(_Out):
     first_day: date
     last_day: date = Field(description="The month's last day, or today for the current month")
     complete: bool = Field(description="False while the month is not over")
+    rolled_up_days: int = Field(description="Days read from the daily roll-up")
     as_of: datetime
     district: Figures
     schools: list[SchoolMonthFigures]
+
+
+# -- monthly report -------------------------------------------------------------------------------
+
+
+class ComplianceFigures(_Out):
+    """达标率 over lesson time, from the 5-minute port roll-ups (docs/availability.md)."""
+
+    rate: float | None = Field(
+        description="达标率: compliant_buckets / judged_buckets; null without any judged"
+    )
+    coverage: float | None = Field(
+        description="polled_buckets / lesson_buckets: share of lesson time with port data"
+    )
+    lesson_buckets: int
+    polled_buckets: int
+    judged_buckets: int
+    compliant_buckets: int
+
+
+class ReportFigures(Figures):
+    uplink_compliance: ComplianceFigures = Field(description="上联达标率 (school uplinks)")
+    classroom_compliance: ComplianceFigures = Field(description="班级达标率 (classroom links)")
+    outages: int = Field(description="School and classroom outages in the month")
+
+
+class OutageOut(_Out):
+    kind: Literal["school", "classroom"]
+    school: str
+    school_name: str
+    classroom: str | None
+    classroom_name: str | None
+    start: datetime
+    end: datetime | None = Field(description="null while the outage lasts")
+    duration_minutes: float = Field(description="Up to now for an outage still open")
+    ongoing: bool
+    lesson: str | None
+    cause: str | None
+
+
+class WorstClassroom(_Out):
+    school: str
+    school_name: str
+    classroom: str
+    classroom_name: str
+    online_rate: float
+    usage_rate: float | None
+    coverage: float | None
+
+
+class SchoolReport(ReportFigures):
+    school: str
+    school_name: str
+    school_days: int
+    worst_classrooms: list[WorstClassroom]
+
+
+class MonthlyReportOut(_Out):
+    """The monthly report: per school and for the district."""
+
+    month: str = Field(description="YYYY-MM")
+    first_day: date
+    last_day: date
+    complete: bool
+    as_of: datetime
+    title: str
+    title_en: str
+    district: ReportFigures
+    schools: list[SchoolReport]
+    outages: list[OutageOut]
+    worst_classrooms: list[WorstClassroom]

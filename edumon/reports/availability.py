@@ -1,23 +1,29 @@
 """Availability reports: 在线率, 开机率 and 使用率 per classroom and school over local dates.
 
 The figures come from the pure functions in ``edumon.domain.availability``, over online
-intervals gathered here.
+intervals and monitored time gathered here (docs/availability.md).
 
 Where the intervals come from: the in-memory ``TerminalsState`` knows what happened since the
 process started, but keeps only two days; stored TERMINAL_ONLINE/OFFLINE events know the rest.
 Today (since the process started, if that was today) comes from memory, everything earlier from
 the store. Memory is preferred for today because the collector writes events in batches: the last
 few seconds of changes may not be stored yet.
+
+Monitored time is the stored monitoring runs (``monitor_runs``), plus, in the daemon, the time
+since this process started. Days already over are read from the daily roll-up when it has them
+(``edumon.reports.rollup`` writes it); other days are computed from the events.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, time, timedelta, tzinfo
+from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
 
-from edumon.config import terminal_inventory_of
+from edumon.config import Config, inventory_of, terminal_inventory_of
 from edumon.domain.availability import (
     Availability,
     ClassroomDay,
@@ -25,35 +31,110 @@ from edumon.domain.availability import (
     classroom_day,
     days_of_month,
 )
-from edumon.domain.inventory import ClassroomRef, SchoolRef
+from edumon.domain.inventory import ClassroomRef, Inventory, SchoolRef
 from edumon.domain.models import Event, EventKind
-from edumon.domain.schedule import Place, Schedule, SchoolDay, WorkingCalendar, school_day
+from edumon.domain.schedule import (
+    DEFAULT_TIMEZONE,
+    Place,
+    Schedule,
+    SchoolDay,
+    WorkingCalendar,
+    school_day,
+)
+from edumon.domain.targets import Targets
 from edumon.domain.terminals import (
     Interval,
     TerminalInventory,
     TerminalRef,
+    TerminalsState,
     clip_intervals,
     intervals_from_events,
 )
 from edumon.runtime import Runtime
-from edumon.store.protocol import StoreReader
-from edumon.views import MemoCalendar, local_date, midnight
+from edumon.store.protocol import ClassroomAvailability, StoreReader
+from edumon.views import MemoCalendar
+from edumon.workcalendar import calendar_of
+
+if TYPE_CHECKING:
+    from edumon.store.repository import Store
+
+
+@dataclass(frozen=True, slots=True)
+class Sources:
+    """What a report reads: inventory, schedule, calendar, store, and the live state if any.
+
+    Attributes:
+        inventory: schools and classrooms.
+        terminals: which terminal serves which classroom.
+        schedule: the lesson schedule (None: no figures can be made).
+        calendar: the national working calendar (None: no figures can be made).
+        store: the database (events, roll-ups, monitoring runs).
+        live: the running daemon's terminal state; None in the ``edumon report`` command.
+        live_since: this process has been monitoring since then (inf when it is not the daemon).
+        targets: the speed targets (达标率 in the monthly report).
+    """
+
+    inventory: Inventory
+    terminals: TerminalInventory
+    schedule: Schedule | None
+    calendar: WorkingCalendar | None
+    store: Store
+    live: TerminalsState | None = None
+    live_since: float = math.inf
+    targets: Targets | None = None
+
+    @classmethod
+    def of_runtime(cls, runtime: Runtime) -> Sources:
+        """The running daemon's sources (the API's)."""
+        terminals = (
+            runtime.terminals.inventory
+            if runtime.terminals is not None
+            else terminal_inventory_of(runtime.config)
+        )
+        live_since = runtime.started_at if runtime.terminals is not None else math.inf
+        return cls(
+            runtime.state.inventory,
+            terminals,
+            runtime.schedule,
+            runtime.calendar,
+            runtime.store,
+            runtime.terminals,
+            live_since,
+            runtime.config.targets,
+        )
+
+    @classmethod
+    def of_config(cls, config: Config, store: Store) -> Sources:
+        """Sources for a report made outside the daemon (``edumon report``): store only."""
+        return cls(
+            inventory_of(config),
+            terminal_inventory_of(config),
+            config.schedule.schedule(),
+            calendar_of(config),
+            store,
+            targets=config.targets,
+        )
+
+    @property
+    def zone(self) -> tzinfo:
+        if self.schedule is not None:
+            return self.schedule.timezone
+        return ZoneInfo(DEFAULT_TIMEZONE)
+
+    def local_date(self, when: float) -> date:
+        """The local date at Unix time ``when``."""
+        return datetime.fromtimestamp(when, self.zone).date()
+
+    def midnight(self, day: date) -> float:
+        """Unix time a local date begins."""
+        return datetime.combine(day, time(0), tzinfo=self.zone).timestamp()
+
 
 LOOKBACK_SECONDS = 7 * 86_400.0
 """Events are read from this long before a report's window in one query, so that the state at
 the window's start is known without a query per terminal (a week covers weekends and most
 holidays; terminals silent for longer are looked up one by one)."""
 EVENT_PAGE_SIZE = 5_000
-
-
-# -- online intervals -------------------------------------------------------------------------
-
-
-def terminal_inventory(runtime: Runtime) -> TerminalInventory:
-    """The terminals the runtime knows: its state's, or else built from the configuration."""
-    if runtime.terminals is not None:
-        return runtime.terminals.inventory
-    return terminal_inventory_of(runtime.config)
 
 
 async def _events(
@@ -149,7 +230,7 @@ async def stored_intervals(
 
 
 async def online_intervals(
-    runtime: Runtime,
+    src: Sources,
     refs: Sequence[TerminalRef],
     since: float,
     until: float,
@@ -165,14 +246,11 @@ async def online_intervals(
         StoreError: the database failed.
     """
     until = min(until, now)
-    terminals = runtime.terminals
+    terminals = src.live
     memory_from = math.inf
     if terminals is not None:
-        day_start = midnight(runtime, local_date(runtime, now))
-        memory_from = max(day_start, runtime.started_at)
-    stored = await stored_intervals(
-        runtime.store, refs, since, min(until, memory_from), school=school
-    )
+        memory_from = max(src.midnight(src.local_date(now)), src.live_since)
+    stored = await stored_intervals(src.store, refs, since, min(until, memory_from), school=school)
     if terminals is None or memory_from >= until:
         return stored
     out = {}
@@ -180,6 +258,24 @@ async def online_intervals(
         live = terminals.online_intervals(ref.school, ref.terminal, max(since, memory_from), until)
         out[ref] = clip_intervals((*stored[ref], *live), since, until)
     return out
+
+
+async def monitored_time(
+    src: Sources, since: float, until: float, now: float
+) -> tuple[Interval, ...]:
+    """When edumon was monitoring within [since, min(until, now)): the stored runs, and this
+    process's own run up to ``now``.
+
+    Raises:
+        StoreError: the database failed.
+    """
+    until = min(until, now)
+    if until <= since:
+        return ()
+    runs = list(await src.store.monitor_runs(since, until))
+    if src.live_since < until:
+        runs.append((src.live_since, now))
+    return clip_intervals(runs, since, until)
 
 
 # -- reports ----------------------------------------------------------------------------------
@@ -205,7 +301,7 @@ class RoomFigures:
 
     @property
     def days_switched_on(self) -> int:
-        """School days with the terminal on at least once."""
+        """School days with the terminal seen on at least once."""
         return sum(1 for d in self.days if d.switched_on and d.school_day.is_school_day)
 
 
@@ -241,10 +337,11 @@ class Report:
     Attributes:
         first_day: the report's first local date.
         last_day: its last local date (for the current month, today).
-        complete: False while the report covers today: lessons still to come today count in
-            the denominators, so today's rates can only rise until the day is over.
+        complete: False while the report covers today (lessons still to come are not counted
+            yet, so today's figures change until the day is over).
         as_of: when the figures were computed (Unix seconds).
         schools: by school, in inventory order.
+        rolled_up_days: how many of the days were read from the daily roll-up.
     """
 
     first_day: date
@@ -252,6 +349,7 @@ class Report:
     complete: bool
     as_of: float
     schools: tuple[SchoolFigures, ...]
+    rolled_up_days: int = 0
 
     @property
     def totals(self) -> Availability:
@@ -265,94 +363,209 @@ class ReportError(ValueError):
     """A report that cannot be made: what to change is in the message."""
 
 
+def schedule_and_calendar(src: Sources) -> tuple[Schedule, WorkingCalendar]:
+    if src.schedule is None or src.calendar is None:
+        raise ReportError(
+            "统计需要课表和工作日历 / availability needs a lesson schedule and a working calendar"
+        )
+    return src.schedule, MemoCalendar(src.calendar)
+
+
+def selected_schools(src: Sources, schools: Collection[str] | None) -> list[SchoolRef]:
+    """The inventory's schools among ``schools`` (all when None), in inventory order."""
+    inventory = src.inventory.schools
+    if schools is None:
+        return [*inventory.values()]
+    return [ref for code, ref in inventory.items() if code in schools]
+
+
+def terminal_refs(src: Sources, schools: Iterable[SchoolRef]) -> dict[str, TerminalRef]:
+    refs: dict[str, TerminalRef] = {}
+    for ref in schools:
+        for room in ref.classrooms:
+            t = src.terminals.of_classroom(room.id)
+            if t is not None:
+                refs[room.id] = t
+    return refs
+
+
+async def compute_days(
+    src: Sources,
+    schools: Sequence[SchoolRef],
+    days: Sequence[date],
+    now: float,
+) -> dict[str, list[ClassroomDay]]:
+    """Each classroom's days computed from stored events, monitored time and the live state.
+
+    Args:
+        src: the sources.
+        schools: the schools wanted.
+        days: consecutive local dates, oldest first.
+        now: the current time; lessons from then on do not count.
+
+    Raises:
+        ReportError: no schedule or calendar.
+        StoreError: the database failed.
+    """
+    schedule, calendar = schedule_and_calendar(src)
+    if not days:
+        return {}
+    refs = terminal_refs(src, schools)
+    since = src.midnight(days[0])
+    until = src.midnight(days[-1] + timedelta(days=1))
+    only = schools[0].code if len(schools) == 1 else None
+    spans = await online_intervals(src, list(refs.values()), since, until, now, school=only)
+    watched = await monitored_time(src, since, until, now)
+    out: dict[str, list[ClassroomDay]] = {}
+    for ref in schools:
+        for room in ref.classrooms:
+            if room.id not in refs:
+                continue
+            place = Place(ref.code, ref.kind, room.id)
+            out[room.id] = [
+                classroom_day(
+                    schedule, calendar, place, d, spans[refs[room.id]], monitored=watched, now=now
+                )
+                for d in days
+            ]
+    return out
+
+
+def _from_row(
+    schedule: Schedule, calendar: WorkingCalendar, place: Place, row: ClassroomAvailability
+) -> ClassroomDay:
+    totals = Availability(
+        row.online_seconds,
+        row.monitored_seconds,
+        row.lesson_seconds,
+        row.lessons_used,
+        row.lessons_monitored,
+        row.lessons,
+        row.terminals_on,
+        row.terminal_days_monitored,
+        row.terminal_days,
+    )
+    the_day = school_day(schedule, calendar, row.day, place.school)
+    return ClassroomDay(place, the_day, row.switched_on, totals)
+
+
+def to_row(
+    school: str, terminal: str, day: ClassroomDay, computed_at: float
+) -> ClassroomAvailability:
+    """A computed classroom-day as a roll-up row."""
+    a = day.totals
+    return ClassroomAvailability(
+        day=day.day,
+        school=school,
+        classroom=day.place.classroom or "",
+        terminal=terminal,
+        lesson_seconds=a.lesson_seconds,
+        monitored_seconds=a.monitored_seconds,
+        online_seconds=a.online_seconds,
+        lessons=a.lessons,
+        lessons_monitored=a.lessons_monitored,
+        lessons_used=a.lessons_used,
+        terminal_days=a.terminal_days,
+        terminal_days_monitored=a.terminal_days_monitored,
+        terminals_on=a.terminals_on,
+        switched_on=day.switched_on,
+        computed_at=computed_at,
+    )
+
+
+def _consecutive(days: Iterable[date]) -> list[list[date]]:
+    runs: list[list[date]] = []
+    for d in sorted(days):
+        if runs and d == runs[-1][-1] + timedelta(days=1):
+            runs[-1].append(d)
+        else:
+            runs.append([d])
+    return runs
+
+
 async def availability_report(
-    runtime: Runtime,
+    src: Sources,
     first_day: date,
     last_day: date,
     now: float,
     *,
-    school: str | None = None,
+    schools: Collection[str] | None = None,
 ) -> Report:
-    """在线率, 开机率 and 使用率 per classroom and school over local dates, from state and store.
+    """在线率, 开机率 and 使用率 per classroom and school over local dates.
 
-    Days after today are left out (they have no figures yet).
+    Days already over are read from the daily roll-up where it has them; the others (today, or
+    days the roll-up has not reached) are computed from the stored events. Days after today are
+    left out (they have no figures yet).
 
     Args:
-        runtime: the daemon's parts (needs a schedule and a calendar).
+        src: the sources (``Sources.of_runtime`` or ``Sources.of_config``).
         first_day: the first local date.
         last_day: the last local date, included.
         now: the current time (Unix seconds).
-        school: only this school.
+        schools: only these schools (codes not in the inventory are ignored); None: all.
 
     Raises:
         ReportError: no schedule or calendar, or ``first_day`` is after today.
-        KeyError: ``school`` is not in the inventory.
         StoreError: the database failed.
     """
-    schedule, base_calendar = runtime.schedule, runtime.calendar
-    if schedule is None or base_calendar is None:
-        raise ReportError("availability needs a lesson schedule and a working calendar")
-    today = local_date(runtime, now)
+    schedule, calendar = schedule_and_calendar(src)
+    today = src.local_date(now)
     if first_day > today:
-        raise ReportError(f"{first_day.isoformat()} has not begun; there are no figures yet")
-    last_day = min(last_day, today)
-    calendar = MemoCalendar(base_calendar)
-    inventory = runtime.state.inventory
-    schools = [inventory.schools[school]] if school is not None else [*inventory.schools.values()]
-    terminals = terminal_inventory(runtime)
-    refs: dict[str, TerminalRef] = {}
-    for ref in schools:
-        for room in ref.classrooms:
-            t = terminals.of_classroom(room.id)
-            if t is not None:
-                refs[room.id] = t
-    spans = await online_intervals(
-        runtime,
-        list(refs.values()),
-        midnight(runtime, first_day),
-        midnight(runtime, last_day + timedelta(days=1)),
-        now,
-        school=school,
-    )
-    days = [first_day + timedelta(days=i) for i in range((last_day - first_day).days + 1)]
-    out = []
-    for ref in schools:
-        rooms = tuple(
-            RoomFigures(
-                room,
-                refs[room.id].terminal,
-                _room_days(schedule, calendar, ref, room, days, spans[refs[room.id]]),
-            )
-            for room in ref.classrooms
-            if room.id in refs
+        raise ReportError(
+            f"{first_day.isoformat()} 尚未开始，还没有数据 / "
+            f"{first_day.isoformat()} has not begun; there are no figures yet"
         )
+    last_day = min(last_day, today)
+    chosen = selected_schools(src, schools)
+    refs = terminal_refs(src, chosen)
+    days = [first_day + timedelta(days=i) for i in range((last_day - first_day).days + 1)]
+    over = [d for d in days if d < today]
+    stored_days = (
+        await src.store.rolled_up_days(over[0], over[-1] + timedelta(days=1)) if over else set()
+    )
+    rows: dict[tuple[str, date], ClassroomAvailability] = {}
+    if stored_days:
+        only = chosen[0].code if len(chosen) == 1 else None
+        found = await src.store.availability(
+            min(stored_days), max(stored_days) + timedelta(days=1), only
+        )
+        rows = {(r.classroom, r.day): r for r in found}
+    # A day counts as rolled up only when every classroom has its row (a classroom added to
+    # the inventory later is computed from the events instead).
+    rolled = {d for d in stored_days if all((room, d) in rows for room in refs)}
+    computed: dict[str, dict[date, ClassroomDay]] = {}
+    for run in _consecutive(d for d in days if d not in rolled):
+        for room_id, some in (await compute_days(src, chosen, run, now)).items():
+            computed.setdefault(room_id, {}).update({x.day: x for x in some})
+    out = []
+    for ref in chosen:
+        figures = []
+        for room in ref.classrooms:
+            if room.id not in refs:
+                continue
+            place = Place(ref.code, ref.kind, room.id)
+            kept = tuple(
+                _from_row(schedule, calendar, place, rows[(room.id, d)])
+                if d in rolled
+                else computed[room.id][d]
+                for d in days
+            )
+            figures.append(RoomFigures(room, refs[room.id].terminal, kept))
         school_days = tuple(school_day(schedule, calendar, d, ref.code) for d in days)
-        out.append(SchoolFigures(ref, school_days, rooms))
-    return Report(first_day, last_day, last_day < today, now, tuple(out))
-
-
-def _room_days(
-    schedule: Schedule,
-    calendar: WorkingCalendar,
-    school: SchoolRef,
-    room: ClassroomRef,
-    days: Iterable[date],
-    spans: tuple[Interval, ...],
-) -> tuple[ClassroomDay, ...]:
-    place = Place(school.code, school.kind, room.id)
-    return tuple(classroom_day(schedule, calendar, place, d, spans) for d in days)
+        out.append(SchoolFigures(ref, school_days, tuple(figures)))
+    return Report(first_day, last_day, last_day < today, now, tuple(out), len(rolled))
 
 
 async def daily_availability(
-    runtime: Runtime, day: date, now: float, *, school: str | None = None
+    src: Sources, day: date, now: float, *, schools: Collection[str] | None = None
 ) -> Report:
     """One local date's report (see ``availability_report``)."""
-    return await availability_report(runtime, day, day, now, school=school)
+    return await availability_report(src, day, day, now, schools=schools)
 
 
 async def monthly_availability(
-    runtime: Runtime, year: int, month: int, now: float, *, school: str | None = None
+    src: Sources, year: int, month: int, now: float, *, schools: Collection[str] | None = None
 ) -> Report:
     """One month's report, up to today for the current month (see ``availability_report``)."""
     days = days_of_month(year, month)
-    return await availability_report(runtime, days[0], days[-1], now, school=school)
+    return await availability_report(src, days[0], days[-1], now, schools=schools)

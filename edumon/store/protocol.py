@@ -13,24 +13,29 @@ from edumon.domain.rollups import InterfaceRollup
 
 @dataclass(frozen=True, slots=True)
 class ClassroomAvailability:
-    """One classroom's terminal availability on one day: the inputs of the district's reports.
+    """One classroom's terminal on one local date: a row of the daily roll-up.
 
-    在线率 = online_minutes / scheduled_minutes; 使用率 = lessons_with_terminal_on /
-    scheduled_lessons; 开机率 counts the classrooms with ``switched_on`` among all of them.
+    The seconds and counts are those of ``edumon.domain.availability.Availability`` (they sum
+    over days and classrooms); 在线率 = online_seconds / monitored_seconds, coverage =
+    monitored_seconds / lesson_seconds (docs/availability.md).
     """
 
     day: date
-    """The school day, in the district's local calendar."""
+    """The local date, in the district's time zone."""
     school: str
     classroom: str
-    scheduled_minutes: float
-    """Minutes of lessons scheduled in the classroom that day."""
-    online_minutes: float
-    """Minutes of scheduled lesson time during which the terminal was online."""
-    scheduled_lessons: int
-    lessons_with_terminal_on: int
+    terminal: str
+    lesson_seconds: float
+    monitored_seconds: float
+    online_seconds: float
+    lessons: int
+    lessons_monitored: int
+    lessons_used: int
+    terminal_days: int
+    terminal_days_monitored: int
+    terminals_on: int
     switched_on: bool
-    """Whether the terminal was on at least once that day (in a lesson or not)."""
+    """Whether the terminal was seen online at least once that day (in a lesson or not)."""
     computed_at: float
     """When the row was computed (Unix seconds); a later computation replaces it."""
 
@@ -127,6 +132,18 @@ class StoreReader(Protocol):
         classroom: str | None = None,
     ) -> list[ClassroomAvailability]:
         """Daily availability rows for days in [since_day, until_day), by day then classroom."""
+        ...
+
+    async def rolled_up_days(self, since_day: date, until_day: date) -> set[date]:
+        """The days in [since_day, until_day) with at least one roll-up row."""
+        ...
+
+    async def monitor_runs(self, since: float, until: float) -> list[tuple[float, float]]:
+        """When edumon was monitoring: the runs overlapping [since, until), oldest first."""
+        ...
+
+    async def first_run_started(self) -> float | None:
+        """When the first recorded run started; None before any."""
         ...
 
     async def ping(self) -> bool:

@@ -1,4 +1,4 @@
-"""The store's report queries: daily availability rows.
+"""The store's report queries: the daily availability roll-up and the monitoring runs.
 
 Availability itself is computed from the TERMINAL_ONLINE/OFFLINE events (edumon.reports), not
 from heartbeat samples: those are thinned to one per terminal per 5 minutes (docs/storage.md).
@@ -6,14 +6,17 @@ from heartbeat samples: those are thinned to one per terminal per 5 minutes (doc
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import date
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
+from edumon.domain.models import OperStatus
+from edumon.domain.rollups import InterfaceRollup
 from edumon.store import tables as t
-from edumon.store.base import StoreBase
+from edumon.store.base import StoreBase, chunks
 from edumon.store.protocol import ClassroomAvailability
-from edumon.store.timestamps import from_db
+from edumon.store.timestamps import from_db, to_db
 
 
 class StoreReports(StoreBase):
@@ -26,7 +29,7 @@ class StoreReports(StoreBase):
         school: str | None = None,
         classroom: str | None = None,
     ) -> list[ClassroomAvailability]:
-        """Daily availability for days in [since_day, until_day), ordered by day and classroom.
+        """Daily roll-up rows for days in [since_day, until_day), ordered by day and classroom.
 
         Raises:
             StoreError: the database failed.
@@ -45,12 +48,99 @@ class StoreReports(StoreBase):
                 day=r.day,
                 school=r.school,
                 classroom=r.classroom,
-                scheduled_minutes=r.scheduled_minutes,
-                online_minutes=r.online_minutes,
-                scheduled_lessons=r.scheduled_lessons,
-                lessons_with_terminal_on=r.lessons_with_terminal_on,
+                terminal=r.terminal,
+                lesson_seconds=r.lesson_seconds,
+                monitored_seconds=r.monitored_seconds,
+                online_seconds=r.online_seconds,
+                lessons=r.lessons,
+                lessons_monitored=r.lessons_monitored,
+                lessons_used=r.lessons_used,
+                terminal_days=r.terminal_days,
+                terminal_days_monitored=r.terminal_days_monitored,
+                terminals_on=r.terminals_on,
                 switched_on=bool(r.switched_on),
                 computed_at=from_db(r.computed_at),
             )
             for r in rows
         ]
+
+    async def rolled_up_days(self, since_day: date, until_day: date) -> set[date]:
+        """The days in [since_day, until_day) with at least one roll-up row.
+
+        Raises:
+            StoreError: the database failed.
+        """
+        c = t.classroom_availability_daily.c
+        query = select(c.day).where(c.day >= since_day, c.day < until_day).distinct()
+        async with self._guard("reading rolled-up days"), self._engine.connect() as conn:
+            return {r.day for r in (await conn.execute(query)).all()}
+
+    async def monitor_runs(self, since: float, until: float) -> list[tuple[float, float]]:
+        """When edumon was monitoring: (start, last known alive) of the runs overlapping
+        [since, until), oldest first.
+
+        Raises:
+            StoreError: the database failed.
+        """
+        c = t.monitor_runs.c
+        query = (
+            select(c.started_at, c.alive_until)
+            .where(c.started_at < to_db(until), c.alive_until >= to_db(since))
+            .order_by(c.started_at)
+        )
+        async with self._guard("reading monitoring runs"), self._engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return [(from_db(r.started_at), from_db(r.alive_until)) for r in rows]
+
+    async def first_run_started(self) -> float | None:
+        """When the first recorded monitoring run started; None before any.
+
+        Raises:
+            StoreError: the database failed.
+        """
+        query = select(func.min(t.monitor_runs.c.started_at))
+        async with self._guard("reading monitoring runs"), self._engine.connect() as conn:
+            first = (await conn.execute(query)).scalar_one_or_none()
+        return None if first is None else from_db(first)
+
+    async def port_rollups(
+        self, ports: Collection[tuple[str, str]], since: float, until: float
+    ) -> list[InterfaceRollup]:
+        """The 5-minute roll-ups of some ports with buckets starting in [since, until).
+
+        Raises:
+            StoreError: the database failed.
+        """
+        wanted = set(ports)
+        devices = sorted({device for device, _ in wanted})
+        c = t.interface_rollups.c
+        out: list[InterfaceRollup] = []
+        async with self._guard("reading port roll-ups"), self._engine.connect() as conn:
+            for some in chunks(devices, 500):
+                query = select(t.interface_rollups).where(
+                    c.device_id.in_(list(some)),
+                    c.bucket_start >= to_db(since),
+                    c.bucket_start < to_db(until),
+                )
+                for r in (await conn.execute(query)).all():
+                    if (r.device_id, r.interface) not in wanted:
+                        continue
+                    out.append(
+                        InterfaceRollup(
+                            device_id=r.device_id,
+                            interface=r.interface,
+                            bucket_start=from_db(r.bucket_start),
+                            bucket_seconds=r.bucket_seconds,
+                            polls=r.polls,
+                            up_polls=r.up_polls,
+                            in_bps=r.in_bps,
+                            out_bps=r.out_bps,
+                            in_bps_max=r.in_bps_max,
+                            out_bps_max=r.out_bps_max,
+                            max_utilisation=r.max_utilisation,
+                            speed_mbps=r.speed_mbps,
+                            oper_status=OperStatus(r.oper_status),
+                            last_at=from_db(r.last_at),
+                        )
+                    )
+        return out

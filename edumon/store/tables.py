@@ -223,22 +223,42 @@ terminal_samples = Table(
 
 # --- daily roll-ups and events, kept long -----------------------------------------------------
 
-# 在线率, 开机率 and 使用率 inputs per classroom and school day, recomputed (upserted) at will.
+# The daily roll-up (migration 0005): 在线率, 开机率 and 使用率 inputs per classroom and local
+# date, seconds and counts that sum (edumon.domain.availability.Availability). Written for every
+# day once it is over (and back-filled on start-up); monthly figures read these rows. A day that
+# is not a school day has a row too (zeros), so "rolled up" and "not yet rolled up" differ.
 classroom_availability_daily = Table(
     "classroom_availability_daily",
     metadata,
     Column("day", Date, nullable=False),
     Column("classroom", Text, nullable=False),
     Column("school", Text, nullable=False),
-    Column("scheduled_minutes", Double, nullable=False),
-    Column("online_minutes", Double, nullable=False),
-    Column("scheduled_lessons", Integer, nullable=False),
-    Column("lessons_with_terminal_on", Integer, nullable=False),
+    Column("terminal", Text, nullable=False),
+    Column("lesson_seconds", Double, nullable=False),
+    Column("monitored_seconds", Double, nullable=False),
+    Column("online_seconds", Double, nullable=False),
+    Column("lessons", Integer, nullable=False),
+    Column("lessons_monitored", Integer, nullable=False),
+    Column("lessons_used", Integer, nullable=False),
+    Column("terminal_days", Integer, nullable=False),
+    Column("terminal_days_monitored", Integer, nullable=False),
+    Column("terminals_on", Integer, nullable=False),
     Column("switched_on", Boolean, nullable=False),
     Column("computed_at", UtcDateTime, nullable=False),
     PrimaryKeyConstraint("day", "classroom"),
     Index("ix_classroom_availability_daily_school_day", "school", "day"),
     Index("ix_classroom_availability_daily_classroom_day", "classroom", "day"),
+)
+
+# When edumon was monitoring (migration 0005): one row per daemon run, its end moved forward
+# while it runs. Lesson time outside every run is "not monitored": no data, not offline.
+monitor_runs = Table(
+    "monitor_runs",
+    metadata,
+    Column("id", _serial(), primary_key=True, autoincrement=True),
+    Column("started_at", UtcDateTime, nullable=False),
+    Column("alive_until", UtcDateTime, nullable=False),
+    Index("ix_monitor_runs_alive_until", "alive_until"),
 )
 
 events = Table(

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, Delete, Insert, Table, case, delete, select
+from sqlalchemy import ColumnElement, Delete, Insert, Table, case, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from edumon.config import Config
@@ -334,10 +334,16 @@ class StoreWrites(StoreBase):
                 "day": r.day,
                 "classroom": r.classroom,
                 "school": r.school,
-                "scheduled_minutes": r.scheduled_minutes,
-                "online_minutes": r.online_minutes,
-                "scheduled_lessons": r.scheduled_lessons,
-                "lessons_with_terminal_on": r.lessons_with_terminal_on,
+                "terminal": r.terminal,
+                "lesson_seconds": r.lesson_seconds,
+                "monitored_seconds": r.monitored_seconds,
+                "online_seconds": r.online_seconds,
+                "lessons": r.lessons,
+                "lessons_monitored": r.lessons_monitored,
+                "lessons_used": r.lessons_used,
+                "terminal_days": r.terminal_days,
+                "terminal_days_monitored": r.terminal_days_monitored,
+                "terminals_on": r.terminals_on,
                 "switched_on": r.switched_on,
                 "computed_at": to_db(r.computed_at),
             }
@@ -352,6 +358,28 @@ class StoreWrites(StoreBase):
         ):
             for chunk in chunks(values, WRITE_CHUNK_ROWS):
                 await conn.execute(stmt, list(chunk))
+
+    async def start_run(self, at: float) -> int:
+        """Record that monitoring starts at ``at``; the run's id, for ``keep_run``.
+
+        Raises:
+            StoreError: the database failed.
+        """
+        stmt = t.monitor_runs.insert().values(started_at=to_db(at), alive_until=to_db(at))
+        async with self._guard("recording the monitoring run"), self._engine.begin() as conn:
+            result = await conn.execute(stmt.returning(t.monitor_runs.c.id))
+            return int(result.scalar_one())
+
+    async def keep_run(self, run: int, at: float) -> None:
+        """Record that the run ``run`` was still monitoring at ``at``.
+
+        Raises:
+            StoreError: the database failed.
+        """
+        c = t.monitor_runs.c
+        stmt = update(t.monitor_runs).where(c.id == run).values(alive_until=to_db(at))
+        async with self._guard("recording the monitoring run"), self._engine.begin() as conn:
+            await conn.execute(stmt)
 
     async def prune(self, now: float, retention_seconds: float) -> int:
         """Delete interface roll-ups, device and terminal samples older than the retention.

@@ -131,12 +131,16 @@ def test_school_days(schedule: Schedule, calendar: ChineseWorkingCalendar, name:
     lesson_seconds = PRIMARY_LESSONS * PRIMARY_MINUTES * MINUTE
     assert result.totals == Availability(
         online_seconds=online_minutes * MINUTE,
+        monitored_seconds=lesson_seconds,
         lesson_seconds=lesson_seconds,
         lessons_used=used,
+        lessons_monitored=PRIMARY_LESSONS,
         lessons=PRIMARY_LESSONS,
         terminals_on=int(switched_on),
+        terminal_days_monitored=1,
         terminal_days=1,
     )
+    assert result.totals.coverage == 1.0
     assert result.online_rate == online_minutes * MINUTE / lesson_seconds
     assert result.usage_rate == used / PRIMARY_LESSONS
     assert result.switched_on is switched_on
@@ -247,10 +251,13 @@ def test_monthly_figures_sum_numerators_and_denominators(
     full = PRIMARY_LESSONS * PRIMARY_MINUTES
     assert month == Availability(
         online_seconds=((OCTOBER_SCHOOL_DAYS - 2) * full + 0 + (full - 10)) * MINUTE,
+        monitored_seconds=OCTOBER_SCHOOL_DAYS * full * MINUTE,
         lesson_seconds=OCTOBER_SCHOOL_DAYS * full * MINUTE,
         lessons_used=(OCTOBER_SCHOOL_DAYS - 1) * PRIMARY_LESSONS,
+        lessons_monitored=OCTOBER_SCHOOL_DAYS * PRIMARY_LESSONS,
         lessons=OCTOBER_SCHOOL_DAYS * PRIMARY_LESSONS,
         terminals_on=OCTOBER_SCHOOL_DAYS - 1,
+        terminal_days_monitored=OCTOBER_SCHOOL_DAYS,
         terminal_days=OCTOBER_SCHOOL_DAYS,
     )
     assert month.power_on_rate == (OCTOBER_SCHOOL_DAYS - 1) / OCTOBER_SCHOOL_DAYS
@@ -333,3 +340,68 @@ def test_a_day_driven_through_the_terminal_state(
     # Morning: 30 + 40 + 40 + 40 minutes; afternoon: 第5-7节 (14:20-16:40) in full.
     assert result.totals.online_seconds == (30 + 3 * 40 + 3 * 40) * MINUTE
     assert result.totals.lessons_used == 7
+
+
+# -- monitored time and lessons still to come ------------------------------------------------
+
+
+def test_a_day_edumon_never_monitored_has_no_data_not_0_percent(
+    schedule: Schedule, calendar: ChineseWorkingCalendar
+) -> None:
+    # The day before installation: a school day, the terminal (as far as anyone knows) off,
+    # but edumon was not running. That is "no data" with coverage 0, not 0 % 在线率.
+    result = classroom_day(schedule, calendar, ROOM, MONDAY, [], monitored=())
+    totals = result.totals
+    assert totals.lesson_seconds == PRIMARY_LESSONS * PRIMARY_MINUTES * MINUTE
+    assert totals.coverage == 0.0
+    assert not totals.has_data
+    assert (totals.online_rate, totals.usage_rate, totals.power_on_rate) == (None, None, None)
+
+
+def test_rates_count_monitored_lesson_time_only(
+    schedule: Schedule, calendar: ChineseWorkingCalendar
+) -> None:
+    # Installed at 10:00 on the Monday (lessons 08:20-09:00, 09:10-09:50 unmonitored); the
+    # terminal was on all day. Online within monitored lesson time is 100 %, coverage 5/7.
+    watched = [(at(MONDAY, "10:00"), at(MONDAY, "23:00"))]
+    result = classroom_day(
+        schedule, calendar, ROOM, MONDAY, [span(MONDAY, "07:00", "18:00")], monitored=watched
+    )
+    totals = result.totals
+    assert totals.coverage == pytest.approx(5 / 7)
+    assert totals.online_rate == 1.0
+    assert (totals.lessons_monitored, totals.lessons_used, totals.lessons) == (5, 5, 7)
+    assert totals.power_on_rate == 1.0
+
+
+def test_online_events_outside_monitored_time_count_nothing(
+    schedule: Schedule, calendar: ChineseWorkingCalendar
+) -> None:
+    # An interval rebuilt from events can span a stretch the daemon was down: that stretch is
+    # unknown, not online.
+    watched = [(at(MONDAY, "00:00"), at(MONDAY, "09:00"))]
+    result = classroom_day(
+        schedule, calendar, ROOM, MONDAY, [span(MONDAY, "07:00", "18:00")], monitored=watched
+    )
+    assert result.totals.online_seconds == result.totals.monitored_seconds == 40 * MINUTE
+    assert result.totals.online_rate == 1.0
+
+
+def test_today_counts_only_lessons_already_started(
+    schedule: Schedule, calendar: ChineseWorkingCalendar
+) -> None:
+    # At 09:30 on a Monday: the first lesson (08:20-09:00) is over, the second (09:10-09:50)
+    # runs; the five to come do not count. The terminal has been on since 08:00.
+    now = at(MONDAY, "09:30")
+    result = classroom_day(schedule, calendar, ROOM, MONDAY, [(at(MONDAY, "08:00"), now)], now=now)
+    totals = result.totals
+    assert totals.lessons == 2
+    assert totals.lesson_seconds == (40 + 20) * MINUTE
+    assert totals.online_rate == 1.0
+    assert totals.usage_rate == 1.0
+    before_lessons = classroom_day(
+        schedule, calendar, ROOM, MONDAY, [], now=at(MONDAY, "07:00")
+    ).totals
+    assert before_lessons.lessons == 0
+    assert (before_lessons.online_rate, before_lessons.coverage) == (None, None)
+    assert before_lessons.terminal_days == 0

@@ -129,6 +129,10 @@ async def test_a_browser_is_sent_to_the_login_page_and_back(http: httpx.AsyncCli
     assert webhook.status_code == 403
     assert "form" in (await http.get("/login")).text  # shows who is logged in, and the form
     assert "school-a" in (await http.get("/login")).text
+    status_page = await http.get("/", headers=html)  # names who is logged in, offers 退出
+    assert status_page.status_code == 200
+    assert "school-a" in status_page.text
+    assert 'href="/logout"' in status_page.text
 
     out = await http.get("/logout")
     assert out.status_code == 303

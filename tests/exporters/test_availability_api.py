@@ -11,6 +11,9 @@ real working calendar:
 
 School A that day: 200 online minutes of 4 x 280 = 1120; 5 of 28 lessons used; 3 of 4
 terminals switched on (开机率 0.75).
+
+edumon was monitoring from just before Sunday 20:00 on (a process alive since then, or a
+stored monitoring run when the API runs in a later process).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import httpx
@@ -38,6 +42,8 @@ from tests.fixtures.runtime import (
 )
 
 API = "/api/v1"
+LEVEL, STATUS = "级别 level", "数据状态 status"
+ONLINE, USAGE, POWER_ON = "在线率 online %", "使用率 usage %", "开机率 power-on %"
 MONDAY = date(2026, 9, 7)
 LEFT_ON = local(date(2026, 8, 30), "20:00")
 LESSON_MINUTES = 7 * 40
@@ -152,6 +158,9 @@ async def test_a_past_day_from_stored_events_after_a_restart(open_reports: Any) 
     clock = Clock(LEFT_ON - 60)
     first = await open_reports(clock, started_at=clock.now)
     await the_day(first.runtime)
+    # The first process ran until Wednesday 09:00 (its monitoring run is stored).
+    run = await first.runtime.store.start_run(LEFT_ON - 60)
+    await first.runtime.store.keep_run(run, local(date(2026, 9, 9), "09:00"))
     # A new process on the same database: nothing in memory, everything from the store.
     clock.now = local(date(2026, 9, 9), "10:00")
     reports = await open_reports(clock, started_at=clock.now - 3600)
@@ -176,7 +185,9 @@ async def test_a_past_day_from_stored_events_after_a_restart(open_reports: Any) 
     assert kindergarten["is_school_day"] is True
     assert (kindergarten["lessons"], kindergarten["online_rate"]) == (0, None)
     assert everything["district"]["lesson_minutes"] == 4 * LESSON_MINUTES + 8 * 45
-    assert everything["district"]["terminal_days"] == 6
+    # 开机率 counts terminal-days with a lesson started: not the kindergarten's.
+    assert everything["district"]["terminal_days"] == 5
+    assert kindergarten["status"] == "no_lessons"
 
 
 async def test_today_from_the_live_state(open_reports: Any) -> None:
@@ -198,7 +209,14 @@ async def test_today_from_the_live_state(open_reports: Any) -> None:
     for room, minutes in (("A-101", 150), ("A-102", 40), ("A-103", 10)):
         assert rooms[room]["online_minutes"] == minutes, room
     assert (school["online_minutes"], school["terminals_on"]) == (210, 4)
-    assert school["lesson_minutes"] == 4 * LESSON_MINUTES  # lessons still to come count
+    # Only lessons already started count: at 15:00 lessons 1-5 are over, 6 and 7 to come.
+    assert (school["lesson_minutes"], school["lessons"]) == (4 * 5 * 40, 4 * 5)
+    assert school["online_rate"] == pytest.approx(210 / 800)
+    assert (school["coverage"], school["status"]) == (1.0, "ok")
+    # In the middle of lesson 6 (15:10-15:50): its first 20 minutes count.
+    clock.now = local(MONDAY, "15:30")
+    body = await reports.json(f"{API}/availability/daily?school=A")
+    assert body["schools"][0]["lesson_minutes"] == 4 * (5 * 40 + 20)
 
     future = await reports.json(f"{API}/availability/daily?day=2026-09-08", status=422)
     assert "has not begun" in str(future)
@@ -230,9 +248,14 @@ async def test_a_holiday_has_no_rates(open_reports: Any) -> None:
     assert (a101_row["switched_on"], a101_row["terminals_on"]) == (True, 0)
 
     _, rows = await reports.csv(f"{API}/availability/daily?day=2026-10-01&school=A&format=csv")
-    school_row = by(rows, "level", "school")
-    assert (school_row["online_rate"], school_row["power_on_rate"]) == ("", "")
-    assert school_row["is_school_day"] == "false"
+    school_row = by(rows, LEVEL, "学校 school")
+    assert (school_row[ONLINE], school_row[POWER_ON]) == ("", "")
+    assert school_row["上课日 school day"] == "否 no"
+    assert school_row[STATUS] == "无课 no lessons"
+
+
+def pct(rate: float | None) -> str:
+    return "" if rate is None else f"{rate * 100:.1f}"
 
 
 async def test_csv_carries_the_same_numbers_and_chinese_names(open_reports: Any) -> None:
@@ -250,23 +273,27 @@ async def test_csv_carries_the_same_numbers_and_chinese_names(open_reports: Any)
     _, by_accept = await reports.csv(url, accept="text/csv")
     assert by_accept == rows
 
-    assert [r["level"] for r in rows] == ["district", "school", *["classroom"] * 4]
+    assert [r[LEVEL] for r in rows] == ["全区 district", "学校 school", *["教室 classroom"] * 4]
     (school,) = body["schools"]
     school_row = rows[1]
-    assert (school_row["school"], school_row["school_name"]) == ("A", "城关第一小学")
-    for key in ("online_rate", "usage_rate", "power_on_rate", "online_minutes", "lesson_minutes"):
-        assert float(school_row[key]) == school[key], key
-    for key in ("lessons_used", "lessons", "terminals_on", "terminal_days"):
-        assert int(school_row[key]) == school[key], key
+    assert (school_row["学校代码 school"], school_row["学校 school name"]) == ("A", "城关第一小学")
+    # Percentages with one decimal: 200 / 1120 = 17.857... % → 17.9.
+    assert school_row[ONLINE] == "17.9"
+    figures = ((ONLINE, "online_rate"), (USAGE, "usage_rate"), (POWER_ON, "power_on_rate"))
+    for header, key in figures:
+        assert school_row[header] == pct(school[key]), key
+    assert school_row["监测覆盖率 coverage %"] == "100.0"
+    assert school_row[STATUS] == "完整 fully monitored"
+    assert float(school_row["在线分钟 online min"]) == school["online_minutes"]
+    assert int(school_row["节数 lessons"]) == school["lessons"]
     for room in school["classrooms"]:
-        row = by(rows, "classroom", room["classroom"])
-        assert row["classroom_name"] == room["classroom_name"]
-        assert row["day"] == "2026-09-07"
-        assert float(row["online_minutes"]) == room["online_minutes"]
-        assert float(row["online_rate"]) == room["online_rate"]
-        assert row["switched_on"] == ("true" if room["switched_on"] else "false")
-    assert by(rows, "classroom", "A-101")["classroom_name"] == "一年级(1)班"
-    assert float(rows[0]["online_minutes"]) == body["district"]["online_minutes"]
+        row = by(rows, "教室代码 classroom", room["classroom"])
+        assert row["教室 classroom name"] == room["classroom_name"]
+        assert row["日期 day"] == "2026-09-07"
+        assert row[ONLINE] == pct(room["online_rate"])
+        assert row["开过机 switched on"] == ("是 yes" if room["switched_on"] else "否 no")
+    assert by(rows, "教室代码 classroom", "A-101")["教室 classroom name"] == "一年级(1)班"
+    assert float(rows[0]["在线分钟 online min"]) == body["district"]["online_minutes"]
 
 
 async def test_monthly_sums_the_school_days(open_reports: Any) -> None:
@@ -315,11 +342,14 @@ async def test_monthly_sums_the_school_days(open_reports: Any) -> None:
     assert response.headers["content-disposition"] == (
         'attachment; filename="edumon-availability-A-2026-09.csv"'
     )
-    school_row = by(rows, "level", "school")
-    assert int(school_row["school_days"]) == SEPTEMBER_SCHOOL_DAYS
-    assert float(school_row["online_rate"]) == school["online_rate"]
-    a102 = by(rows, "classroom", "A-102")
-    assert (a102["classroom_name"], int(a102["days_switched_on"])) == ("一年级(2)班", 5)
+    school_row = by(rows, LEVEL, "学校 school")
+    assert int(school_row["上课天数 school days"]) == SEPTEMBER_SCHOOL_DAYS
+    assert school_row[ONLINE] == pct(school["online_rate"])
+    a102 = by(rows, "教室代码 classroom", "A-102")
+    assert (a102["教室 classroom name"], int(a102["开机天数 days switched on"])) == (
+        "一年级(2)班",
+        5,
+    )
 
 
 async def test_the_current_month_runs_to_today(open_reports: Any) -> None:
@@ -346,8 +376,17 @@ async def test_bad_requests(open_reports: Any) -> None:
         "daily?format=xml",
         "monthly?month=2026-13",
         "monthly?month=2026-10",
+        "daily?day=0001-01-01",
+        "daily?day=1999-12-31",
+        "daily?day=9999-12-31",
+        "monthly?month=0001-01",
+        "monthly?month=0000-00",
+        "monthly?month=9999-12",
+        "daily?day=2026-09-07%00",
+        "monthly?school=A%00",
     ):
-        await reports.json(f"{API}/availability/{url}", status=422)
+        body = await reports.json(f"{API}/availability/{url}", status=422)
+        assert body["detail"][0]["msg"], url
     await reports.json(f"{API}/availability/daily?school=NOPE", status=404)
     await reports.json(f"{API}/availability/monthly?school=NOPE", status=404)
 
@@ -380,3 +419,71 @@ async def test_openapi_and_secrets(open_reports: Any) -> None:
         assert response.status_code == 200, url
         for secret in ALL_SECRETS:
             assert secret not in response.text, url
+
+
+async def test_before_installation_is_no_data_not_0_percent(open_reports: Any) -> None:
+    # edumon installed on Wednesday 9 September at 10:00: nothing stored before.
+    installed = local(date(2026, 9, 9), "10:00")
+    clock = Clock(installed)
+    reports = await open_reports(clock, started_at=installed)
+    clock.now = local(date(2026, 9, 9), "16:00")
+
+    tuesday = await reports.json(f"{API}/availability/daily?day=2026-09-08&school=A")
+    (school,) = tuesday["schools"]
+    assert school["is_school_day"] is True
+    for figures in (tuesday["district"], school, *school["classrooms"]):
+        assert (figures["status"], figures["status_text"]) == ("no_data", "无数据")
+        assert figures["status_text_en"] == "no data"
+        assert figures["coverage"] == 0.0
+        assert (figures["online_rate"], figures["usage_rate"], figures["power_on_rate"]) == (
+            None,
+            None,
+            None,
+        )
+    _, rows = await reports.csv(f"{API}/availability/daily?day=2026-09-08&school=A&format=csv")
+    assert {r[STATUS] for r in rows} == {"无数据 no data"}
+    assert {r[ONLINE] for r in rows} == {""}
+
+    # The day of installation: lessons 1-2 (08:20-09:50) unmonitored, lesson 3 from 10:00.
+    wednesday = (await reports.json(f"{API}/availability/daily?day=2026-09-09&school=A"))[
+        "schools"
+    ][0]
+    assert wednesday["status"] == "partial"
+    assert 0 < wednesday["coverage"] < 1
+    assert wednesday["online_rate"] == 0.0  # monitored, and every terminal was off
+
+    for month in ("2020-01", "2026-08"):
+        body = await reports.json(f"{API}/availability/monthly?month={month}")
+        assert body["district"]["online_rate"] is None, month
+        assert body["district"]["status"] in ("no_data", "no_lessons"), month
+
+
+async def test_only_the_visible_schools(open_reports: Any) -> None:
+    clock = Clock(local(MONDAY, "10:00"))
+    reports = await open_reports(clock, started_at=clock.now)
+    app = reports.client._transport.app  # type: ignore[attr-defined]
+
+    @app.middleware("http")  # type: ignore[misc]
+    async def school_a_only(request: Any, call_next: Any) -> Any:
+        request.state.principal = SimpleNamespace(schools=frozenset({"A"}))
+        return await call_next(request)
+
+    for path in ("availability/daily", "availability/monthly", "reports/monthly"):
+        body = await reports.json(f"{API}/{path}")
+        assert [s["school"] for s in body["schools"]] == ["A"], path
+        await reports.json(f"{API}/{path}?school=B", status=404)
+        await reports.json(f"{API}/{path}?school=A&school=B", status=404)
+        unknown = await reports.json(f"{API}/{path}?school=NOPE", status=404)
+        hidden = await reports.json(f"{API}/{path}?school=B", status=404)
+        assert unknown["detail"].replace("NOPE", "B") == hidden["detail"]
+
+
+async def test_several_schools(open_reports: Any) -> None:
+    clock = Clock(local(MONDAY, "10:00"))
+    reports = await open_reports(clock, started_at=clock.now)
+    body = await reports.json(f"{API}/availability/daily?school=K&school=A")
+    assert [s["school"] for s in body["schools"]] == ["A", "K"]
+    response, _ = await reports.csv(f"{API}/availability/daily?school=K&school=A&format=csv")
+    assert response.headers["content-disposition"] == (
+        'attachment; filename="edumon-availability-A-K-2026-09-07.csv"'
+    )

@@ -153,10 +153,16 @@ def availability_row(
     day: date, classroom: str = "a-101", school: str = "3301000001", **changes: Any
 ) -> ClassroomAvailability:
     values: dict[str, Any] = {
-        "scheduled_minutes": 280.0,
-        "online_minutes": 245.5,
-        "scheduled_lessons": 7,
-        "lessons_with_terminal_on": 6,
+        "terminal": f"t-{classroom}",
+        "lesson_seconds": 16_800.0,
+        "monitored_seconds": 16_000.0,
+        "online_seconds": 14_730.5,
+        "lessons": 7,
+        "lessons_monitored": 7,
+        "lessons_used": 6,
+        "terminal_days": 1,
+        "terminal_days_monitored": 1,
+        "terminals_on": 1,
         "switched_on": True,
         "computed_at": T0 + 0.25,
     }
@@ -434,15 +440,15 @@ async def test_availability_upsert_is_idempotent_and_replaces_rows(
 ) -> None:
     first = [
         availability_row(date(2024, 9, 2), "a-101"),
-        availability_row(date(2024, 9, 2), "a-102", online_minutes=0.0, switched_on=False),
-        availability_row(date(2024, 9, 3), "a-101", lessons_with_terminal_on=7),
+        availability_row(date(2024, 9, 2), "a-102", online_seconds=0.0, switched_on=False),
+        availability_row(date(2024, 9, 3), "a-101", lessons_used=7),
     ]
     await store.upsert_availability(first)
     await store.upsert_availability(first)
     assert await count(database_url, t.classroom_availability_daily) == 3
     assert await store.availability(date(2024, 9, 1), date(2024, 9, 30)) == first
 
-    recomputed = replace(first[1], online_minutes=120.25, switched_on=True, computed_at=T0 + 9)
+    recomputed = replace(first[1], online_seconds=7215.0, switched_on=True, computed_at=T0 + 9)
     await store.upsert_availability([recomputed, availability_row(date(2024, 9, 4))])
     assert await store.availability(date(2024, 9, 1), date(2024, 9, 30)) == [
         first[0],

@@ -13,10 +13,14 @@ import pytest
 
 from edumon.exporters.api import create_app
 from edumon.runtime import Runtime
-from tests.fixtures.runtime import ALL_SECRETS
+from tests.fixtures.runtime import ALL_SECRETS, T0
 
 Scope = MutableMapping[str, Any]
 Asgi = Callable[[Scope, Any, Any], Awaitable[None]]
+
+NOW = T0 + 60.0
+"""The pages' clock: a Sunday morning (no lesson), a minute after the fixture's polls; the
+wall clock would make a weekday's lessons decide which classrooms are red."""
 
 
 def as_principal(app: Asgi, schools: frozenset[str]) -> Asgi:
@@ -31,7 +35,7 @@ def as_principal(app: Asgi, schools: frozenset[str]) -> Asgi:
 
 @pytest.fixture
 async def client(populated_runtime: Runtime) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(populated_runtime)
+    app = create_app(populated_runtime, clock=lambda: NOW)
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url="http://edumon.test"
     ) as c:
@@ -40,7 +44,7 @@ async def client(populated_runtime: Runtime) -> AsyncIterator[httpx.AsyncClient]
 
 @pytest.fixture
 async def school_a(populated_runtime: Runtime) -> AsyncIterator[httpx.AsyncClient]:
-    app = as_principal(create_app(populated_runtime), frozenset({"A"}))
+    app = as_principal(create_app(populated_runtime, clock=lambda: NOW), frozenset({"A"}))
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url="http://edumon.test"
     ) as c:

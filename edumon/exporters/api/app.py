@@ -24,6 +24,7 @@ from edumon.exporters.api.lookup import API_PREFIX
 from edumon.exporters.api.outages import outages_router
 from edumon.exporters.api.per_school import SchoolsNow
 from edumon.exporters.api.quality import quality_router
+from edumon.exporters.api.reports import reports_router
 from edumon.exporters.api.schools import schools_router
 from edumon.exporters.api.switches import switches_router
 from edumon.exporters.api.terminals import terminals_router
@@ -80,6 +81,7 @@ def create_app(runtime: Runtime, *, clock: Callable[[], float] = time.time) -> F
         events_router(runtime, views),
         terminals_router(runtime, views, clock),
         availability_router(runtime, clock),
+        reports_router(runtime, clock),
         alertmanager_router(runtime),
         outages_router(runtime),
         quality_router(runtime, clock),

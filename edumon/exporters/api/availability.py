@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from typing import Annotated, Any, TypeVar
+from datetime import datetime
+from typing import TypeVar
 
-from fastapi import APIRouter, HTTPException, Query, Request, Response
+from fastapi import APIRouter, HTTPException, Request, Response
 from pydantic import BaseModel
 
 from edumon.errors import StoreError
 from edumon.exporters import schemas as s
-from edumon.exporters.api import mapping as m
 from edumon.exporters.api.csv_report import (
     DAILY_COLUMNS,
     MONTHLY_COLUMNS,
@@ -20,21 +20,33 @@ from edumon.exporters.api.csv_report import (
     monthly_rows,
     wants_csv,
 )
-from edumon.exporters.api.lookup import school_or_404, store_unavailable
-from edumon.exporters.api.queries import Format, SchoolFilter, invalid, parse_day, parse_month
+from edumon.exporters.api.lookup import store_unavailable
+from edumon.exporters.api.mapping import local_time
+from edumon.exporters.api.queries import Format
+from edumon.exporters.api.report_queries import (
+    DayQuery,
+    MonthQuery,
+    SchoolsFilter,
+    chosen_schools,
+    report_day,
+    report_month,
+)
+from edumon.reports import render
 from edumon.reports.availability import (
     Report,
     ReportError,
+    Sources,
     daily_availability,
     monthly_availability,
 )
 from edumon.runtime import Runtime
-from edumon.views import local_date
 
 Body = TypeVar("Body", bound=BaseModel)
+R = TypeVar("R")
 
 
-async def _report(making: Awaitable[Report]) -> Report:
+async def answer_report(making: Awaitable[R]) -> R:
+    """A report, or 503 when it cannot be made (no schedule, the database down)."""
     try:
         return await making
     except ReportError as exc:
@@ -48,20 +60,25 @@ def _answer(
     fmt: str | None,
     body: Body,
     name: str,
-    school: str | None,
+    school: list[str] | None,
     columns: Sequence[str],
-    rows: Callable[[Body], Iterable[dict[str, Any]]],
+    rows: Callable[[Body], Iterable[Sequence[object]]],
 ) -> Body | Response:
-    """The report as JSON, or as a CSV download named for the school and the period."""
+    """The report as JSON, or as a CSV download named for the schools and the local period."""
     if not wants_csv(request, fmt):
         return body
-    suffix = f"{school}-" if school is not None else ""
+    suffix = "".join(f"{code}-" for code in sorted(set(school or ())))
     return csv_response(f"edumon-availability-{suffix}{name}.csv", columns, rows(body))
 
 
 def availability_router(runtime: Runtime, clock: Callable[[], float]) -> APIRouter:
     """The router; mounted under /api/v1 by ``create_app``."""
     router = APIRouter()
+
+    def at(seconds: float) -> datetime:
+        when = local_time(runtime, seconds)
+        assert when is not None
+        return when
 
     @router.get(
         "/availability/daily",
@@ -71,26 +88,22 @@ def availability_router(runtime: Runtime, clock: Callable[[], float]) -> APIRout
     )
     async def availability_daily(
         request: Request,
-        day: Annotated[
-            str | None, Query(description="Local date YYYY-MM-DD; today when omitted")
-        ] = None,
-        school: SchoolFilter = None,
+        day: DayQuery = None,
+        school: SchoolsFilter = None,
         fmt: Format = None,
     ) -> s.DailyAvailability | Response:
-        """在线率, 开机率 and 使用率 of one school day, per classroom and per school.
+        """在线率, 开机率 and 使用率 of one day, per classroom and per school.
 
-        Rates are null on a day without lessons (weekend, holiday, 寒暑假). Today's figures are
-        live (``complete`` false): lessons still to come count in the denominators.
+        Rates count monitored lesson time only: a day edumon did not monitor is "no data"
+        (``status`` no_data, ``coverage`` 0, rates null), never 0 %. Today counts only the
+        lessons already started (one in progress up to now); ``complete`` is false.
         """
         now = clock()
-        today = local_date(runtime, now)
-        when = parse_day(day) if day is not None else today
-        if when > today:
-            invalid("day", day, f"{when.isoformat()} has not begun; there are no figures yet")
-        if school is not None:
-            school_or_404(runtime, school)
-        found = await _report(daily_availability(runtime, when, now, school=school))
-        body = m.daily(found)
+        src = Sources.of_runtime(runtime)
+        when = report_day(day, src.local_date(now))
+        schools = chosen_schools(request, runtime, school)
+        found: Report = await answer_report(daily_availability(src, when, now, schools=schools))
+        body = render.daily(found, at)
         return _answer(request, fmt, body, when.isoformat(), school, DAILY_COLUMNS, daily_rows)
 
     @router.get(
@@ -101,26 +114,23 @@ def availability_router(runtime: Runtime, clock: Callable[[], float]) -> APIRout
     )
     async def availability_monthly(
         request: Request,
-        month: Annotated[
-            str | None, Query(description="Local month YYYY-MM; this month when omitted")
-        ] = None,
-        school: SchoolFilter = None,
+        month: MonthQuery = None,
+        school: SchoolsFilter = None,
         fmt: Format = None,
     ) -> s.MonthlyAvailability | Response:
         """在线率, 开机率 and 使用率 of one month, per classroom and per school.
 
-        Summed over the month's school days (a month's 在线率 is its online lesson time over its
-        lesson time, not a mean of daily rates); the current month runs up to today.
+        Summed over the month's days (a month's 在线率 is its online lesson time over its
+        monitored lesson time, not a mean of daily rates); days that are over are read from
+        the daily roll-up; the current month runs up to now. A month edumon did not monitor is
+        "no data", never 0 %.
         """
         now = clock()
-        today = local_date(runtime, now)
-        year, mon = parse_month(month) if month is not None else (today.year, today.month)
-        if (year, mon) > (today.year, today.month):
-            invalid("month", month, f"{month} has not begun; there are no figures yet")
-        if school is not None:
-            school_or_404(runtime, school)
-        found = await _report(monthly_availability(runtime, year, mon, now, school=school))
-        body = m.monthly(found, f"{year:04d}-{mon:02d}")
+        src = Sources.of_runtime(runtime)
+        year, mon = report_month(month, src.local_date(now))
+        schools = chosen_schools(request, runtime, school)
+        found = await answer_report(monthly_availability(src, year, mon, now, schools=schools))
+        body = render.monthly(found, f"{year:04d}-{mon:02d}", at)
         return _answer(request, fmt, body, body.month, school, MONTHLY_COLUMNS, monthly_rows)
 
     return router

@@ -1,15 +1,19 @@
-"""Availability reports as CSV (UTF-8 with a BOM, for Excel): columns, rows and the response."""
+"""Availability reports as CSV (UTF-8 with a BOM, for Excel): columns, rows and the response.
+
+One header row, each column's Chinese name with its English name beside it ("在线率 online %");
+rates as percentages with one decimal ("87.5"), empty where there is no figure, with the row's
+data status ("无数据 no data") beside them (docs/availability.md).
+"""
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 from fastapi import Request, Response
 
 from edumon.exporters import schemas as s
+from edumon.reports.render import FIGURE_COLUMNS, csv_text, figure_cells
 
 CSV_MEDIA_TYPE = "text/csv; charset=utf-8"
 
@@ -22,7 +26,7 @@ def csv_responses() -> dict[int | str, dict[str, Any]]:
             "?format=csv or Accept: text/csv",
             "content": {"text/csv": {"schema": {"type": "string"}}},
         },
-        404: {"description": "No school with this code"},
+        404: {"description": "No school with this code (or not one this token may see)"},
         503: {"description": "No lesson schedule, or the database is unavailable"},
     }
 
@@ -35,99 +39,112 @@ def wants_csv(request: Request, fmt: str | None) -> bool:
     return any(part.split(";")[0].strip() == "text/csv" for part in accept.split(","))
 
 
-_FIGURE_COLUMNS = tuple(s.Figures.model_fields)
+_FIGURE_HEADERS = tuple(h for h, _ in FIGURE_COLUMNS)
+_COUNT_HEADERS = (
+    "在线分钟 online min",
+    "监测分钟 monitored min",
+    "上课分钟 lesson min",
+    "使用节数 lessons used",
+    "监测节数 lessons monitored",
+    "节数 lessons",
+)
 DAILY_COLUMNS = (
-    "level",
-    "school",
-    "school_name",
-    "classroom",
-    "classroom_name",
-    "terminal",
-    "day",
-    "is_school_day",
-    "day_reason",
-    "switched_on",
-    *_FIGURE_COLUMNS,
+    "级别 level",
+    "学校代码 school",
+    "学校 school name",
+    "教室代码 classroom",
+    "教室 classroom name",
+    "终端 terminal",
+    "日期 day",
+    "上课日 school day",
+    "开过机 switched on",
+    *_FIGURE_HEADERS,
+    *_COUNT_HEADERS,
 )
 MONTHLY_COLUMNS = (
-    "level",
-    "school",
-    "school_name",
-    "classroom",
-    "classroom_name",
-    "terminal",
-    "month",
-    "school_days",
-    "days_switched_on",
-    *_FIGURE_COLUMNS,
+    "级别 level",
+    "学校代码 school",
+    "学校 school name",
+    "教室代码 classroom",
+    "教室 classroom name",
+    "终端 terminal",
+    "月份 month",
+    "上课天数 school days",
+    "开机天数 days switched on",
+    *_FIGURE_HEADERS,
+    *_COUNT_HEADERS,
 )
 
 
-def daily_rows(body: s.DailyAvailability) -> Iterable[dict[str, Any]]:
+def _yes(value: bool | None) -> str:
+    return "" if value is None else ("是 yes" if value else "否 no")
+
+
+def _figures(f: s.Figures) -> list[object]:
+    return [
+        *figure_cells(f),
+        f"{f.online_minutes:.1f}",
+        f"{f.monitored_minutes:.1f}",
+        f"{f.lesson_minutes:.1f}",
+        f.lessons_used,
+        f.lessons_monitored,
+        f.lessons,
+    ]
+
+
+def daily_rows(body: s.DailyAvailability) -> Iterable[Sequence[object]]:
     """A daily report as CSV rows: the district, then each school and its classrooms."""
     day = body.day.isoformat()
-    yield {"level": "district", "day": day, **body.district.model_dump()}
+    yield ["全区 district", "", "", "", "", "", day, "", "", *_figures(body.district)]
     for sc in body.schools:
-        school = {"school": sc.school, "school_name": sc.school_name, "day": day}
-        day_info = {"is_school_day": sc.is_school_day, "day_reason": sc.day_reason}
-        yield {"level": "school", **school, **day_info, **_only_figures(sc)}
+        school = [sc.school, sc.school_name]
+        yield ["学校 school", *school, "", "", "", day, _yes(sc.is_school_day), "", *_figures(sc)]
         for room in sc.classrooms:
-            yield {
-                "level": "classroom",
-                **school,
-                **day_info,
-                "classroom": room.classroom,
-                "classroom_name": room.classroom_name,
-                "terminal": room.terminal,
-                "switched_on": room.switched_on,
-                **_only_figures(room),
-            }
+            yield [
+                "教室 classroom",
+                *school,
+                room.classroom,
+                room.classroom_name,
+                room.terminal,
+                day,
+                _yes(sc.is_school_day),
+                _yes(room.switched_on),
+                *_figures(room),
+            ]
 
 
-def monthly_rows(body: s.MonthlyAvailability) -> Iterable[dict[str, Any]]:
+def monthly_rows(body: s.MonthlyAvailability) -> Iterable[Sequence[object]]:
     """A monthly report as CSV rows: the district, then each school and its classrooms."""
-    yield {"level": "district", "month": body.month, **body.district.model_dump()}
+    month = body.month
+    yield ["全区 district", "", "", "", "", "", month, "", "", *_figures(body.district)]
     for sc in body.schools:
-        school = {"school": sc.school, "school_name": sc.school_name, "month": body.month}
-        yield {"level": "school", **school, "school_days": sc.school_days, **_only_figures(sc)}
+        school = [sc.school, sc.school_name]
+        yield ["学校 school", *school, "", "", "", month, sc.school_days, "", *_figures(sc)]
         for room in sc.classrooms:
-            yield {
-                "level": "classroom",
-                **school,
-                "school_days": sc.school_days,
-                "classroom": room.classroom,
-                "classroom_name": room.classroom_name,
-                "terminal": room.terminal,
-                "days_switched_on": room.days_switched_on,
-                **_only_figures(room),
-            }
+            yield [
+                "教室 classroom",
+                *school,
+                room.classroom,
+                room.classroom_name,
+                room.terminal,
+                month,
+                sc.school_days,
+                room.days_switched_on,
+                *_figures(room),
+            ]
 
 
-def _only_figures(model: s.Figures) -> dict[str, Any]:
-    return {name: getattr(model, name) for name in _FIGURE_COLUMNS}
+def csv_response(
+    filename: str, columns: Sequence[str], rows: Iterable[Sequence[object]]
+) -> Response:
+    """The rows as a CSV download (UTF-8 with a BOM), under one header row."""
+    return csv_bytes_response(filename, csv_text([columns, *rows]))
 
 
-def _csv_cell(value: object) -> str:
-    # Empty for "no figure" (a rate on a day without lessons), never "None"; floats in full
-    # (repr) so that the CSV carries exactly the JSON's numbers.
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
-
-
-def csv_response(filename: str, columns: Sequence[str], rows: Iterable[dict[str, Any]]) -> Response:
-    """The rows as a CSV download (UTF-8 with a BOM)."""
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(columns)
-    for row in rows:
-        writer.writerow([_csv_cell(row.get(column)) for column in columns])
-    # The BOM makes Excel (which assumes the ANSI code page, GBK in China, otherwise) read
-    # UTF-8, so that school and classroom names show as written.
+def csv_bytes_response(filename: str, body: bytes) -> Response:
+    """A CSV body as a download named ``filename`` (ASCII: codes and local dates)."""
     return Response(
-        out.getvalue().encode("utf-8-sig"),
+        body,
         media_type=CSV_MEDIA_TYPE,
         headers={"Content-Disposition": f'attachment; filename="{filename}"'},
     )

@@ -6,10 +6,9 @@ is ever taken from a switch's configuration, never its SNMP credentials.
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
-from typing import Any, overload
+from datetime import date, datetime
+from typing import overload
 
-from edumon.domain.availability import Availability
 from edumon.domain.checks import CheckResult, Verdict
 from edumon.domain.event_text import Names, describe, device_kind, device_of
 from edumon.domain.inventory import SchoolRef
@@ -17,18 +16,8 @@ from edumon.domain.models import Event, OperStatus
 from edumon.domain.state import DeviceState, InterfaceState
 from edumon.domain.topology import Topology, assess
 from edumon.exporters import schemas as s
-from edumon.reports.availability import Report
 from edumon.runtime import Runtime
 from edumon.views import ClassroomNow, local_date, schedule_timezone
-
-
-@overload
-def utc(seconds: float) -> datetime: ...
-@overload
-def utc(seconds: float | None) -> datetime | None: ...
-def utc(seconds: float | None) -> datetime | None:
-    """Unix seconds as an aware UTC datetime (None stays None)."""
-    return None if seconds is None else datetime.fromtimestamp(seconds, UTC)
 
 
 @overload
@@ -365,89 +354,6 @@ def offline_classroom(runtime: Runtime, c: ClassroomNow) -> s.OfflineClassroom:
         school_uplink_down=c.uplink_down,
         alerting=bool(c.offline_in_lesson),
         lesson=c.period,
-    )
-
-
-def _figures(a: Availability) -> dict[str, Any]:
-    return {
-        "online_rate": a.online_rate,
-        "usage_rate": a.usage_rate,
-        "power_on_rate": a.power_on_rate,
-        "online_minutes": a.online_seconds / 60,
-        "lesson_minutes": a.lesson_seconds / 60,
-        "lessons_used": a.lessons_used,
-        "lessons": a.lessons,
-        "terminals_on": a.terminals_on,
-        "terminal_days": a.terminal_days,
-    }
-
-
-def daily(report: Report) -> s.DailyAvailability:
-    """One day's availability report."""
-    schools = []
-    for sf in report.schools:
-        the_day = sf.days[0]
-        schools.append(
-            s.SchoolDayFigures(
-                **_figures(sf.totals),
-                school=sf.school.code,
-                school_name=sf.school.name,
-                kind=sf.school.kind,
-                is_school_day=the_day.is_school_day,
-                day_reason=the_day.reason.value,
-                term=the_day.term,
-                calendar_fallback=the_day.calendar_fallback,
-                classrooms=[
-                    s.ClassroomDayFigures(
-                        **_figures(r.totals),
-                        classroom=r.room.id,
-                        classroom_name=r.room.name,
-                        terminal=r.terminal,
-                        switched_on=r.days[0].switched_on,
-                    )
-                    for r in sf.rooms
-                ],
-            )
-        )
-    return s.DailyAvailability(
-        day=report.first_day,
-        complete=report.complete,
-        as_of=utc(report.as_of),
-        district=s.Figures(**_figures(report.totals)),
-        schools=schools,
-    )
-
-
-def monthly(report: Report, month: str) -> s.MonthlyAvailability:
-    """One month's availability report."""
-    return s.MonthlyAvailability(
-        month=month,
-        first_day=report.first_day,
-        last_day=report.last_day,
-        complete=report.complete,
-        as_of=utc(report.as_of),
-        district=s.Figures(**_figures(report.totals)),
-        schools=[
-            s.SchoolMonthFigures(
-                **_figures(sf.totals),
-                school=sf.school.code,
-                school_name=sf.school.name,
-                kind=sf.school.kind,
-                school_days=sf.school_days,
-                calendar_fallback_days=sf.calendar_fallback_days,
-                classrooms=[
-                    s.ClassroomMonthFigures(
-                        **_figures(r.totals),
-                        classroom=r.room.id,
-                        classroom_name=r.room.name,
-                        terminal=r.terminal,
-                        days_switched_on=r.days_switched_on,
-                    )
-                    for r in sf.rooms
-                ],
-            )
-            for sf in report.schools
-        ],
     )
 
 

@@ -14,7 +14,7 @@ from starlette.templating import Jinja2Templates
 from edumon import __version__
 from edumon.domain.topology import assess
 from edumon.errors import StoreError
-from edumon.exporters.api.access import visible_schools
+from edumon.exporters.api.access import principal_of, visible_schools
 from edumon.exporters.api.per_school import SchoolNow, SchoolsNow
 from edumon.exporters.web import model
 from edumon.exporters.web.labels import CLASSROOM_STATES, SCHOOL_STATES
@@ -85,6 +85,8 @@ def status_router(
             "version": __version__,
             "school_states": SCHOOL_STATES,
             "classroom_states": CLASSROOM_STATES,
+            # Who is logged in (with tokens configured): the header names them and offers 退出.
+            "user": principal_of(request),
         }
         response = templates.TemplateResponse(
             request, template, {**base, **context}, status_code=status

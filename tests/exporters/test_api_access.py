@@ -105,3 +105,11 @@ async def test_another_schools_data_is_404_like_an_unknown_code(
     if code == "interfaces":
         code = "sw-b"
     assert hidden_body["detail"].replace(code, "X") == unknown_body["detail"].replace("NOPE", "X")
+
+
+async def test_a_district_switch_shows_a_school_only_its_own_ports(
+    school_a: httpx.AsyncClient,
+) -> None:
+    # The core carries A's uplink (ge-0/0/1) and B's (ge-0/0/2): A sees its own port only.
+    body = await get(school_a, f"{API}/switches/core/interfaces")
+    assert [(p["name"], p["school"]) for p in body["interfaces"]] == [("ge-0/0/1", "A")]

@@ -85,6 +85,13 @@ def switch_school(runtime: Runtime, switch_id: str) -> str | None:
     return runtime.state.inventory.switch_school.get(switch_id)
 
 
+def port_school(runtime: Runtime, dev: DeviceState, port: str) -> str | None:
+    """The school a switch port serves: its owner's (an uplink, a classroom), else the
+    switch's own school."""
+    owner = runtime.state.inventory.owner(dev.device_id, port)
+    return owner.school if owner is not None else dev.school
+
+
 def switch_visible(
     runtime: Runtime, views: SchoolsNow | None, switch_id: str, visible: Visible
 ) -> bool:

@@ -8,7 +8,12 @@ from edumon.domain.topology import assess
 from edumon.exporters import schemas as s
 from edumon.exporters.api import mapping as m
 from edumon.exporters.api.access import visible_schools
-from edumon.exporters.api.lookup import schools_or_404, switch_or_404, switch_visible
+from edumon.exporters.api.lookup import (
+    port_school,
+    schools_or_404,
+    switch_or_404,
+    switch_visible,
+)
 from edumon.exporters.api.per_school import SchoolsNow
 from edumon.exporters.api.queries import DEFAULT_LIMIT, Limit, Offset, Schools, many, page_of
 from edumon.runtime import Runtime
@@ -73,8 +78,13 @@ def switches_router(runtime: Runtime, views: SchoolsNow) -> APIRouter:
     )
     async def interfaces(request: Request, switch_id: str) -> s.SwitchInterfaces:
         """One switch and its ports: status, speed, alias, rates, counters, last change."""
-        dev = switch_or_404(runtime, switch_id, visible_schools(request), views)
+        visible = visible_schools(request)
+        dev = switch_or_404(runtime, switch_id, visible, views)
         ports = sorted(dev.interfaces.values(), key=lambda i: (i.if_index, i.name))
+        if visible is not None:
+            # A district switch a school may see (its uplink hangs off it) serves other
+            # schools too: only its own ports are shown.
+            ports = [i for i in ports if port_school(runtime, dev, i.name) in visible]
         topo = assess(state, schools=(), devices=(switch_id,))
         return s.SwitchInterfaces(
             switch=m.switch(runtime, dev, topo),

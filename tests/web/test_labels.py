@@ -6,14 +6,12 @@ import re
 
 import pytest
 
-from edumon.domain.models import Event, EventKind
 from edumon.exporters.web.labels import (
     CLASSROOM_STATES,
     SCHOOL_STATES,
     State,
     bits_per_second,
     duration,
-    event_text,
     mbps,
 )
 
@@ -60,55 +58,3 @@ def test_every_state_has_chinese_and_english_names_and_an_order() -> None:
     assert ranks == sorted(ranks)  # listed worst first
     assert State.OFFLINE_IN_LESSON in CLASSROOM_STATES
     assert State.CUT_OFF not in CLASSROOM_STATES  # a school is cut off, not a classroom
-
-
-EVENTS = [
-    (EventKind.LINK_DOWN, {"oper_status": "down"}, "端口断开：sw-a Gi0/2"),
-    (EventKind.LINK_UP, {"speed_mbps": 1000.0}, "端口恢复：sw-a Gi0/2，速率 1000M"),
-    (
-        EventKind.SPEED_DOWNGRADE,
-        {"previous_speed_mbps": 1000.0, "speed_mbps": 100.0},
-        "端口降速：sw-a Gi0/2 1000M → 100M",
-    ),
-    (
-        EventKind.SPEED_UPGRADE,
-        {"previous_speed_mbps": 100.0, "speed_mbps": 1000.0},
-        "端口升速：sw-a Gi0/2 100M → 1000M",
-    ),
-    (EventKind.DEVICE_REBOOT, {}, "交换机 sw-a 已重启"),
-    (EventKind.DEVICE_UNREACHABLE, {}, "交换机 sw-a 失联（SNMP 无应答）"),
-    (EventKind.DEVICE_REACHABLE, {}, "交换机 sw-a 恢复应答"),
-    (EventKind.TERMINAL_ONLINE, {}, "终端 sw-a 上线"),
-    (EventKind.TERMINAL_OFFLINE, {"reason": "timeout"}, "终端 sw-a 离线（心跳中断）"),
-    (EventKind.SCHOOL_OUTAGE, {}, "第一小学 断网（学校与城域网中断）"),
-    (EventKind.SCHOOL_RESTORED, {"duration_seconds": 125}, "第一小学 恢复连通，持续 2分"),
-    (EventKind.CLASSROOM_OUTAGE, {"lesson": "第1节 08:00-08:45"}, "上课时间终端离线（第1节"),
-    (EventKind.CLASSROOM_RESTORED, {"duration_seconds": 30}, "离线结束，持续 30秒"),
-]
-
-
-def test_every_event_kind_is_described() -> None:
-    assert {kind for kind, _, _ in EVENTS} == set(EventKind)
-
-
-@pytest.mark.parametrize(("kind", "details", "expected"), EVENTS)
-def test_events_read_in_chinese_with_the_classroom_named(
-    kind: EventKind, details: dict[str, object], expected: str
-) -> None:
-    interface = "Gi0/2" if kind.value.startswith(("link", "speed")) else None
-    event = Event(
-        at=0.0,
-        kind=kind,
-        device_id="sw-a",
-        school="A",
-        interface=interface,
-        classroom="A-102",
-        message="an English message the page does not show",
-        details=details,
-    )
-    text = event_text(event, "第一小学", "一年级(2)班")
-    assert expected in text
-    assert "English" not in text
-    about_a_classroom = not kind.value.startswith(("school", "device"))
-    if about_a_classroom:
-        assert text.startswith("一年级(2)班（A-102）")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 
-from edumon.domain.models import Event, EventKind
+from edumon.domain.models import EventKind
 
 
 class State(enum.StrEnum):
@@ -157,53 +157,6 @@ def duration(seconds: float) -> str:
 def _num(details: Mapping[str, object], key: str) -> str:
     value = details.get(key)
     return mbps(float(value)) if isinstance(value, int | float) else "—"
-
-
-def event_text(e: Event, school_name: str | None, classroom_name: str | None) -> str:
-    """One stored event in Chinese, from its kind and details (not its English message)."""
-    where = ""
-    if classroom_name is not None:
-        where = f"{classroom_name}（{e.classroom}）"
-    port = f"{e.device_id} {e.interface}" if e.interface else e.device_id
-    d = e.details
-    match e.kind:
-        case EventKind.LINK_DOWN:
-            return f"{where}端口断开：{port}" if where else f"端口断开：{port}"
-        case EventKind.LINK_UP:
-            speed = f"，速率 {_num(d, 'speed_mbps')}" if d.get("speed_mbps") is not None else ""
-            return f"{where}端口恢复：{port}{speed}"
-        case EventKind.SPEED_DOWNGRADE | EventKind.SPEED_UPGRADE:
-            change = "降速" if e.kind is EventKind.SPEED_DOWNGRADE else "升速"
-            speeds = f"{_num(d, 'previous_speed_mbps')} → {_num(d, 'speed_mbps')}"
-            return f"{where}端口{change}：{port} {speeds}"
-        case EventKind.DEVICE_REBOOT:
-            return f"交换机 {e.device_id} 已重启"
-        case EventKind.DEVICE_UNREACHABLE:
-            return f"交换机 {e.device_id} 失联（SNMP 无应答）"
-        case EventKind.DEVICE_REACHABLE:
-            return f"交换机 {e.device_id} 恢复应答"
-        case EventKind.TERMINAL_ONLINE:
-            return f"{where}终端 {e.device_id} 上线"
-        case EventKind.TERMINAL_OFFLINE:
-            reason = d.get("reason")
-            cause = OFFLINE_CAUSE.get(reason, "") if isinstance(reason, str) else ""
-            return f"{where}终端 {e.device_id} 离线" + (f"（{cause}）" if cause else "")
-        case EventKind.SCHOOL_OUTAGE:
-            return f"{school_name or e.school or ''} 断网（学校与城域网中断）"
-        case EventKind.SCHOOL_RESTORED:
-            return f"{school_name or e.school or ''} 恢复连通" + _lasted(d)
-        case EventKind.CLASSROOM_OUTAGE:
-            lesson = d.get("lesson")
-            during = f"（{lesson}）" if isinstance(lesson, str) else ""
-            return f"{where}上课时间终端离线{during}"
-        case EventKind.CLASSROOM_RESTORED:
-            return f"{where}离线结束" + _lasted(d)
-    return e.message  # a kind added later: its own message rather than nothing
-
-
-def _lasted(details: Mapping[str, object]) -> str:
-    seconds = details.get("duration_seconds")
-    return f"，持续 {duration(float(seconds))}" if isinstance(seconds, int | float) else ""
 
 
 EVENT_SEVERITY: Mapping[EventKind, State] = {

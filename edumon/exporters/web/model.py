@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from edumon.domain.checks import CheckName, CheckResult, Verdict
+from edumon.domain.event_text import Names, describe
 from edumon.domain.models import Event, OperStatus
 from edumon.domain.quality import QualityWarning
 from edumon.domain.state import DeviceState, InterfaceState
@@ -324,9 +325,10 @@ def event_row(runtime: Runtime, e: Event) -> EventRow:
     room_name = None
     if ref is not None and e.classroom is not None:
         room_name = next((r.name for r in ref.classrooms if r.id == e.classroom), None)
+    names = Names(school=ref.name if ref is not None else None, classroom=room_name)
     return EventRow(
         at=moment(runtime, e.at),
-        text=L.event_text(e, ref.name if ref is not None else None, room_name),
+        text=describe(e, names)[0],  # the API's Chinese message, word for word
         state=L.EVENT_SEVERITY.get(e.kind, State.OK),
     )
 

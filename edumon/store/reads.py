@@ -57,6 +57,26 @@ def _within(
     return query
 
 
+def rollup_of(r: Row[Any]) -> InterfaceRollup:
+    """One row of interface_rollups as the domain's roll-up."""
+    return InterfaceRollup(
+        device_id=r.device_id,
+        interface=r.interface,
+        bucket_start=from_db(r.bucket_start),
+        bucket_seconds=r.bucket_seconds,
+        polls=r.polls,
+        up_polls=r.up_polls,
+        in_bps=r.in_bps,
+        out_bps=r.out_bps,
+        in_bps_max=r.in_bps_max,
+        out_bps_max=r.out_bps_max,
+        max_utilisation=r.max_utilisation,
+        speed_mbps=r.speed_mbps,
+        oper_status=OperStatus(r.oper_status),
+        last_at=from_db(r.last_at),
+    )
+
+
 def _event(r: Row[Any]) -> Event:
     """An event as the events table stores it."""
     return Event(
@@ -309,25 +329,7 @@ class StoreReads(StoreBase):
         query = query.order_by(c.bucket_start.desc()).limit(limit)
         async with self._guard("reading interface history"), self._engine.connect() as conn:
             rows = (await conn.execute(query)).all()
-        return [
-            InterfaceRollup(
-                device_id=r.device_id,
-                interface=r.interface,
-                bucket_start=from_db(r.bucket_start),
-                bucket_seconds=r.bucket_seconds,
-                polls=r.polls,
-                up_polls=r.up_polls,
-                in_bps=r.in_bps,
-                out_bps=r.out_bps,
-                in_bps_max=r.in_bps_max,
-                out_bps_max=r.out_bps_max,
-                max_utilisation=r.max_utilisation,
-                speed_mbps=r.speed_mbps,
-                oper_status=OperStatus(r.oper_status),
-                last_at=from_db(r.last_at),
-            )
-            for r in reversed(rows)
-        ]
+        return [rollup_of(r) for r in reversed(rows)]
 
     async def device_history(
         self,

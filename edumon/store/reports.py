@@ -11,11 +11,11 @@ from datetime import date
 
 from sqlalchemy import func, select
 
-from edumon.domain.models import OperStatus
 from edumon.domain.rollups import InterfaceRollup
 from edumon.store import tables as t
 from edumon.store.base import StoreBase, chunks
 from edumon.store.protocol import ClassroomAvailability
+from edumon.store.reads import rollup_of
 from edumon.store.timestamps import from_db, to_db
 
 
@@ -125,22 +125,5 @@ class StoreReports(StoreBase):
                 for r in (await conn.execute(query)).all():
                     if (r.device_id, r.interface) not in wanted:
                         continue
-                    out.append(
-                        InterfaceRollup(
-                            device_id=r.device_id,
-                            interface=r.interface,
-                            bucket_start=from_db(r.bucket_start),
-                            bucket_seconds=r.bucket_seconds,
-                            polls=r.polls,
-                            up_polls=r.up_polls,
-                            in_bps=r.in_bps,
-                            out_bps=r.out_bps,
-                            in_bps_max=r.in_bps_max,
-                            out_bps_max=r.out_bps_max,
-                            max_utilisation=r.max_utilisation,
-                            speed_mbps=r.speed_mbps,
-                            oper_status=OperStatus(r.oper_status),
-                            last_at=from_db(r.last_at),
-                        )
-                    )
+                    out.append(rollup_of(r))
         return out

@@ -76,9 +76,7 @@ def availability_router(runtime: Runtime, clock: Callable[[], float]) -> APIRout
     router = APIRouter()
 
     def at(seconds: float) -> datetime:
-        when = local_time(runtime, seconds)
-        assert when is not None
-        return when
+        return local_time(runtime, seconds)
 
     @router.get(
         "/availability/daily",

@@ -50,9 +50,7 @@ def reports_router(runtime: Runtime, clock: Callable[[], float]) -> APIRouter:
     router = APIRouter()
 
     def at(seconds: float) -> datetime:
-        when = local_time(runtime, seconds)
-        assert when is not None
-        return when
+        return local_time(runtime, seconds)
 
     @router.get(
         "/reports/monthly",

@@ -184,11 +184,18 @@ def test_status_page_in_chromium_against_the_demo(demo: Demo, browser: Browser) 
         assert STATE_LABELS[state] in tile.locator(".badge").inner_text()
 
     # 城关镇中心小学: two panels left switched off during a lesson (the demo's story).
+    # Events reach the page once the collector's batch is written: wait for both.
     def red_classroom() -> bool:
         page.goto(f"{base}/schools/cgzx")
-        return page.locator('.room[data-state="offline-in-lesson"]').count() >= 1
+        red = page.locator('.room[data-state="offline-in-lesson"]').count() >= 1
+        return red and page.locator("#events .event").count() >= 1
 
-    until("a classroom offline in a lesson at cgzx", demo, red_classroom, STORY_SECONDS)
+    until(
+        "a classroom offline in a lesson at cgzx, and its events stored",
+        demo,
+        red_classroom,
+        STORY_SECONDS,
+    )
     room = page.locator('.room[data-state="offline-in-lesson"]').first
     badge = room.locator(".badge")
     assert "上课离线" in badge.inner_text()  # the state in words, not colour alone

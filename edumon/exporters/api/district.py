@@ -55,7 +55,7 @@ def district_router(runtime: Runtime, views: SchoolsNow, clock: Callable[[], flo
         wanted = {sc.ref.code for sc in results}
         by_kind = {k.value: runtime.collector.stats.events_total.get(k.value, 0) for k in EventKind}
         links = [sc.link.connectivity for sc in results]
-        rooms = [c for sc in results for c in sc.classrooms if c.terminal is not None]
+        tallies = [sc.terminals for sc in results]  # each school's, counted when it last changed
         return s.Summary(
             district=s.District(code=district.code, name=district.name),
             targets=m.targets(runtime),
@@ -82,13 +82,11 @@ def district_router(runtime: Runtime, views: SchoolsNow, clock: Callable[[], flo
                 else 0,
             ),
             terminals=s.TerminalSummary(
-                total=len(rooms),
-                online=sum(1 for c in rooms if c.status == "online"),
-                offline_in_lesson=sum(1 for c in rooms if c.offline_in_lesson),
-                off_schedule=sum(
-                    1 for c in rooms if c.status == "offline" and not c.offline_in_lesson
-                ),
-                unknown=sum(1 for c in rooms if c.status == "unknown"),
+                total=sum(t.total for t in tallies),
+                online=sum(t.online for t in tallies),
+                offline_in_lesson=sum(t.offline_in_lesson for t in tallies),
+                off_schedule=sum(t.offline - t.offline_in_lesson for t in tallies),
+                unknown=sum(t.unknown for t in tallies),
             ),
             events=s.EventCounts(total=sum(by_kind.values()), by_kind=by_kind),
             calendar=m.calendar_status(runtime, now),

@@ -7,8 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, Row, Select, create_engine, func, or_, select
-from sqlalchemy.pool import QueuePool
+from sqlalchemy import ColumnElement, Row, Select, func, or_, select
 
 from edumon.domain.models import (
     DeviceSample,
@@ -24,9 +23,6 @@ from edumon.store.timestamps import from_db, to_db
 
 _Query = TypeVar("_Query", bound=Select[Any])
 
-SQLITE_READ_TIMEOUT_SECONDS = 1.0
-SQLITE_READERS = 2
-"""SQLite connections kept open for the API's reads (beside the writer's)."""
 """How long a read waits for a lock (WAL readers rarely wait at all)."""
 
 
@@ -127,39 +123,6 @@ _IN_CHUNK = 500
 
 class StoreReads(StoreBase):
     """Reads of ``Store``."""
-
-    async def _read_in_one_hop(self, doing: str, query: Select[Any]) -> list[Row[Any]]:
-        """The rows of a bounded, indexed read the API serves while the event loop is busy.
-
-        On a SQLite file the query runs right here, on a plain (synchronous) connection: one
-        index range of at most a thousand rows takes about a millisecond, while under load a
-        hop to a worker thread and back waited tens of milliseconds in the loop's queue, and
-        through aiosqlite every step (checkout, execute, fetch, rollback) made such a hop. WAL
-        lets this reader run beside the writer without waiting for it. PostgreSQL (asyncpg) and
-        an in-memory SQLite database use the async engine. Only queries bounded by an index
-        and a limit come here (``event_page``, ``last_events_before``).
-        """
-        url = self._engine.url
-        database = url.database or ""
-        in_memory = database in ("", ":memory:") or database.startswith("file::memory:")
-        if self._dialect != "sqlite" or in_memory:
-            async with self._guard(doing), self._engine.connect() as conn:
-                return list((await conn.execute(query)).all())
-        reader = self._sqlite_reader
-        if reader is None:
-            # Connections kept open (opening one reads the schema each time), closed by
-            # Store.aclose. A lock is not waited for long: WAL readers seldom meet one.
-            reader = self._sqlite_reader = create_engine(
-                url.set(drivername="sqlite"),
-                poolclass=QueuePool,
-                pool_size=SQLITE_READERS,
-                max_overflow=SQLITE_READERS,
-                connect_args={"timeout": SQLITE_READ_TIMEOUT_SECONDS},
-            )
-
-        async with self._guard(doing):
-            with reader.connect() as conn:
-                return list(conn.execute(query).all())
 
     async def events(
         self,

@@ -72,8 +72,7 @@ class StoreReports(StoreBase):
         """
         c = t.classroom_availability_daily.c
         query = select(c.day).where(c.day >= since_day, c.day < until_day).distinct()
-        async with self._guard("reading rolled-up days"), self._engine.connect() as conn:
-            return {r.day for r in (await conn.execute(query)).all()}
+        return {r.day for r in await self._read_in_one_hop("reading rolled-up days", query)}
 
     async def monitor_runs(self, since: float, until: float) -> list[tuple[float, float]]:
         """When edumon was monitoring: (start, last known alive) of the runs overlapping
@@ -88,8 +87,7 @@ class StoreReports(StoreBase):
             .where(c.started_at < to_db(until), c.alive_until >= to_db(since))
             .order_by(c.started_at)
         )
-        async with self._guard("reading monitoring runs"), self._engine.connect() as conn:
-            rows = (await conn.execute(query)).all()
+        rows = await self._read_in_one_hop("reading monitoring runs", query)
         return [(from_db(r.started_at), from_db(r.alive_until)) for r in rows]
 
     async def first_run_started(self) -> float | None:

@@ -228,7 +228,7 @@ class StoreBase:
         through aiosqlite every step (checkout, execute, fetch, rollback) made such a hop. WAL
         lets this reader run beside the writer without waiting for it. PostgreSQL (asyncpg) and
         an in-memory SQLite database use the async engine. Only queries bounded by an index
-        and a limit come here (``event_page``, ``event_count``, ``last_events_before``, and the
+        and a limit come here (``event_page``, ``last_events_before``, and the
         report's ``monitor_runs`` and ``rolled_up_days``: a handful of rows each).
         """
         url = self._engine.url

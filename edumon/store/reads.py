@@ -215,13 +215,17 @@ class StoreReads(StoreBase):
     ) -> int:
         """How many events match the filters of ``event_page`` (its pages' total).
 
+        Unlike a page, a count is not bounded by a limit: a district's months of events are
+        millions of rows, so it runs on the async engine (a worker thread for SQLite) and only
+        the request waits for it, never the event loop.
+
         Raises:
             StoreError: the database failed.
         """
         matching = _event_filters(select(t.events.c.id), school, kind, device, since, until)
         query = select(func.count()).select_from(matching.subquery())
-        rows = await self._read_in_one_hop("counting events", query)
-        return int(rows[0][0])
+        async with self._guard("counting events"), self._engine.connect() as conn:
+            return int((await conn.execute(query)).scalar_one())
 
     async def last_events_before(
         self,

@@ -6,6 +6,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -16,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from tests.fixtures.ports import free_tcp_port
+from tests.fixtures.ports import PORT_ATTEMPTS, PortTaken, free_tcp_port
 from tests.test_daemon import get, wait_until
 
 # Generous: a loaded machine (other test runs, a user's demo beside) starts slowly.
@@ -35,6 +36,16 @@ class Demo:
 
 def start_demo(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> Demo:
     """Start ``edumon demo`` on free ports (never 9310 or 1884: a user's demo may hold them)."""
+    for attempt in range(1, PORT_ATTEMPTS + 1):
+        try:
+            return _start_demo_once(tmp_path, *args, env=env)
+        except PortTaken:
+            if attempt == PORT_ATTEMPTS:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _start_demo_once(tmp_path: Path, *args: str, env: dict[str, str] | None) -> Demo:
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -61,6 +72,9 @@ def start_demo(tmp_path: Path, *args: str, env: dict[str, str] | None = None) ->
         line = proc.stdout.readline()
         if not line and proc.poll() is not None:
             _, err = proc.communicate(timeout=STOP_SECONDS)
+            proc.stdout.close()
+            if "address already in use" in err:
+                raise PortTaken(f"edumon demo lost a port to another process: {err[-300:]}")
             raise AssertionError(f"edumon demo exited before printing its URLs: {err[-2000:]}")
         printed.append(line)
         match = re.search(r"(http://127\.0\.0\.1:\d+)/metrics", line)
@@ -177,3 +191,26 @@ def test_ctrl_c_stops_the_demo_quietly_and_removes_its_temporary_database(
     assert started.proc.returncode == 0, err[-2000:]
     assert "Traceback" not in out + err, err[-4000:]
     assert list(temp.iterdir()) == []  # the database and its directory are gone
+
+
+def test_a_port_taken_before_the_demo_binds_it_is_retried_on_new_ports(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        taken = int(held.getsockname()[1])
+        picks = iter([taken, taken])  # the first start gets a port someone already holds
+        real = free_tcp_port
+
+        def pick() -> int:
+            return next(picks, None) or real()
+
+        monkeypatch.setattr(sys.modules[__name__], "free_tcp_port", pick)
+        started = start_demo(tmp_path)
+        try:
+            assert started.base != f"http://127.0.0.1:{taken}"
+            assert next(picks, None) is None  # both taken picks were used by the first start
+        finally:
+            stop(started.proc)
+            started.proc.communicate(timeout=STOP_SECONDS)  # and its pipes closed

@@ -22,7 +22,7 @@ import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, Playwright, sync_playwright
 
 from edumon.exporters.web.pages import REFRESH_SECONDS
-from tests.fixtures.ports import free_tcp_port
+from tests.fixtures.ports import PORT_ATTEMPTS, PortTaken, free_tcp_port
 
 CHROMIUM = Path("/usr/bin/chromium")
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
@@ -61,9 +61,29 @@ class Demo:
 
 @pytest.fixture
 def demo(tmp_path: Path) -> Iterator[Demo]:
-    log = tmp_path / "demo.log"
+    for attempt in range(1, PORT_ATTEMPTS + 1):
+        log = tmp_path / f"demo-{attempt}.log"
+        proc = _start(tmp_path, log)
+        try:
+            url = _first_url(proc, log)
+        except PortTaken:
+            _stop(proc)
+            if attempt == PORT_ATTEMPTS:
+                raise
+            continue
+        except BaseException:
+            _stop(proc)
+            raise
+        try:
+            yield Demo(url, proc, log)
+        finally:
+            _stop(proc)
+        return
+
+
+def _start(tmp_path: Path, log: Path) -> subprocess.Popen[str]:
     with log.open("w") as err:
-        proc = subprocess.Popen(
+        return subprocess.Popen(
             [
                 sys.executable,
                 "-m",
@@ -83,14 +103,14 @@ def demo(tmp_path: Path) -> Iterator[Demo]:
             text=True,
             cwd=tmp_path,
         )
-    try:
-        yield Demo(_first_url(proc, log), proc, log)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait(timeout=STOP_SECONDS)
-        if proc.stdout is not None:
-            proc.stdout.close()
+
+
+def _stop(proc: subprocess.Popen[str]) -> None:
+    if proc.poll() is None:
+        proc.kill()
+    proc.wait(timeout=STOP_SECONDS)
+    if proc.stdout is not None:
+        proc.stdout.close()
 
 
 def _first_url(proc: subprocess.Popen[str], log: Path) -> str:
@@ -102,7 +122,10 @@ def _first_url(proc: subprocess.Popen[str], log: Path) -> str:
     while time.monotonic() < deadline:
         line = proc.stdout.readline()
         if not line and proc.poll() is not None:
-            raise AssertionError(f"edumon demo exited: {log.read_text()[-2000:]}")
+            text = log.read_text()
+            if "address already in use" in text:
+                raise PortTaken(f"edumon demo lost a port to another process: {text[-300:]}")
+            raise AssertionError(f"edumon demo exited: {text[-2000:]}")
         printed.append(line)
         urls += re.findall(r"https?://\S+", line)
         if "/metrics" in line:

@@ -20,6 +20,7 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from edumon import wire
+from tests.fixtures.mqtt import heartbeat
 from tests.test_daemon import get, wait_until
 from tests.test_demo import Demo, start_demo
 
@@ -53,26 +54,14 @@ def publish_as_other_school(demo: Demo, terminal: str, school: str) -> None:
         if match is not None or not line:
             break
     assert match is not None, demo.printed
-    heartbeat = wire.Heartbeat(
-        district="demo",
-        school=school,
-        terminal=terminal,
-        boot_id="0" * 32,
+    beat = heartbeat(
+        "demo",
+        school,
+        terminal,
         seq=int(time.time()),
         birth_seq=1,
         observed_at=time.time(),
         uptime_seconds=10.0,
-        agent_version="test",
-        nic="eth0",
-        link_speed_mbps=1000,
-        duplex="full",
-        ip=None,
-        mac=None,
-        cpu_percent=None,
-        memory_used_bytes=None,
-        memory_total_bytes=None,
-        disk_used_bytes=None,
-        disk_total_bytes=None,
     )
     client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="quality-test")
     client.connect("127.0.0.1", int(match[1]))
@@ -80,7 +69,7 @@ def publish_as_other_school(demo: Demo, terminal: str, school: str) -> None:
     try:
         info = client.publish(
             wire.terminal_topic("demo", school, terminal, "heartbeat"),
-            wire.encode_heartbeat(heartbeat),
+            wire.encode_heartbeat(beat),
             qos=1,
         )
         info.wait_for_publish(timeout=10)

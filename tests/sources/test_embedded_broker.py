@@ -1,4 +1,4 @@
-"""The embedded amqtt broker: free ports, retained messages, Last Wills, restarts, passwords."""
+"""The embedded amqtt broker: free ports, retained messages, Last Wills, restarts, accounts."""
 
 from __future__ import annotations
 
@@ -6,13 +6,13 @@ import asyncio
 import logging
 import socket
 import uuid
-from pathlib import Path
 
 import aiomqtt
 import pytest
-from pwdlib import PasswordHash
 
+from edumon.sources.mqtt.accounts import AccessPolicy, Account
 from edumon.sources.mqtt.broker import EmbeddedBroker
+from edumon.tokens import digest, new_token
 from tests.fixtures.mqtt import DEADLINE, MOSQUITTO_PORT, Endpoint, WillClient
 
 
@@ -129,21 +129,21 @@ async def test_restart_on_the_same_port_drops_and_then_accepts_clients() -> None
             assert (await next_message(client)).payload == b"back"
 
 
-async def test_password_file_admits_only_known_users(tmp_path: Path) -> None:
-    password = "Brk-pw-4e1a77"
-    password_file = tmp_path / "passwd"
-    password_file.write_text(f"school-7:{PasswordHash.recommended().hash(password)}\n")
-    async with EmbeddedBroker(password_file=password_file) as broker:
+async def test_accounts_admit_only_known_users() -> None:
+    password = new_token()
+    policy = AccessPolicy("d7", [Account("school-7", "school", "school-7", digest(password))])
+    async with EmbeddedBroker(policy=policy) as broker:
         async with aiomqtt.Client(
             "127.0.0.1", broker.port, username="school-7", password=password
         ) as client:
-            await client.subscribe("edumon-test/#", qos=1)
+            await client.publish("edumon/v1/d7/school-7/terminal/t1/heartbeat", b"x", qos=1)
         for username, wrong in (("school-7", "not-it"), ("school-8", password), (None, None)):
             with pytest.raises(aiomqtt.MqttError):
                 async with aiomqtt.Client(
                     "127.0.0.1", broker.port, username=username, password=wrong, timeout=5
                 ):
                     pass
+        assert broker.refused["credentials"] == 3
 
 
 async def test_amqtt_logs_nothing_below_warning(caplog: pytest.LogCaptureFixture) -> None:

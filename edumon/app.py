@@ -26,7 +26,7 @@ from edumon.outage_watch import Listener, OutageWatch, alerts_of
 from edumon.reports.availability import Sources
 from edumon.reports.rollup import keep_availability
 from edumon.runtime import Runtime
-from edumon.sources.mqtt.broker import EmbeddedBroker
+from edumon.sources.mqtt.broker import EmbeddedBroker, ServerTls
 from edumon.sources.mqtt.ingest import MqttIngest, MqttSettings, MqttTls
 from edumon.sources.snmp.poller import SnmpPoller
 from edumon.store.repository import open_store
@@ -99,14 +99,33 @@ def terminals_of(config: Config) -> TerminalsState:
     return TerminalsState(terminal_inventory_of(config))
 
 
-def _mqtt_settings(config: Config, broker_port: int | None) -> MqttSettings:
+def embedded_broker_of(config: Config) -> EmbeddedBroker:
+    """The embedded broker of ``[mqtt]``: its address, accounts and TLS certificate."""
+    mqtt = config.mqtt
+    host, _, port = mqtt.listen.rpartition(":")
+    tls = mqtt.tls
+    return EmbeddedBroker(
+        host,
+        int(port),
+        policy=mqtt.policy(config.district.code),
+        tls=ServerTls(tls.cert_file, tls.key_file)
+        if tls is not None and tls.cert_file is not None and tls.key_file is not None
+        else None,
+    )
+
+
+def _mqtt_settings(config: Config, broker: EmbeddedBroker | None) -> MqttSettings:
     mqtt = config.mqtt
     if mqtt.broker == "embedded":
-        host, _, _ = mqtt.listen.rpartition(":")
-        assert broker_port is not None
+        assert broker is not None
+        # The collector logs in to its own broker with the internal account (docs/mqtt-security.md).
+        host, port = broker.client_endpoint()
+        username, password = broker.internal_credentials() or (None, None)
         return MqttSettings(
-            host=host if host not in ("0.0.0.0", "::", "[::]") else "127.0.0.1",
-            port=broker_port,
+            host=host,
+            port=port,
+            username=username,
+            password=password,
             district=config.district.code,
             client_id=mqtt.client_id,
         )
@@ -198,13 +217,11 @@ async def run(
                 expire_every_seconds=tick_seconds,
                 all_ports_switches=[s.id for s in config.switches.values() if s.export_all_ports],
             )
-            broker_port = None
+            broker = None
             if config.mqtt.broker == "embedded":
-                host, _, port = config.mqtt.listen.rpartition(":")
-                broker = await stack.enter_async_context(EmbeddedBroker(host, int(port)))
-                broker_port = broker.port
-                log.info("embedded MQTT broker listening on %s:%d", host, broker.port)
-            settings = external or _mqtt_settings(config, broker_port)
+                broker = await stack.enter_async_context(embedded_broker_of(config))
+                log.info("embedded MQTT broker listening on %s:%d", broker.host, broker.port)
+            settings = external or _mqtt_settings(config, broker)
             ingest = MqttIngest(settings, collector.submit_terminal, clock=clock)
             poller = await stack.enter_async_context(
                 SnmpPoller(

@@ -1,4 +1,4 @@
-"""The `edumon` command: run, demo, check-config, token."""
+"""The `edumon` command: run, demo, check-config, token, mqtt-account."""
 
 from __future__ import annotations
 
@@ -176,6 +176,59 @@ def token_hash() -> None:
         click.echo(problem, err=True)
         sys.exit(2)
     click.echo(f'token_hash = "{hash_token(token)}"')
+
+
+@main.group("mqtt-account")
+def mqtt_account_group() -> None:
+    """Accounts of the embedded MQTT broker, [[mqtt.accounts]] (docs/mqtt-security.md)."""
+
+
+@mqtt_account_group.command("new")
+@click.argument("name")
+@click.option(
+    "--collector",
+    is_flag=True,
+    help="an account that reads the whole district (another collector, a tool), not a school",
+)
+def mqtt_account_new(name: str, collector: bool) -> None:
+    """Print the [[mqtt.accounts]] entry for a new account, and its password (shown once).
+
+    NAME is the school code (the account publishes only that school's topics), or with
+    --collector the account's name. Write the entry in edumon.toml; give the password to the
+    school's terminal agents (their mqtt.password_file) and keep no other copy.
+    """
+    import re
+
+    from edumon.tokens import hash_token, new_token
+
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}", name):
+        click.echo(f"{name!r}: 不是有效的代码 / not a valid code (letters, digits, _.:-)", err=True)
+        sys.exit(2)
+    password = new_token()
+    click.echo("# 写入 edumon.toml / add to edumon.toml:")
+    click.echo("[[mqtt.accounts]]")
+    click.echo(f'name = "{name}"')
+    click.echo(f'role = "{"collector" if collector else "school"}"')
+    click.echo(f'password_hash = "{hash_token(password)}"')
+    click.echo("")
+    click.echo("# 密码只显示这一次 / the password, shown only this once:")
+    click.echo(f"password = {password}")
+
+
+@mqtt_account_group.command("hash")
+def mqtt_account_hash() -> None:
+    """Read a password from standard input and print its password_hash.
+
+    Example: edumon mqtt-account hash < cg01-password.txt
+    """
+    from edumon.tokens import hash_token, token_problem
+
+    password = sys.stdin.readline().strip()
+    problem = token_problem(password)
+    if problem is not None:
+        click.echo(problem, err=True)
+        sys.exit(2)
+    click.echo(f'password_hash = "{hash_token(password)}"')
 
 
 @main.command("run")

@@ -32,6 +32,12 @@ from edumon.domain.terminals import TerminalInventory, heartbeat_timeout
 from edumon.errors import ConfigError
 from edumon.notify_config import NotifyConfig
 from edumon.schedule_config import ScheduleConfig, SchoolKind
+from edumon.sources.mqtt.accounts import (
+    INTERNAL_ACCOUNT,
+    AccessPolicy,
+    Account,
+    exposure_problem,
+)
 from edumon.tokens import digest as token_digest
 from edumon.tokens import parse_hash, token_problem
 from edumon.toml_positions import Loc, TomlPositions
@@ -466,6 +472,79 @@ class MqttTlsConfig(_Strict):
         return self
 
 
+class MqttAccount(_Strict):
+    """One account on the embedded broker (``[[mqtt.accounts]]``; docs/mqtt-security.md)."""
+
+    name: Id
+    """The MQTT user name; for a school, its code by default."""
+    role: Literal["school", "collector"] = "school"
+    """school: publishes only its school's terminal and agent topics; collector: reads the
+    district (another collector or a tool connecting to this broker)."""
+    school: Id | None = None
+    """The school of a school account (default: ``name``)."""
+    password_hash: SecretStr | None = None
+    """``sha256:`` and 64 hex digits, from ``edumon mqtt-account new``."""
+    password_env: str | None = None
+    """An environment variable holding the password itself (hashed in memory at start)."""
+
+    @model_validator(mode="after")
+    def _complete(self) -> MqttAccount:
+        if self.role == "collector" and self.school is not None:
+            raise KeyProblem(
+                "school",
+                "采集端账号可读全区县，不能指定学校 / a collector account reads the whole "
+                'district; remove school, or use role = "school"',
+            )
+        if self.name == INTERNAL_ACCOUNT:
+            raise KeyProblem(
+                "name",
+                f"{INTERNAL_ACCOUNT} 是保留的内部账号名 / {INTERNAL_ACCOUNT} is reserved for "
+                "the collector's own connection",
+            )
+        self.digest()  # refuses a bad hash or an unset variable at load time
+        return self
+
+    @property
+    def school_code(self) -> str | None:
+        """The school of a school account, None for a collector."""
+        return (self.school or self.name) if self.role == "school" else None
+
+    def digest(self) -> bytes:
+        """The SHA-256 digest of the password."""
+        if (self.password_hash is None) == (self.password_env is None):
+            raise KeyProblem(
+                "password_hash",
+                "请给出 password_hash 或 password_env 之一（用 edumon mqtt-account new 生成）/ "
+                "give either password_hash or password_env (make one with edumon mqtt-account new)",
+            )
+        if self.password_hash is not None:
+            try:
+                return parse_hash(self.password_hash.get_secret_value())
+            except ValueError:
+                raise KeyProblem(
+                    "password_hash",
+                    "password_hash 应为 sha256: 加 64 位十六进制数（用 edumon mqtt-account new "
+                    "或 edumon mqtt-account hash 生成） / password_hash must be sha256: and 64 hex "
+                    "digits (make one with edumon mqtt-account new or edumon mqtt-account hash)",
+                ) from None
+        assert self.password_env is not None
+        if self.password_env not in os.environ:
+            raise KeyProblem(
+                "password_env",
+                f"环境变量 {self.password_env} 未设置 / environment variable "
+                f"{self.password_env} (named by password_env) is not set",
+            )
+        password = os.environ[self.password_env].strip()
+        problem = token_problem(password)
+        if problem is not None:
+            raise KeyProblem("password_env", f"{self.password_env}: {problem}")
+        return token_digest(password)
+
+    def account(self) -> Account:
+        """The broker's view of this account."""
+        return Account(self.name, self.role, self.school_code, self.digest())
+
+
 class MqttConfig(_Strict):
     """Where terminal heartbeats arrive: an external broker, or the embedded one (the default)."""
 
@@ -474,11 +553,17 @@ class MqttConfig(_Strict):
     port: int | None = Field(None, ge=1, le=65535)
     """External broker port (default 1883, 8883 with TLS)."""
     listen: str = "127.0.0.1:1884"
-    """Where the embedded broker listens (loopback unless configured otherwise)."""
+    """Where the embedded broker listens (loopback unless configured otherwise; another
+    address needs ``[[mqtt.accounts]]``)."""
+    accounts: list[MqttAccount] = Field(default_factory=list)
+    """The embedded broker's accounts: one per school, and any extra collectors. None: anonymous
+    clients, on loopback only."""
     username: str | None = None
     password: SecretStr | None = None
     password_env: str | None = None
     tls: MqttTlsConfig | None = None
+    """External broker: TLS to it (``ca_file``, client certificate optional). Embedded broker:
+    its listener's certificate (``cert_file`` and ``key_file``)."""
     client_id: str | None = None
     heartbeat_interval_seconds: float = Field(30, gt=0, le=3600)
     """The agents' heartbeat interval (their ``agent.heartbeat_seconds``)."""
@@ -497,18 +582,44 @@ class MqttConfig(_Strict):
             self, "password", _secret_from(self.password, self.password_env, "password")
         )
         if self.broker == "embedded":
-            for key in ("username", "password", "tls"):
+            for key in ("username", "password"):
                 if getattr(self, key) is not None:
                     raise KeyProblem(
                         key,
-                        "username, password and tls are for an external broker "
-                        '(broker = "external")',
+                        "username 和 password 用于外部代理；内置代理的账号写在 [[mqtt.accounts]] / "
+                        "username and password are the collector's account on an external broker "
+                        '(broker = "external"); the embedded broker\'s accounts are '
+                        "[[mqtt.accounts]]",
                     )
+            if self.tls is not None and (self.tls.cert_file is None or self.tls.ca_file):
+                raise KeyProblem(
+                    "tls",
+                    "内置代理的 TLS 需要 cert_file 和 key_file（不用 ca_file） / TLS of the "
+                    "embedded broker takes its certificate: cert_file and key_file (no ca_file; "
+                    "clients verify it with their own ca_file)",
+                )
+            host = self.listen.rpartition(":")[0]
+            problem = exposure_problem(host, anonymous=not self.accounts)
+            if problem is not None:
+                raise KeyProblem("listen", problem)
+        elif self.accounts:
+            raise KeyProblem(
+                "accounts",
+                "[[mqtt.accounts]] 只用于内置代理；外部代理（如 Mosquitto）用它自己的密码文件 / "
+                "[[mqtt.accounts]] are the embedded broker's; an external broker (Mosquitto) "
+                "has its own password file (deploy/mosquitto/)",
+            )
         if self.password is not None and not self.username:
             raise KeyProblem(
                 "password_env" if self.password_env else "password", "password needs username"
             )
         return self
+
+    def policy(self, district: str) -> AccessPolicy | None:
+        """The embedded broker's accounts and rights; None without accounts (anonymous)."""
+        if not self.accounts:
+            return None
+        return AccessPolicy(district, [a.account() for a in self.accounts])
 
     @property
     def heartbeat_timeout_seconds(self) -> float:
@@ -1141,6 +1252,7 @@ def _resolve(parsed: ConfigFile, report: _Report) -> Config:
         path, _, message = problem.partition(": ")
         report.error(_parse_key_path(path), message)
     _check_tokens(parsed, schools, report)
+    _check_mqtt_accounts(parsed, schools, report)
     return Config(
         parsed.district,
         targets,
@@ -1190,6 +1302,40 @@ def _check_tokens(parsed: ConfigFile, schools: Mapping[str, SchoolConfig], repor
                 close = difflib.get_close_matches(code.lower(), list(by_lower), n=1)
                 hint = f"; did you mean {by_lower[close[0]]}?" if close else ""
                 report.error(where, f"没有代码为 {code} 的学校 / no school with code {code}{hint}")
+
+
+def _check_mqtt_accounts(
+    parsed: ConfigFile, schools: Mapping[str, SchoolConfig], report: _Report
+) -> None:
+    """Account names are unique, each password is given once, and schools are configured."""
+    names: dict[str, int] = {}
+    digests: dict[bytes, int] = {}
+    for i, account in enumerate(parsed.mqtt.accounts):
+        key: Loc = ("mqtt", "accounts", i)
+        first = names.setdefault(account.name, i)
+        if first != i:
+            report.error(
+                (*key, "name"),
+                f"MQTT 账号名 {account.name} 重复（mqtt.accounts[{first}]） / "
+                f"MQTT account {account.name} is already mqtt.accounts[{first}]",
+            )
+        other = digests.setdefault(account.digest(), i)
+        if other != i:
+            secret_key = "password_hash" if account.password_hash is not None else "password_env"
+            report.error(
+                (*key, secret_key),
+                f"与 mqtt.accounts[{other}] 密码相同；每个账号用自己的密码 / the same password "
+                f"as mqtt.accounts[{other}]; give each account its own (edumon mqtt-account new)",
+            )
+        code = account.school_code
+        if code is not None and code not in schools:
+            by_lower = {c.lower(): c for c in schools}
+            close = difflib.get_close_matches(code.lower(), list(by_lower), n=1)
+            hint = f"; did you mean {by_lower[close[0]]}?" if close else ""
+            report.error(
+                (*key, "school" if account.school else "name"),
+                f"没有代码为 {code} 的学校 / no school with code {code}{hint}",
+            )
 
 
 def _upstream_problems(configured: list[SwitchConfig], switches: dict[str, Switch]) -> list[str]:

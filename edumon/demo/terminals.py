@@ -16,7 +16,7 @@ import logging
 import random
 import secrets
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -45,6 +45,9 @@ class TerminalPlan:
     """False: the panel stays off all day (never connects)."""
     drops_after_seconds: float | None = None
     """Goes silent (a power cut: no Will, no goodbye) this long after the demo starts."""
+    username: str | None = None
+    """The broker account (the school's), or None for an anonymous broker."""
+    password: str | None = field(default=None, repr=False)
 
 
 class SimulatedTerminal:
@@ -163,6 +166,8 @@ class SimulatedTerminal:
         # No enable_logger(): paho logs every failed reconnect attempt at ERROR, noise for a
         # demo whose broker stops before its terminals; on_connect/on_disconnect say enough.
         client.reconnect_delay_set(_RECONNECT_MIN_SECONDS, _RECONNECT_MAX_SECONDS)
+        if self.plan.username is not None:
+            client.username_pw_set(self.plan.username, self.plan.password)
         client.on_pre_connect = self._on_pre_connect
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect

@@ -19,6 +19,7 @@ Pure: no I/O, no clock.
 from __future__ import annotations
 
 import hmac
+import ipaddress
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Final, Literal
@@ -168,3 +169,26 @@ class AccessPolicy:
 
 def _plain_level(level: str) -> bool:
     return bool(level) and "+" not in level and "#" not in level
+
+
+def exposure_problem(host: str, *, anonymous: bool) -> str | None:
+    """Why the embedded broker must not listen on ``host`` (an address) without accounts.
+
+    None when it has accounts or ``host`` is a loopback address; a host name is not judged
+    here (the broker judges the address its socket bound).
+    """
+    try:
+        address = ipaddress.ip_address(host.strip("[]").split("%")[0])
+    except ValueError:
+        return None
+    if not anonymous or address.is_loopback:
+        return None
+    return (
+        "未配置 MQTT 账号时内置 MQTT 代理只能监听本机回环地址（如 127.0.0.1:1884），否则校园网内"
+        "任何人都能订阅 # 读取所有学校的数据、伪造任何教室的在线状态；请用 edumon mqtt-account "
+        "new 学校代码 为每所学校生成账号写入 [[mqtt.accounts]]（见 docs/mqtt-security.md），或"
+        "改为监听 127.0.0.1 / without [[mqtt.accounts]] the embedded MQTT broker listens on "
+        f"loopback only (e.g. 127.0.0.1:1884): on {host} anyone on the network could subscribe "
+        "to # and forge any classroom's status; make an account per school with edumon "
+        "mqtt-account new SCHOOL (docs/mqtt-security.md), or listen on 127.0.0.1"
+    )

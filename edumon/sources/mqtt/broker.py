@@ -26,7 +26,12 @@ from amqtt.contexts import Action  # type: ignore[import-untyped]
 from amqtt.plugins.base import BaseAuthPlugin, BaseTopicPlugin  # type: ignore[import-untyped]
 
 from edumon.errors import ConfigError
-from edumon.sources.mqtt.accounts import INTERNAL_ACCOUNT, AccessPolicy, Account
+from edumon.sources.mqtt.accounts import (
+    INTERNAL_ACCOUNT,
+    AccessPolicy,
+    Account,
+    exposure_problem,
+)
 from edumon.tokens import digest, new_token
 
 log = logging.getLogger(__name__)
@@ -54,7 +59,6 @@ The shipped Mosquitto configuration's ``message_size_limit``."""
 MAX_PACKET_BYTES: Final = MAX_MESSAGE_BYTES + 1024
 """The largest packet (payload, topic and headers): larger ones end the connection. The
 shipped Mosquitto configuration's ``max_packet_size``."""
-LOOPBACK_EXAMPLE: Final = "127.0.0.1:1884"
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,18 +137,9 @@ def check_exposure(host: str, policy: AccessPolicy | None) -> None:
     Raises:
         ConfigError: anonymous and not loopback.
     """
-    if policy is not None or ipaddress.ip_address(host.split("%")[0]).is_loopback:
-        return
-    raise ConfigError(
-        f"mqtt.listen: 未配置 MQTT 账号时内置 MQTT 代理只能监听本机回环地址（如 "
-        f"{LOOPBACK_EXAMPLE}），否则校园网内任何人都能订阅 # 读取所有学校的数据、伪造任何教室"
-        f"的在线状态；请用 edumon mqtt-account new 学校代码 为每所学校生成账号写入 "
-        f"[[mqtt.accounts]]（见 docs/mqtt-security.md），或改为监听 127.0.0.1 / without "
-        f"[[mqtt.accounts]] the embedded MQTT broker listens on loopback only (e.g. "
-        f"{LOOPBACK_EXAMPLE}): on {host} anyone on the network could subscribe to # and forge "
-        f"any classroom's status; make an account per school with edumon mqtt-account new "
-        f"SCHOOL (docs/mqtt-security.md), or listen on 127.0.0.1"
-    )
+    problem = exposure_problem(host, anonymous=policy is None)
+    if problem is not None:
+        raise ConfigError(f"mqtt.listen: {problem}")
 
 
 class _Refused(Exception):

@@ -262,8 +262,9 @@ TOP = HEADER + school_block(0)
         pytest.param(
             '[mqtt]\nusername = "u"\n',
             "username =",
-            "mqtt.username: username, password and tls are for an external broker "
-            '(broker = "external")',
+            "mqtt.username: username 和 password 用于外部代理；内置代理的账号写在 "
+            "[[mqtt.accounts]] / username and password are the collector's account on an "
+            'external broker (broker = "external")',
             id="mqtt-user-for-embedded-broker",
         ),
         pytest.param(

@@ -11,12 +11,13 @@ from pathlib import Path
 
 import aiomqtt
 import pytest
-from pwdlib import PasswordHash
 from pydantic import SecretStr
 
 from edumon.errors import ConfigError
+from edumon.sources.mqtt.accounts import AccessPolicy, Account
 from edumon.sources.mqtt.broker import EmbeddedBroker
 from edumon.sources.mqtt.ingest import MqttIngest, MqttSettings, MqttTls
+from edumon.tokens import digest
 from edumon.wire import MAX_PAYLOAD_BYTES, REASONS, Heartbeat, Status
 from tests.agents.support import PrivateBroker, make_pki
 from tests.fixtures.mqtt import (
@@ -43,7 +44,7 @@ async def publish_with_password(
     endpoint: Endpoint, password: str, *messages: tuple[str, bytes]
 ) -> None:
     async with aiomqtt.Client(
-        endpoint.host, endpoint.port, username="collector", password=password
+        endpoint.host, endpoint.port, username="sch-1", password=password
     ) as client:
         for topic, payload in messages:
             await client.publish(topic, payload, qos=1)
@@ -234,10 +235,15 @@ async def test_password_is_used_but_never_logged_or_shown(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     password = "Ingest-pw-9d04b3"
-    password_file = tmp_path / "passwd"
-    password_file.write_text(f"collector:{PasswordHash.recommended().hash(password)}\n")
+    policy = AccessPolicy(
+        mqtt_district,
+        [
+            Account("collector", "collector", None, digest(password)),
+            Account("sch-1", "school", "sch-1", digest(password)),
+        ],
+    )
     caplog.set_level(logging.DEBUG)
-    async with EmbeddedBroker(password_file=password_file) as broker:
+    async with EmbeddedBroker(policy=policy) as broker:
         endpoint = Endpoint("embedded", "127.0.0.1", broker.port)
         wrong = ingest_settings(endpoint, mqtt_district, username="collector", password="nope")
         async with MqttIngest(wrong, RecordingSink()) as refused:

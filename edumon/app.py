@@ -246,7 +246,9 @@ async def run(
                 ingest=ingest,
                 schedule=schedule,
                 calendar=calendar_of(config),
-                mqtt_broker=f"{ingest.settings.host}:{ingest.settings.port}",
+                mqtt_broker=f"{broker.host}:{broker.port}"
+                if broker is not None
+                else f"{ingest.settings.host}:{ingest.settings.port}",
                 notifier=notifier,
                 outages=OutageTracker(
                     classroom_grace=config.alerting.classroom_offline_minutes * 60,

@@ -355,6 +355,9 @@ def demo_cmd(
                     f"127.0.0.1, database {where}"
                 )
                 demo_config_path(db).write_text(district.report_config_text, encoding="utf-8")
+                click.echo("MQTT 账号 / accounts (user = school code; demo only):")
+                for school, password in district.mqtt_logins().items():
+                    click.echo(f"  {school:<8} EDUMON_MQTT_PASSWORD={password}")
                 await app.run(district.config, stop=stop, sock=sock, on_ready=_print_urls)
 
         _run_until_signal(main_)

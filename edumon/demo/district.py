@@ -503,6 +503,11 @@ class SimulatedDistrict:
             f"schools = [{_toml(self.NO_LESSONS_SCHOOL)}]",
         ]
 
+    def mqtt_logins(self) -> dict[str, str]:
+        """Each school's MQTT password (its user name is the school code), for trying a
+        terminal agent against the demo."""
+        return dict(self._mqtt_passwords)
+
     def _account_lines(self) -> list[str]:
         """One embedded-broker account per school, as a district would configure them."""
         lines = []

@@ -168,13 +168,27 @@ async def _read_packet(reader: asyncio.StreamReader, max_bytes: int) -> bytes:
     return head + (await reader.readexactly(length) if length else b"")
 
 
+def _publish_payload_size(packet: bytes) -> int | None:
+    """The payload size of a PUBLISH packet (whole, as ``_read_packet`` returns it), else None."""
+    if packet[0] >> 4 != 3:
+        return None
+    at = 1
+    while packet[at] & 0x80:
+        at += 1
+    at += 1
+    topic_length = int.from_bytes(packet[at : at + 2], "big")
+    packet_id = 2 if (packet[0] >> 1) & 0x03 else 0
+    return len(packet) - at - 2 - topic_length - packet_id
+
+
 class _FramedReader(StreamReaderAdapter):  # type: ignore[misc]
-    """Hands amqtt whole packets, each checked against the size limit before it is read.
+    """Hands amqtt whole packets, each checked against the size limits before it is read.
 
     amqtt reads a packet's body in one piece, whatever its announced length; without this a
     client could make the broker hold 256 MiB. A packet over the limit ends the connection
-    (as Mosquitto's ``max_packet_size`` does): amqtt sees the end of the stream and, the
-    disconnection being abnormal, publishes the client's Will.
+    (as Mosquitto's ``max_packet_size`` does), and so does a PUBLISH whose payload is over
+    ``max_message_bytes`` (Mosquitto's ``message_size_limit`` drops it instead): amqtt sees the
+    end of the stream and, the disconnection being abnormal, publishes the client's Will.
     """
 
     def __init__(
@@ -182,18 +196,26 @@ class _FramedReader(StreamReaderAdapter):  # type: ignore[misc]
         first: bytes,
         reader: asyncio.StreamReader,
         max_bytes: int,
+        max_message_bytes: int,
         on_refused: Callable[[str], None],
     ) -> None:
         super().__init__(reader)
         self._stream = reader
         self._buffer = bytearray(first)
         self._max_bytes = max_bytes
+        self._max_message_bytes = max_message_bytes
         self._on_refused = on_refused
 
     async def read(self, n: int = -1) -> bytes:
         try:
             while not self._buffer or (n > 0 and len(self._buffer) < n):
-                self._buffer += await _read_packet(self._stream, self._max_bytes)
+                packet = await _read_packet(self._stream, self._max_bytes)
+                size = _publish_payload_size(packet)
+                if size is not None and size > self._max_message_bytes:
+                    raise _Refused(
+                        f"a {size}-byte message, over the limit of {self._max_message_bytes}"
+                    )
+                self._buffer += packet
         except _Refused as exc:
             self._on_refused(str(exc))
             raise asyncio.IncompleteReadError(bytes(self._buffer), n if n > 0 else None) from None
@@ -280,6 +302,7 @@ class EmbeddedBroker:
             process connects to a second, plain listener on 127.0.0.1 that admits only the
             internal account (``client_endpoint``).
         max_packet_bytes: Larger packets end the connection.
+        max_message_bytes: A PUBLISH with a larger payload ends the connection.
 
     Raises:
         ValueError: ``policy`` has an account named ``INTERNAL_ACCOUNT``.
@@ -293,11 +316,13 @@ class EmbeddedBroker:
         policy: AccessPolicy | None = None,
         tls: ServerTls | None = None,
         max_packet_bytes: int = MAX_PACKET_BYTES,
+        max_message_bytes: int = MAX_MESSAGE_BYTES,
     ) -> None:
         self.host = host.strip("[]")
         self._requested_port = port
         self._tls = tls
         self._max_packet_bytes = max_packet_bytes
+        self._max_message_bytes = max_message_bytes
         self._internal_password: str | None = None
         if policy is not None:
             if policy.account(INTERNAL_ACCOUNT) is not None:
@@ -492,7 +517,9 @@ class EmbeddedBroker:
                 self._refuse("too_large", f"{detail} from user {who!r}; disconnected")
 
             await broker.external_connected(
-                _FramedReader(packet, reader, self._max_packet_bytes, too_large),
+                _FramedReader(
+                    packet, reader, self._max_packet_bytes, self._max_message_bytes, too_large
+                ),
                 StreamWriterAdapter(writer),
                 _LISTENER,
             )

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner, Result
 
+from edumon.cli import main
 from edumon.config import parse_config
 from edumon.errors import ConfigError
 from edumon.tokens import digest, hash_token, new_token
@@ -165,29 +165,23 @@ def test_tls_of_the_embedded_broker(tmp_path: Path) -> None:
         load(f'tls = {{ ca_file = "{pki.ca}" }}\n')
 
 
-def run_edumon(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "edumon", *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+def run_edumon(*args: str, stdin: str = "") -> Result:
+    return CliRunner().invoke(main, list(args), input=stdin)
 
 
 def test_mqtt_account_new_prints_a_loadable_entry_and_the_password_once() -> None:
     new = run_edumon("mqtt-account", "new", "CG01")
-    assert new.returncode == 0, new.stderr
-    (password,) = re.findall(r"^password = (\S+)$", new.stdout, re.MULTILINE)
-    assert new.stdout.count(password) == 1
-    entry = new.stdout[new.stdout.index("[[mqtt.accounts]]") : new.stdout.index("\n\n")]
+    assert new.exit_code == 0, new.output
+    (password,) = re.findall(r"^password = (\S+)$", new.output, re.MULTILINE)
+    assert new.output.count(password) == 1
+    entry = new.output[new.output.index("[[mqtt.accounts]]") : new.output.index("\n\n")]
     config = parse_config(BASE + "\n[mqtt]\n" + entry + "\n")
     policy = config.mqtt.policy("d1")
     assert policy is not None
     assert policy.authenticate("CG01", password.encode()) is not None
     collector = run_edumon("mqtt-account", "new", "--collector", "noc")
-    assert 'role = "collector"' in collector.stdout
+    assert 'role = "collector"' in collector.output
     hashed = run_edumon("mqtt-account", "hash", stdin=password + "\n")
-    assert hashed.stdout.strip() == f'password_hash = "sha256:{digest(password).hex()}"'
-    assert run_edumon("mqtt-account", "hash", stdin="short\n").returncode == 2
-    assert run_edumon("mqtt-account", "new", "../etc").returncode == 2
+    assert hashed.output.strip() == f'password_hash = "sha256:{digest(password).hex()}"'
+    assert run_edumon("mqtt-account", "hash", stdin="short\n").exit_code == 2
+    assert run_edumon("mqtt-account", "new", "../etc").exit_code == 2

@@ -182,10 +182,10 @@ class Client:
     def accepted(self) -> bool:
         return self.connack is not None and not self.connack.is_failure
 
-    def wait(self, condition: Any, what: str) -> None:
+    def wait(self, condition: Any, what: str, timeout: float = DEADLINE) -> None:
         with self._condition:
-            if not self._condition.wait_for(condition, DEADLINE):
-                raise AssertionError(f"not within {DEADLINE} s: {what}")
+            if not self._condition.wait_for(condition, timeout):
+                raise AssertionError(f"not within {timeout} s: {what}")
 
     def subscribe(self, *filters: str) -> list[int]:
         before = len(self.granted)
@@ -275,7 +275,7 @@ def test_a_school_reads_nothing(broker: Broker, collector: Client) -> None:
         collector.wait_for_topic(topic)
         collector.wait_for_topic(mine)
         with pytest.raises(AssertionError):  # bounded: the broker delivered to the collector
-            school.wait(lambda: bool(school.messages), "nothing")
+            school.wait(lambda: bool(school.messages), "nothing", NEGATIVE_WAIT)
         assert school.messages == [], broker.name
     finally:
         school.close()

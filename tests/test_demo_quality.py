@@ -63,7 +63,14 @@ def publish_as_other_school(demo: Demo, terminal: str, school: str) -> None:
         observed_at=time.time(),
         uptime_seconds=10.0,
     )
+    # The demo's terminals log in per school; it prints each school's password.
+    (password,) = [
+        m[1]
+        for line in demo.printed
+        if (m := re.search(rf"^\s+{school}\s+EDUMON_MQTT_PASSWORD=(\S+)", line))
+    ]
     client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="quality-test")
+    client.username_pw_set(school, password)
     client.connect("127.0.0.1", int(match[1]))
     client.loop_start()
     try:

@@ -371,3 +371,8 @@ def test_shipped_mosquitto_limits_match_the_embedded_broker() -> None:
     assert int(settings["max_packet_size"]) == MAX_PACKET_BYTES
     assert settings["persistence"] == "true"
     assert int(settings["max_queued_messages"]) >= 4_700_000  # 24 h of a city: docs
+    # Mosquitto 2.0 parses these as C ints: a larger value silently wraps.
+    for key in ("message_size_limit", "max_packet_size", "max_queued_messages"):
+        assert int(settings[key]) < 2**31, key
+    assert "max_queued_bytes" not in settings  # an int too: cannot hold a city's day
+    assert int(settings["memory_limit"]) >= 22 * 10**9

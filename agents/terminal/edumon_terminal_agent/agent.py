@@ -253,8 +253,9 @@ class TerminalAgent:
         self._heartbeat_topic = wire.terminal_topic(
             config.district, config.school, config.terminal, wire.KIND_HEARTBEAT
         )
-        # Heartbeats go on at this pace whether connected or not (monotonic clock).
-        self._next_heartbeat = time.monotonic()
+        # Heartbeats go on at this pace whether connected or not (monotonic clock); a connection
+        # publishes one at once, so while the first is being made nothing is due yet.
+        self._next_heartbeat = time.monotonic() + config.heartbeat_seconds
         self._local_ip: str | None = None
         self._spool: Spool | None = None  # opened by run(): --print-heartbeat writes no file
         self._spool_failed = False

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import sqlite3
 import subprocess
 import sys
@@ -10,6 +11,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from edumon_terminal_agent.config import ConfigError, load_config
 from edumon_terminal_agent.spool import ENTRY_OVERHEAD_BYTES, MIN_MAX_BYTES, Spool, SpoolError
 
 from tests.agents.support import AGENT_DIR
@@ -135,3 +137,43 @@ def test_unwritable_directory_is_a_spool_error(tmp_path: Path) -> None:
     blocker.write_text("not a directory")
     with pytest.raises(SpoolError, match="cannot open spool"):
         Spool(blocker / "spool.sqlite3", 1 << 20)
+
+
+def test_spool_settings_from_the_file_and_flags(tmp_path: Path) -> None:
+    path = tmp_path / "agent.toml"
+    path.write_text(
+        '[terminal]\ndistrict = "d"\nschool = "s"\nid = "t1"\n'
+        f'[agent]\nstate_dir = "{tmp_path}"\nspool_max_bytes = 65536\n'
+        "spool_drain_per_second = 2.5\n",
+        encoding="utf-8",
+    )
+    config, _ = load_config(["-c", str(path)], environ={})
+    assert config.spool_path == tmp_path / "spool.t1.sqlite3"
+    assert config.spool_max_bytes == 65536
+    assert config.spool_drain_per_second == 2.5
+    config, _ = load_config(
+        ["-c", str(path), "--spool-path", str(tmp_path / "x.db"), "--spool-max-bytes", "0"],
+        environ={},
+    )
+    assert config.spool_path == tmp_path / "x.db"
+    assert config.spool_max_bytes == 0  # no spool
+    assert load_config(["-c", str(path)], environ={})[0].spool_max_bytes == 65536
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("spool_max_bytes = 100", "agent.spool_max_bytes: 0 (no spool) or at least 4096"),
+        ("spool_max_bytes = -1", "agent.spool_max_bytes: must be between"),
+        ('spool_max_bytes = "8M"', "agent.spool_max_bytes: expected an integer"),
+        ("spool_drain_per_second = 0", "agent.spool_drain_per_second: must be between"),
+    ],
+)
+def test_bad_spool_settings_name_the_key(tmp_path: Path, line: str, message: str) -> None:
+    path = tmp_path / "agent.toml"
+    path.write_text(
+        f'[terminal]\ndistrict = "d"\nschool = "s"\nid = "t1"\n[agent]\n{line}\n',
+        encoding="utf-8",
+    )
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_config(["-c", str(path)], environ={})

@@ -192,6 +192,8 @@ class Collector:
         )
         self._device_thinner = DeviceSampleThinner(bucket_seconds)
         self._terminal_thinner = TerminalSampleThinner(bucket_seconds)
+        # Historical heartbeats (late, dated by the terminal) are thinned apart from live ones.
+        self._historical_thinner = TerminalSampleThinner(bucket_seconds)
         # Schools with terminal changes not logged yet.
         self._terminal_changes: dict[str, _TerminalChanges] = {}
 
@@ -303,6 +305,12 @@ class Collector:
             self.stats.dropped_total["no_terminal_inventory"] += 1
             return
         st = terminals.terminals.get((msg.school, msg.terminal))
+        if st is not None and type(msg) is Heartbeat:
+            timing = terminals.timing(msg, received_at)
+            if timing != "live":
+                if timing == "historical":
+                    self._store_historical(st.ref.classroom, msg)
+                return
         heartbeats_before = st.heartbeats if st is not None else 0
         events = terminals.apply(msg, received_at)
         if events:
@@ -341,6 +349,28 @@ class Collector:
                 self.stats.not_stored_total["terminal"] += 1
                 return
             self._shed()
+
+    def _store_historical(self, classroom: str, msg: Heartbeat) -> None:
+        """A heartbeat observed earlier (docs/wire-protocol.md, "Historical heartbeats"):
+        a sample at its own timestamp; the terminal's current state is not touched."""
+        sample = TerminalSample(
+            at=msg.observed_at,
+            school=msg.school,
+            terminal=msg.terminal,
+            classroom=classroom,
+            boot_id=msg.boot_id,
+            seq=msg.seq,
+            uptime_seconds=msg.uptime_seconds,
+            link_speed_mbps=msg.link_speed_mbps,
+            cpu_percent=msg.cpu_percent,
+            memory_used_bytes=msg.memory_used_bytes,
+            disk_used_bytes=msg.disk_used_bytes,
+        )
+        if self._historical_thinner.keep(sample):
+            self._pending.terminal_samples.append(sample)
+            self._shed()
+        else:
+            self.stats.not_stored_total["terminal"] += 1
 
     def _note_terminal_change(self, event: Event) -> None:
         assert event.school is not None

@@ -166,7 +166,9 @@ class TerminalSample:
     """A stored sample: one accepted terminal heartbeat (the basis of availability reports)."""
 
     at: float
-    """When the collector received it (Unix seconds); the terminal's own clock may be wrong."""
+    """When the collector received it (Unix seconds); the terminal's own clock may be wrong. A
+    historical heartbeat (sent late from the agent's spool) is dated by its own ``ts`` instead
+    (docs/wire-protocol.md, "Historical heartbeats")."""
     school: str
     terminal: str
     classroom: str

@@ -55,6 +55,17 @@ IGNORED_REASONS: Final = (
     IGNORED_STALE_OFFLINE,
 )
 
+# Historical heartbeats (docs/wire-protocol.md, "Historical heartbeats"): observed while the
+# terminal could not reach the broker, sent later. They are evidence of the past, never of now.
+HISTORICAL_LAG_SECONDS: Final = 60.0
+"""A heartbeat without ``hist`` that the session rules would ignore (a duplicate seq, an old
+session) is historical when observed this much before the newest message of the current one."""
+HISTORICAL_MAX_AHEAD_SECONDS: Final = 300.0
+"""A historical heartbeat dated further ahead of the receive time is not stored."""
+IGNORED_HISTORICAL_AHEAD: Final = "historical_ahead"
+"""A historical heartbeat dated in the future (a wrong clock, or forged): not stored."""
+Timing = Literal["live", "historical", "ignored"]
+
 Interval = tuple[float, float]
 """An online interval ``(start, end)`` in Unix seconds, end not before start."""
 
@@ -353,6 +364,8 @@ class TerminalsState:
         self.unknown = UnknownTerminals(unknown_limit)
         self.ignored: dict[str, int] = dict.fromkeys(IGNORED_REASONS, 0)
         """Messages that changed nothing, by reason (one of ``IGNORED_REASONS``)."""
+        self.historical = 0
+        """Historical heartbeats accepted (``timing``): stored, changing nothing."""
 
     def terminal(self, school: str, terminal: str) -> TerminalState | None:
         """The state of a known terminal, or None for an id not in the inventory."""
@@ -415,6 +428,36 @@ class TerminalsState:
         if st.online:
             return ()
         return (self._online(st, msg, now),)
+
+    def timing(self, msg: Heartbeat, now: float) -> Timing:
+        """Whether a heartbeat is live (for ``apply``) or historical (never for ``apply``).
+
+        Historical: ``hist`` is true, or the session rules would ignore it and it was observed
+        ``HISTORICAL_LAG_SECONDS`` before the newest message of the current session. Such a
+        heartbeat is evidence that the terminal was up at its own ``observed_at``: the caller
+        stores it as a sample dated so, and nothing else changes — not the online state, not
+        ``last_seen`` (the timeout), not the session, not the events. ``ignored`` (counted as
+        ``IGNORED_HISTORICAL_AHEAD``): dated more than ``HISTORICAL_MAX_AHEAD_SECONDS`` after
+        ``now``. Unknown terminals are ``live``: ``apply`` counts them.
+        """
+        st = self.terminals.get((msg.school, msg.terminal))
+        if st is None:
+            return "live"
+        if not msg.historical:
+            newest = st.last_observed_at
+            if (
+                newest is None
+                or msg.observed_at >= newest - HISTORICAL_LAG_SECONDS
+                or self._classify(st, msg) is None
+            ):
+                return "live"
+        if msg.observed_at > now + HISTORICAL_MAX_AHEAD_SECONDS:
+            self.ignored[IGNORED_HISTORICAL_AHEAD] = (
+                self.ignored.get(IGNORED_HISTORICAL_AHEAD, 0) + 1
+            )
+            return "ignored"
+        self.historical += 1
+        return "historical"
 
     def expire(
         self, now: float, timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import logging
 import os
@@ -24,6 +25,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from edumon_terminal_agent import __version__, wire
 from edumon_terminal_agent.config import AgentConfig
+from edumon_terminal_agent.spool import Spool, SpoolError
 from edumon_terminal_agent.sysinfo import Snapshot
 
 logger = logging.getLogger(__name__)
@@ -40,6 +42,8 @@ _SHUTDOWN_TIMEOUT: Final = 5.0
 _UNSUPPORTED_PROTOCOL: Final = 0x84
 _BAD_CREDENTIALS: Final = (0x86, 0x87)  # bad user name or password, not authorized
 _SESSION_TAKEN_OVER: Final = 0x8E
+# Spooled messages published and not yet acknowledged, at most: paho's own in-flight window.
+_DRAIN_WINDOW: Final = 20
 
 
 def _properties(packet_type: int) -> Properties:
@@ -157,6 +161,65 @@ class _SessionEvents:
         self.lost.set()
 
 
+class _Drain:
+    """Sends the spool's backlog over one session: in order, QoS 1, at most ``rate`` a second.
+
+    An entry leaves the spool when the broker has acknowledged it; whatever is unacknowledged
+    when the session ends is sent again on the next one (at least once, in order).
+    """
+
+    def __init__(self, spool: Spool, rate: float) -> None:
+        self._spool = spool
+        self._rate = rate
+        self._tokens = 1.0
+        self._refilled = time.monotonic()
+        self._last_sent = 0
+        self._in_flight: list[tuple[int, mqtt.MQTTMessageInfo]] = []
+        self.sent = 0
+        self._empty_logged = len(spool) == 0
+        if not self._empty_logged:
+            logger.info("sending %d spooled heartbeats at %g/s", len(spool), rate)
+
+    def acknowledged(self) -> None:
+        """Remove what the broker acknowledged from the spool."""
+        waiting: list[tuple[int, mqtt.MQTTMessageInfo]] = []
+        for entry_id, info in self._in_flight:
+            if not info.is_published():
+                waiting.append((entry_id, info))
+                continue
+            try:
+                self._spool.ack(entry_id)
+            except SpoolError as exc:
+                logger.warning("%s (sent again later)", exc)
+        self._in_flight = waiting
+        if not self._empty_logged and not self._in_flight and len(self._spool) == 0:
+            logger.info("spool drained: %d heartbeats sent", self.sent)
+            self._empty_logged = True
+
+    def send(self, client: mqtt.Client) -> float:
+        """Publish what the rate allows; returns the seconds until more may be sent."""
+        now = time.monotonic()
+        self._tokens = min(max(1.0, self._rate), self._tokens + (now - self._refilled) * self._rate)
+        self._refilled = now
+        room = min(int(self._tokens), _DRAIN_WINDOW - len(self._in_flight))
+        if room <= 0:
+            return _TICK if self._tokens >= 1.0 else (1.0 - self._tokens) / self._rate
+        try:
+            entries = self._spool.peek(room, after=self._last_sent)
+        except SpoolError as exc:
+            logger.warning("%s", exc)
+            return _TICK
+        for entry in entries:
+            info = client.publish(entry.topic, entry.payload, qos=1)
+            self._in_flight.append((entry.id, info))
+            self._last_sent = entry.id
+            self._tokens -= 1.0
+            self.sent += 1
+        if not entries:
+            return _TICK
+        return max(0.0, (1.0 - self._tokens) / self._rate)
+
+
 class TerminalAgent:
     """Publishes one terminal's birth, heartbeats and clean offline; the broker holds its Will."""
 
@@ -190,6 +253,14 @@ class TerminalAgent:
         self._heartbeat_topic = wire.terminal_topic(
             config.district, config.school, config.terminal, wire.KIND_HEARTBEAT
         )
+        # Heartbeats go on at this pace whether connected or not (monotonic clock); a connection
+        # publishes one at once, so while the first is being made nothing is due yet.
+        self._next_heartbeat = time.monotonic() + config.heartbeat_seconds
+        self._local_ip: str | None = None
+        self._spool: Spool | None = None  # opened by run(): --print-heartbeat writes no file
+        self._spool_failed = False
+        self.spool_lost = 0
+        """Heartbeats neither sent nor spooled (the spool file could not be written)."""
 
     @property
     def boot_id(self) -> str:
@@ -198,7 +269,6 @@ class TerminalAgent:
 
     def run(self) -> None:
         """Connect, publish, reconnect with backoff, until the stop event is set."""
-        attempt = 0
         mqtt_settings = self._config.mqtt
         logger.info(
             "terminal %s/%s/%s: broker %s:%d, boot id %s, agent %s",
@@ -210,6 +280,36 @@ class TerminalAgent:
             self._boot_id,
             __version__,
         )
+        self._open_spool()
+        try:
+            self._run()
+        finally:
+            if self._spool is not None:
+                self._spool.close()
+        logger.info("stopped")
+
+    def _open_spool(self) -> None:
+        path, max_bytes = self._config.spool_path, self._config.spool_max_bytes
+        if max_bytes == 0:
+            logger.info("spool disabled: heartbeats while disconnected are not kept")
+            return
+        try:
+            self._spool = Spool(path, max_bytes)
+        except SpoolError as exc:
+            logger.error("%s; heartbeats while disconnected are not kept", exc)
+            return
+        if len(self._spool) or self._spool.dropped:
+            logger.info(
+                "spool %s: %d heartbeats waiting (%d bytes of %d), %d dropped when full",
+                path,
+                len(self._spool),
+                self._spool.used_bytes,
+                max_bytes,
+                self._spool.dropped,
+            )
+
+    def _run(self) -> None:
+        attempt = 0
         while not self._stop.is_set():
             outcome, connected_for = self._session()
             if outcome is Outcome.STOPPED or self._stop.is_set():
@@ -227,15 +327,68 @@ class TerminalAgent:
             attempt += 1
             logger.info("reconnecting in %.1f s", delay)
             self._sleep(delay)
-        logger.info("stopped")
 
     def _sleep(self, seconds: float) -> None:
+        """Wait while disconnected, spooling the heartbeats that fall due meanwhile."""
         deadline = time.monotonic() + seconds
         while not self._stop.is_set():
+            self._offline_heartbeat()
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return
-            self._stop.wait(min(remaining, _TICK))
+            self._stop.wait(
+                max(0.0, min(remaining, _TICK, self._next_heartbeat - time.monotonic()))
+            )
+
+    def _heartbeat_due(self) -> bool:
+        """Whether a heartbeat is due now; if so, schedules the next one."""
+        now = time.monotonic()
+        if now < self._next_heartbeat:
+            return False
+        self._next_heartbeat += self._config.heartbeat_seconds
+        if self._next_heartbeat <= now:
+            # Never catch up in a burst after a stall: the next is an interval from now.
+            self._next_heartbeat = now + self._config.heartbeat_seconds
+        return True
+
+    def _offline_heartbeat(self) -> None:
+        """Spool a heartbeat if one is due: the terminal is up, the broker out of reach.
+
+        It carries the session it was observed in (the last one tried), ``hist`` true, and is
+        sent after the live messages once a connection is back (docs/wire-protocol.md).
+        """
+        if self._spool is None or not self._heartbeat_due():
+            return
+        heartbeat = self._heartbeat(max(self._birth_seq.last, 0), self._local_ip, historical=True)
+        self._spool_put(heartbeat)
+
+    def _spool_put(self, heartbeat: wire.Heartbeat) -> None:
+        spool = self._spool
+        assert spool is not None
+        dropped = spool.dropped
+        try:
+            spool.put(self._heartbeat_topic, wire.encode_heartbeat(heartbeat))
+            logger.debug(
+                "spooled heartbeat seq %d (boot %s, bd_seq %d)",
+                heartbeat.seq,
+                heartbeat.boot_id,
+                heartbeat.birth_seq,
+            )
+        except SpoolError as exc:
+            self.spool_lost += 1
+            if not self._spool_failed:
+                logger.error("%s: heartbeats while disconnected are lost until it works", exc)
+            self._spool_failed = True
+            return
+        if self._spool_failed:
+            logger.info("spool %s writable again (%d heartbeats lost)", spool.path, self.spool_lost)
+            self._spool_failed = False
+        if spool.dropped != dropped:
+            logger.warning(
+                "spool full (%d bytes): dropped the oldest heartbeat(s); %d dropped in all",
+                spool.max_bytes,
+                spool.dropped,
+            )
 
     def _next_seq(self) -> int:
         self._seq += 1
@@ -259,30 +412,34 @@ class TerminalAgent:
 
     def heartbeat_payload(self, birth_seq: int, local_ip: str | None) -> bytes:
         """A heartbeat built from a fresh snapshot (also used by ``--print-heartbeat``)."""
+        return wire.encode_heartbeat(self._heartbeat(birth_seq, local_ip))
+
+    def _heartbeat(
+        self, birth_seq: int, local_ip: str | None, *, historical: bool = False
+    ) -> wire.Heartbeat:
         snap = self._probe.snapshot(local_ip)
         link = snap.link
-        return wire.encode_heartbeat(
-            wire.Heartbeat(
-                district=self._config.district,
-                school=self._config.school,
-                terminal=self._config.terminal,
-                boot_id=self._boot_id,
-                seq=self._next_seq(),
-                birth_seq=birth_seq,
-                observed_at=time.time(),
-                uptime_seconds=snap.uptime_seconds,
-                agent_version=__version__,
-                nic=link.name,
-                link_speed_mbps=link.speed_mbps,
-                duplex=link.duplex,
-                ip=link.ip,
-                mac=link.mac,
-                cpu_percent=snap.cpu_percent,
-                memory_used_bytes=snap.memory_used_bytes,
-                memory_total_bytes=snap.memory_total_bytes,
-                disk_used_bytes=snap.disk_used_bytes,
-                disk_total_bytes=snap.disk_total_bytes,
-            )
+        return wire.Heartbeat(
+            district=self._config.district,
+            school=self._config.school,
+            terminal=self._config.terminal,
+            boot_id=self._boot_id,
+            seq=self._next_seq(),
+            birth_seq=birth_seq,
+            observed_at=time.time(),
+            uptime_seconds=snap.uptime_seconds,
+            agent_version=__version__,
+            nic=link.name,
+            link_speed_mbps=link.speed_mbps,
+            duplex=link.duplex,
+            ip=link.ip,
+            mac=link.mac,
+            cpu_percent=snap.cpu_percent,
+            memory_used_bytes=snap.memory_used_bytes,
+            memory_total_bytes=snap.memory_total_bytes,
+            disk_used_bytes=snap.disk_used_bytes,
+            disk_total_bytes=snap.disk_total_bytes,
+            historical=historical,
         )
 
     def _client(self, birth_seq: int) -> mqtt.Client:
@@ -373,6 +530,7 @@ class TerminalAgent:
         settings = self._config.mqtt
         deadline = time.monotonic() + settings.connect_timeout_seconds
         while not events.connected.is_set():
+            self._offline_heartbeat()
             if events.lost.is_set() or self._stop.is_set() or time.monotonic() > deadline:
                 return self._not_connected(client, events, v5)
             events.connected.wait(_TICK)
@@ -381,6 +539,7 @@ class TerminalAgent:
         # The address our broker traffic leaves from: how the NIC is found without a default
         # route table to read (Windows).
         local_ip = str(sock.getsockname()[0]) if isinstance(sock, socket.socket) else None
+        self._local_ip = local_ip
         logger.info(
             "connected (MQTT %s) as %s; birth sequence %d",
             "5" if v5 else "3.1.1",
@@ -389,29 +548,41 @@ class TerminalAgent:
         )
         if v5 and self._protocol == "auto":
             self._protocol = "5"  # it worked: do not fall back to 3.1.1 on a later failure
+        # Birth first, then the current heartbeat, then the backlog (docs/wire-protocol.md).
         client.publish(
             self._status_topic, self._status("online", "birth", birth_seq), qos=1, retain=True
         )
-        next_heartbeat = time.monotonic()
+        self._next_heartbeat = time.monotonic()
+        drain = _Drain(self._spool, self._config.spool_drain_per_second) if self._spool else None
+        # Live QoS 1 heartbeats not acknowledged yet: spooled as historical if the session ends.
+        live: list[tuple[wire.Heartbeat, mqtt.MQTTMessageInfo]] = []
+        qos = settings.heartbeat_qos
         while True:
+            if drain is not None:
+                drain.acknowledged()
+            live = [(hb, info) for hb, info in live if not info.is_published()]
             if self._stop.is_set():
                 self._shutdown(client, events, birth_seq, v5)
+                if drain is not None:
+                    drain.acknowledged()
                 return Outcome.STOPPED, time.monotonic() - connected_at
             if events.lost.is_set():
                 self._log_loss(events)
+                if self._spool is not None:
+                    for heartbeat, _info in live:
+                        self._spool_put(dataclasses.replace(heartbeat, historical=True))
                 return Outcome.LOST, time.monotonic() - connected_at
-            now = time.monotonic()
-            if now >= next_heartbeat:
-                client.publish(
-                    self._heartbeat_topic,
-                    self.heartbeat_payload(birth_seq, local_ip),
-                    qos=settings.heartbeat_qos,
+            if self._heartbeat_due():
+                heartbeat = self._heartbeat(birth_seq, local_ip)
+                info = client.publish(
+                    self._heartbeat_topic, wire.encode_heartbeat(heartbeat), qos=qos
                 )
-                next_heartbeat += self._config.heartbeat_seconds
-                if next_heartbeat <= now:
-                    # Never catch up in a burst after a stall: the next is an interval from now.
-                    next_heartbeat = now + self._config.heartbeat_seconds
-            self._stop.wait(max(0.0, min(_TICK, next_heartbeat - time.monotonic())))
+                if qos and self._spool is not None:
+                    live.append((heartbeat, info))
+            wait = min(_TICK, self._next_heartbeat - time.monotonic())
+            if drain is not None:
+                wait = min(wait, drain.send(client))
+            self._stop.wait(max(0.0, wait))
 
     def _not_connected(
         self, client: mqtt.Client, events: _SessionEvents, v5: bool

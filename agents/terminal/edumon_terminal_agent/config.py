@@ -12,12 +12,14 @@ from pathlib import Path
 from typing import Any, Final, Literal
 
 from edumon_terminal_agent import __version__
+from edumon_terminal_agent.spool import MIN_MAX_BYTES as MIN_SPOOL_BYTES
 from edumon_terminal_agent.wire import is_valid_id
 
 Protocol = Literal["auto", "5", "3.1.1"]
 PROTOCOLS: Final[tuple[Protocol, ...]] = ("auto", "5", "3.1.1")
 LOG_LEVELS: Final = ("debug", "info", "warning", "error")
 PASSWORD_ENV: Final = "EDUMON_MQTT_PASSWORD"
+DEFAULT_SPOOL_MAX_BYTES: Final = 8 * 1024 * 1024  # about 16,000 heartbeats: 5 days at 30 s
 
 
 class ConfigError(Exception):
@@ -97,11 +99,19 @@ class AgentConfig:
     log_level: str = "info"
     reconnect_min_seconds: float = 1.0
     reconnect_max_seconds: float = 60.0
+    spool_file: Path | None = None  # None: spool.TERMINAL.sqlite3 in state_dir
+    spool_max_bytes: int = DEFAULT_SPOOL_MAX_BYTES  # 0: no spool
+    spool_drain_per_second: float = 10.0
 
     @property
     def client_id(self) -> str:
         """The MQTT client id: stable, so a restarted agent takes over its stale session."""
         return self.mqtt.client_id or f"edumon.{self.district}.{self.school}.{self.terminal}"
+
+    @property
+    def spool_path(self) -> Path:
+        """The SQLite file heartbeats wait in while the broker is out of reach."""
+        return self.spool_file or self.state_dir / f"spool.{self.terminal}.sqlite3"
 
 
 # Every key the file may hold: section -> key -> the AgentConfig/MqttSettings field it sets.
@@ -136,6 +146,9 @@ _FILE_KEYS: Final[dict[str, dict[str, str]]] = {
         "log_level": "log_level",
         "reconnect_min_seconds": "reconnect_min_seconds",
         "reconnect_max_seconds": "reconnect_max_seconds",
+        "spool_path": "spool_file",
+        "spool_max_bytes": "spool_max_bytes",
+        "spool_drain_per_second": "spool_drain_per_second",
     },
 }
 
@@ -161,6 +174,9 @@ _FLAG_KEYS: Final = {
     "state_dir": "state_dir",
     "disk_path": "disk_path",
     "log_level": "log_level",
+    "spool_path": "spool_file",
+    "spool_max_bytes": "spool_max_bytes",
+    "spool_drain_rate": "spool_drain_per_second",
 }
 
 
@@ -193,6 +209,9 @@ def build_parser() -> argparse.ArgumentParser:
     add("--state-dir", type=Path, help="directory for the persisted birth sequence")
     add("--disk-path", help="file system to report disk use of (default: / or C:\\)")
     add("--log-level", choices=LOG_LEVELS, help="log verbosity (default info)")
+    add("--spool-path", type=Path, help="SQLite file for heartbeats while disconnected")
+    add("--spool-max-bytes", type=int, help="spool size bound in bytes (0: no spool)")
+    add("--spool-drain-rate", type=float, help="spooled heartbeats sent per second on reconnect")
     add(
         "--print-heartbeat",
         action="store_true",
@@ -320,8 +339,14 @@ def _build(raw: Mapping[str, tuple[Any, str]]) -> AgentConfig:
                 "heartbeat_qos": (0, 1),
             }[key]
             _range(value, where, low, high)
+        elif key == "spool_max_bytes":
+            _check(value, where, int, "an integer")
+            _range(value, where, 0, 2**40)
+            if 0 < value < MIN_SPOOL_BYTES:
+                raise ConfigError(f"{where}: 0 (no spool) or at least {MIN_SPOOL_BYTES}")
         elif key in (
             "heartbeat_seconds",
+            "spool_drain_per_second",
             "connect_timeout_seconds",
             "reconnect_min_seconds",
             "reconnect_max_seconds",
@@ -338,9 +363,16 @@ def _build(raw: Mapping[str, tuple[Any, str]]) -> AgentConfig:
         elif key == "log_level":
             if value not in LOG_LEVELS:
                 raise ConfigError(f"{where}: must be one of {', '.join(LOG_LEVELS)}")
-        elif key in ("ca_file", "cert_file", "key_file", "state_dir", "password_file"):
+        elif key in (
+            "ca_file",
+            "cert_file",
+            "key_file",
+            "state_dir",
+            "password_file",
+            "spool_file",
+        ):
             path = Path(_check(value, where, (str, Path), "a path"))
-            if key != "state_dir" and not path.is_file():
+            if key not in ("state_dir", "spool_file") and not path.is_file():
                 raise ConfigError(f"{where}: {path} is not a readable file")
             value = path
         elif key == "password":

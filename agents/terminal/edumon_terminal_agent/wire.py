@@ -27,6 +27,10 @@ time ``"ts"`` (Unix seconds, the sender's clock).
   ``(boot, bd_seq)``: an offline status ends the collector's current session only when that pair
   equals the current one (``offline_ends_session``), so a late Will from an older session never
   marks a reconnected terminal offline.
+- ``hist`` (optional, heartbeats only, added within v1): ``true`` on a heartbeat the agent
+  observed while it could not reach the broker, kept in its disk spool and sent after the live
+  ones once it reconnected. Such a heartbeat says the terminal was up at its ``ts``; it says
+  nothing about now (docs/wire-protocol.md, "Historical heartbeats").
 
 Versioning: within ``v1`` fields are only ever added (parsers ignore unknown keys); removing or
 changing a field means ``v2``, in the topic and the payload.
@@ -159,6 +163,8 @@ class Heartbeat:
     memory_total_bytes: int | None
     disk_used_bytes: int | None
     disk_total_bytes: int | None
+    historical: bool = False
+    """``"hist": true``: observed while disconnected, sent later from the agent's spool."""
 
     @property
     def session(self) -> tuple[str, int]:
@@ -406,6 +412,9 @@ def parse_heartbeat(parts: TopicParts, payload: bytes) -> Heartbeat:
         raise _bad("mac", mac)
     memory_used, memory_total = _used_total(data, "mem_used", "mem_total")
     disk_used, disk_total = _used_total(data, "disk_used", "disk_total")
+    historical = data.get("hist", False)
+    if type(historical) is not bool:
+        raise _bad("hist", historical)
     return Heartbeat(
         district=parts.district,
         school=parts.school,
@@ -426,6 +435,7 @@ def parse_heartbeat(parts: TopicParts, payload: bytes) -> Heartbeat:
         memory_total_bytes=memory_total,
         disk_used_bytes=disk_used,
         disk_total_bytes=disk_total,
+        historical=historical,
     )
 
 
@@ -452,6 +462,7 @@ def _common_heartbeat(parts: TopicParts, data: dict[str, Any]) -> Heartbeat | No
     mem_total = get("mem_total")
     disk_used = get("disk_used")
     disk_total = get("disk_total")
+    historical = get("hist", False)
     if not (
         (
             nic is None
@@ -480,6 +491,7 @@ def _common_heartbeat(parts: TopicParts, data: dict[str, Any]) -> Heartbeat | No
         and (disk_used is None or (type(disk_used) is int and 0 <= disk_used <= _MAX_INT))
         and (disk_total is None or (type(disk_total) is int and 0 <= disk_total <= _MAX_INT))
         and (disk_used is None or disk_total is None or disk_used <= disk_total)
+        and type(historical) is bool
     ):
         return None
     return Heartbeat(
@@ -502,6 +514,7 @@ def _common_heartbeat(parts: TopicParts, data: dict[str, Any]) -> Heartbeat | No
         memory_total_bytes=mem_total,
         disk_used_bytes=disk_used,
         disk_total_bytes=disk_total,
+        historical=historical,
     )
 
 
@@ -563,32 +576,37 @@ def _dumps(data: dict[str, Any]) -> bytes:
 
 
 def encode_heartbeat(heartbeat: Heartbeat) -> bytes:
-    """The JSON payload of a heartbeat (what ``parse_heartbeat`` reads back)."""
-    return _dumps(
-        {
-            "v": SCHEMA_VERSION,
-            "kind": KIND_HEARTBEAT,
-            "district": heartbeat.district,
-            "school": heartbeat.school,
-            "terminal": heartbeat.terminal,
-            "boot": heartbeat.boot_id,
-            "seq": heartbeat.seq,
-            "bd_seq": heartbeat.birth_seq,
-            "ts": heartbeat.observed_at,
-            "uptime_s": heartbeat.uptime_seconds,
-            "agent": heartbeat.agent_version,
-            "nic": heartbeat.nic,
-            "speed_mbps": heartbeat.link_speed_mbps,
-            "duplex": heartbeat.duplex,
-            "ip": heartbeat.ip,
-            "mac": heartbeat.mac,
-            "cpu_pct": heartbeat.cpu_percent,
-            "mem_used": heartbeat.memory_used_bytes,
-            "mem_total": heartbeat.memory_total_bytes,
-            "disk_used": heartbeat.disk_used_bytes,
-            "disk_total": heartbeat.disk_total_bytes,
-        }
-    )
+    """The JSON payload of a heartbeat (what ``parse_heartbeat`` reads back).
+
+    ``"hist"`` is written only when true: a live heartbeat's payload is what it was before the
+    field existed.
+    """
+    data: dict[str, Any] = {
+        "v": SCHEMA_VERSION,
+        "kind": KIND_HEARTBEAT,
+        "district": heartbeat.district,
+        "school": heartbeat.school,
+        "terminal": heartbeat.terminal,
+        "boot": heartbeat.boot_id,
+        "seq": heartbeat.seq,
+        "bd_seq": heartbeat.birth_seq,
+        "ts": heartbeat.observed_at,
+        "uptime_s": heartbeat.uptime_seconds,
+        "agent": heartbeat.agent_version,
+        "nic": heartbeat.nic,
+        "speed_mbps": heartbeat.link_speed_mbps,
+        "duplex": heartbeat.duplex,
+        "ip": heartbeat.ip,
+        "mac": heartbeat.mac,
+        "cpu_pct": heartbeat.cpu_percent,
+        "mem_used": heartbeat.memory_used_bytes,
+        "mem_total": heartbeat.memory_total_bytes,
+        "disk_used": heartbeat.disk_used_bytes,
+        "disk_total": heartbeat.disk_total_bytes,
+    }
+    if heartbeat.historical:
+        data["hist"] = True
+    return _dumps(data)
 
 
 def encode_status(status: Status) -> bytes:

@@ -174,6 +174,12 @@ class ProcessCollector:
         )
         for cause in sorted(set(IGNORED_REASONS) | set(terminals.ignored)):
             ignored.add(terminals.ignored.get(cause, 0), reason=cause)
+        historical = _counter(
+            "edumon_terminal_heartbeats_historical",
+            "Historical heartbeats (sent late from a terminal agent's spool) stored at their "
+            "own time without changing the terminal's state (docs/wire-protocol.md).",
+        )
+        historical.add(terminals.historical)
         messages = _counter(
             "edumon_collector_terminal_messages",
             "Terminal messages (heartbeats and statuses) the collector took from its queue.",

@@ -244,6 +244,7 @@ async def run(
                 calendar=calendar_of(config),
                 mqtt_broker=f"{ingest.settings.host}:{ingest.settings.port}",
                 notifier=notifier,
+                agent_reports=agent_reports,
                 outages=OutageTracker(
                     classroom_grace=config.alerting.classroom_offline_minutes * 60,
                     school_grace=config.alerting.school_cut_off_seconds,

@@ -20,11 +20,13 @@ def test_fifo_until_acked(tmp_path: Path) -> None:
         assert ids == sorted(ids)
         assert [m.payload for m in spool.peek(3)] == [b"m0", b"m1", b"m2"]
         assert [m.payload for m in spool.peek(10, after=ids[3])] == [b"m4"]
-        assert spool.ack(ids[0]) and not spool.ack(ids[0])
+        assert spool.ack(ids[0])
+        assert not spool.ack(ids[0])
         assert spool.ack(ids[2])
         assert [m.id for m in spool.peek(10)] == [ids[1], ids[3], ids[4]]
         assert spool.pending == 3
-        assert spool.get(ids[1]) is not None and spool.get(ids[0]) is None
+        assert spool.get(ids[1]) is not None
+        assert spool.get(ids[0]) is None
         assert spool.dropped == 0
 
 
@@ -43,7 +45,7 @@ def test_full_drops_the_oldest_and_counts(tmp_path: Path) -> None:
 
 
 def test_bad_bound() -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="max_bytes"):
         Spool("/nonexistent/never", 0)
 
 

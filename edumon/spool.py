@@ -69,7 +69,7 @@ class Spool:
         # FULL: every committed put is on disk before put() returns, power cut included.
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(_SCHEMA)
-        row = self._db.execute("SELECT COALESCE(SUM(size), 0), COUNT(*) FROM spool").fetchone()
+        row = self._db.execute("SELECT COALESCE(SUM(size), 0), COUNT(*) FROM spool").fetchall()[0]
         self._bytes = int(row[0])
         self._count = int(row[1])
 
@@ -77,8 +77,8 @@ class Spool:
     def dropped(self) -> int:
         """Messages dropped to keep within ``max_bytes``, since the file was created."""
         with self._lock:
-            row = self._db.execute("SELECT value FROM spool_meta WHERE key = 'dropped'").fetchone()
-            return int(row[0])
+            rows = self._db.execute("SELECT value FROM spool_meta WHERE key = 'dropped'").fetchall()
+            return int(rows[0][0])
 
     @property
     def pending(self) -> int:
@@ -144,25 +144,27 @@ class Spool:
     def get(self, message_id: int) -> Spooled | None:
         """One message by id, if it is still waiting."""
         with self._lock:
-            row = self._db.execute(
+            rows = self._db.execute(
                 "SELECT id, topic, payload FROM spool WHERE id = ?", (message_id,)
-            ).fetchone()
-        return None if row is None else Spooled(int(row[0]), str(row[1]), bytes(row[2]))
+            ).fetchall()
+        return Spooled(int(rows[0][0]), str(rows[0][1]), bytes(rows[0][2])) if rows else None
 
     def ack(self, message_id: int) -> bool:
         """Remove a message the receiver has acknowledged; False if it was not there."""
         with self._lock:
-            row = self._db.execute(
+            # fetchall, not fetchone: a RETURNING statement not stepped to its end keeps its
+            # write transaction open, and the next put() would wait for it for ever.
+            rows = self._db.execute(
                 "DELETE FROM spool WHERE id = ? RETURNING size", (message_id,)
-            ).fetchone()
-            if row is None:
+            ).fetchall()
+            if not rows:
                 return False
-            self._bytes -= int(row[0])
+            self._bytes -= int(rows[0][0])
             self._count -= 1
             return True
 
     def _recount(self) -> None:
-        row = self._db.execute("SELECT COALESCE(SUM(size), 0), COUNT(*) FROM spool").fetchone()
+        row = self._db.execute("SELECT COALESCE(SUM(size), 0), COUNT(*) FROM spool").fetchall()[0]
         self._bytes = int(row[0])
         self._count = int(row[1])
 

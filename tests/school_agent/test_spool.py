@@ -79,3 +79,12 @@ def test_what_put_returned_survives_kill_9(tmp_path: Path) -> None:
     with Spool(path, 1 << 30) as spool:
         kept = {m.id for m in spool.peek(100_000)}
     assert set(confirmed) <= kept
+
+
+def test_put_after_ack(tmp_path: Path) -> None:
+    """An ack leaves no statement open: the next put does not wait on the ack's transaction."""
+    with Spool(tmp_path / "s.db", 1 << 20) as spool:
+        for i in range(50):
+            spool.ack(spool.put("t", b"x"))
+            assert spool.get(i + 100) is None
+        assert spool.pending == 0

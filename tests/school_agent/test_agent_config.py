@@ -66,3 +66,8 @@ def test_bad_agent_config_names_the_key() -> None:
             '[agent]\nid = "a"\ndistrict = "d"\nschool = "s"\ninterval_seconds = 0\n'
             '[mqtt]\nhost = "h"\n'
         )
+
+
+def test_a_loopback_broker_is_pointed_out() -> None:
+    text = agent_config_text(parse_config(AGENT_TOML), "A")
+    assert "give --broker HOST:PORT" in text

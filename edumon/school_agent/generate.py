@@ -105,7 +105,7 @@ def agent_config_text(
         lines.append(f"#   {env}")
     if host in ("127.0.0.1", "localhost", "::1", "0.0.0.0", "::"):
         lines.append(
-            f"# 注意 / NOTE: mqtt.host {host} is this district's own view of its broker; the school "
+            f"# 注意 / NOTE: mqtt.host {host} is how the district reaches its broker; the school "
             "reaches it at another address (give --broker HOST:PORT)"
         )
     lines += [

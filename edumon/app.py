@@ -26,6 +26,7 @@ from edumon.outage_watch import Listener, OutageWatch, alerts_of
 from edumon.reports.availability import Sources
 from edumon.reports.rollup import keep_availability
 from edumon.runtime import Runtime
+from edumon.sources.agent_reports import AgentReports, AgentSubscriber
 from edumon.sources.mqtt.broker import EmbeddedBroker, ServerTls
 from edumon.sources.mqtt.ingest import MqttIngest, MqttSettings, MqttTls
 from edumon.sources.snmp.poller import SnmpPoller
@@ -223,9 +224,21 @@ async def run(
                 log.info("embedded MQTT broker listening on %s:%d", broker.host, broker.port)
             settings = external or _mqtt_settings(config, broker)
             ingest = MqttIngest(settings, collector.submit_terminal, clock=clock)
+            # Schools with `switches = "agent"` are polled by their own agent, which reports
+            # over MQTT (edumon/sources/agent_reports.py); the collector polls the rest.
+            agent_reports: AgentReports | None = None
+            if config.agent_schools:
+                agent_reports = AgentReports(
+                    collector,
+                    store,
+                    district=config.district.code,
+                    agent_schools=config.agent_schools,
+                    switch_school={sid: sw.school for sid, sw in config.switches.items()},
+                    clock=clock,
+                )
             poller = await stack.enter_async_context(
                 SnmpPoller(
-                    config.switches.values(),
+                    config.centrally_polled(),
                     max_in_flight=config.polling.max_in_flight,
                     clock=clock,
                 )
@@ -250,6 +263,7 @@ async def run(
                 if broker is not None
                 else f"{ingest.settings.host}:{ingest.settings.port}",
                 notifier=notifier,
+                agent_reports=agent_reports,
                 outages=OutageTracker(
                     classroom_grace=config.alerting.classroom_offline_minutes * 60,
                     school_grace=config.alerting.school_cut_off_seconds,
@@ -320,6 +334,10 @@ async def run(
                     workers.append(tg.create_task(exposition.keep_fresh(refresh), name="metrics"))
                 if notifier is not None:
                     workers.append(tg.create_task(notifier.run(), name="notify"))
+                if agent_reports is not None:
+                    subscriber = AgentSubscriber(settings, agent_reports, config.district.code)
+                    workers.append(tg.create_task(agent_reports.run(), name="agent-reports"))
+                    workers.append(tg.create_task(subscriber.run(), name="agent-subscriber"))
                 api = tg.create_task(server.serve(sockets=[sock]), name="api")
                 if on_ready is not None:
                     on_ready(runtime, url_of(sock))

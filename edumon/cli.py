@@ -255,6 +255,67 @@ def run_cmd(config_file: Path, log_format: LogFormat) -> None:
     _run_until_signal(main_)
 
 
+@main.command("school-agent")
+@click.option(
+    "-c",
+    "--config",
+    "config_file",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The agent's TOML configuration (see `edumon agent-config`).",
+)
+@_log_format_option
+def school_agent_cmd(config_file: Path, log_format: LogFormat) -> None:
+    """Poll one school's switches and report them to the district over MQTT (with a disk spool)."""
+    from edumon.school_agent.agent import SchoolAgent
+    from edumon.school_agent.config import load_agent_config
+
+    _use_log_format(log_format)
+    try:
+        config = load_agent_config(config_file)
+    except EdumonError as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(2)
+
+    async def main_(stop: asyncio.Event) -> None:
+        await SchoolAgent(config).run(stop)
+
+    _run_until_signal(main_)
+
+
+@main.command("agent-config")
+@click.option(
+    "-c",
+    "--config",
+    "config_file",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The district's TOML configuration.",
+)
+@click.option("--school", required=True, help="The school's code.")
+@click.option("--broker", default=None, help="HOST:PORT the school reaches the broker at.")
+@click.option("--agent-id", default=None, help="The agent's id (default: CODE-agent).")
+@click.option(
+    "--with-secrets",
+    is_flag=True,
+    help="Write the SNMP secrets themselves instead of environment variable names.",
+)
+def agent_config_cmd(
+    config_file: Path, school: str, broker: str | None, agent_id: str | None, with_secrets: bool
+) -> None:
+    """Print one school's agent configuration, made from the district's."""
+    from edumon.school_agent.generate import agent_config_text
+
+    config = _load_or_exit(config_file)
+    try:
+        text = agent_config_text(
+            config, school, broker=broker, agent_id=agent_id, with_secrets=with_secrets
+        )
+    except EdumonError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(text, nl=False)
+
+
 @main.command("demo")
 @click.option(
     "--listen",

@@ -61,6 +61,14 @@ TerminalMessage = tuple[Heartbeat | Status, float]
 """A parsed MQTT message and when it was received."""
 
 
+@dataclass(frozen=True, slots=True)
+class HistoricalObservation:
+    """A poll older than the newest one applied for its switch (a school agent's spool replayed
+    after an outage): stored at its own time, never applied to the current state."""
+
+    observation: Observation
+
+
 @dataclass(slots=True)
 class CollectorStats:
     """The collector's own health, read by the metrics exporter at scrape time."""
@@ -76,6 +84,8 @@ class CollectorStats:
     last_write_ok_at: float | None = None
     pending_rows: int = 0
     pruned_rows_total: int = 0
+    historical_observations_total: int = 0
+    """Polls replayed from a school agent's spool, stored without changing the present."""
     not_stored_total: dict[str, int] = field(default_factory=lambda: collections.Counter())
     """Samples not stored by design (docs/storage.md), by kind: ``interface_port`` (a port
     that does not matter), ``interface_rolled_up`` (folded into a 5-minute roll-up),
@@ -170,7 +180,9 @@ class Collector:
         self.terminals = terminals
         self._heartbeat_timeout = heartbeat_timeout_seconds
         self.stats = CollectorStats()
-        self._queue: asyncio.Queue[Observation | TerminalMessage] = asyncio.Queue(queue_size)
+        self._queue: asyncio.Queue[Observation | TerminalMessage | HistoricalObservation] = (
+            asyncio.Queue(queue_size)
+        )
         self._pending = _Pending()
         self._batch_size = batch_size
         self._max_batch = batch_size * _MAX_BATCH_FACTOR
@@ -185,8 +197,11 @@ class Collector:
         """The time the last look for silent terminals judged them as of."""
         all_ports = frozenset(all_ports_switches)
         inventory = state.inventory
+        self._port_matters: Callable[[str, str], bool] = lambda device, port: (
+            device in all_ports or inventory.monitored(device, port)
+        )
         self.rollups = InterfaceRollups(
-            lambda device, port: device in all_ports or inventory.monitored(device, port),
+            self._port_matters,
             seconds=bucket_seconds,
             grace_seconds=bucket_seconds,
         )
@@ -196,6 +211,10 @@ class Collector:
         self._historical_thinner = TerminalSampleThinner(bucket_seconds)
         # Schools with terminal changes not logged yet.
         self._terminal_changes: dict[str, _TerminalChanges] = {}
+        # Replayed history (HistoricalObservation): a state of its own, only for the rates
+        # between consecutive old polls, and roll-ups and thinning of its own, so that the past
+        # never moves the present's. Created on the first one.
+        self._history: tuple[NetworkState, InterfaceRollups, DeviceSampleThinner] | None = None
 
     def tracked_sizes(self) -> dict[str, int]:
         """Entries of what the collector keeps in memory, each bounded by the inventory.
@@ -228,6 +247,10 @@ class Collector:
         When the queue is full the observation is dropped, logged and counted: a poll
         result is superseded by the next cycle, and blocking would stall every poller.
         """
+        self.submit_nowait(obs)
+
+    def submit_nowait(self, obs: Observation) -> None:
+        """``submit`` for a caller that is not a coroutine (a school agent's report)."""
         try:
             self._queue.put_nowait(obs)
         except asyncio.QueueFull:
@@ -254,10 +277,47 @@ class Collector:
                     "collector queue full (%d): dropping terminal messages", self._queue.maxsize
                 )
 
-    def _accept(self, item: Observation | TerminalMessage) -> None:
+    def submit_history(self, obs: Observation) -> None:
+        """Hand over a poll older than the newest applied for its switch (never blocks).
+
+        It is stored (device sample, interface roll-ups) at its own time but does not change
+        the current state, and raises no events: the present is already known.
+        """
+        try:
+            self._queue.put_nowait(HistoricalObservation(obs))
+        except asyncio.QueueFull:
+            self.stats.dropped_total["queue_full"] += 1
+
+    def _accept_history(self, obs: Observation) -> None:
+        if self._history is None:
+            self._history = (
+                NetworkState(self.state.inventory, []),
+                InterfaceRollups(
+                    self._port_matters,
+                    seconds=self.rollups.seconds,
+                    grace_seconds=self.rollups.grace_seconds,
+                ),
+                DeviceSampleThinner(self._device_thinner.seconds),
+            )
+        state, rollups, thinner = self._history
+        applied = state.apply(obs)
+        self.stats.observations_total += 1
+        self.stats.historical_observations_total += 1
+        rollups.add(applied.interface_samples)
+        if thinner.keep(applied.device_sample, applied.events):
+            self._pending.device_samples.append(applied.device_sample)
+        else:
+            self.stats.not_stored_total["device"] += 1
+        self._shed()
+
+    def _accept(self, item: Observation | TerminalMessage | HistoricalObservation) -> None:
         if isinstance(item, tuple):
             self._accept_terminal(*item)
             return
+        if type(item) is HistoricalObservation:
+            self._accept_history(item.observation)
+            return
+        assert not isinstance(item, HistoricalObservation)
         applied = self.state.apply(item)
         self.stats.observations_total += 1
         skipped = self.rollups.skipped
@@ -492,6 +552,10 @@ class Collector:
         self._pending.interface_rollups.extend(
             self.rollups.take(self._clock(), everything=everything)
         )
+        if self._history is not None:
+            self._pending.interface_rollups.extend(
+                self._history[1].take(self._clock(), everything=everything)
+            )
         self._shed()
         self._log_terminal_changes(everything=everything)
         self.stats.pending_rows = len(self._pending)

@@ -203,6 +203,9 @@ class SchoolConfig(_Strict):
     kind: SchoolKind
     uplink: PortRef
     classrooms: list[ClassroomConfig] = Field(default_factory=list)
+    switches: Literal["central", "agent"] = "central"
+    """Who polls the school's switches: the district's collector (``central``) or the school's
+    own agent (``agent``: it reports them over MQTT, agents/school/README.md)."""
 
 
 class DistrictConfig(_Strict):
@@ -731,6 +734,16 @@ class Config:
 
     def school_of_switch(self, switch_id: str) -> str | None:
         return self.switches[switch_id].school
+
+    @property
+    def agent_schools(self) -> frozenset[str]:
+        """Schools whose switches their school agent reports (``switches = "agent"``)."""
+        return frozenset(code for code, s in self.schools.items() if s.switches == "agent")
+
+    def centrally_polled(self) -> list[Switch]:
+        """The switches the collector polls itself: all but those of agent-reported schools."""
+        agents = self.agent_schools
+        return [s for s in self.switches.values() if s.school not in agents]
 
 
 def key_path(loc: Loc) -> str:

@@ -15,6 +15,7 @@ from edumon.gcpauses import GcPauses
 from edumon.ports import AccessView, IngestView, NotifierView, PollerView
 
 if TYPE_CHECKING:
+    from edumon.sources.agent_reports import AgentReports
     from edumon.store.repository import Store
 
 
@@ -47,6 +48,9 @@ class Runtime:
     """Open school and classroom outages (edumon.outage_watch keeps it current)."""
     gc_pauses: GcPauses | None = None
     """Garbage-collection pauses of the daemon's process (edumon_gc_pause_seconds)."""
+    agent_reports: AgentReports | None = None
+    """School agents' reports (edumon_agent_* self-metrics); None when no school's switches
+    are reported by its agent."""
     access: AccessView | None = None
     """The API's tokens and logins (set by the app); its refusals feed
     edumon_api_auth_failures_total."""

@@ -95,7 +95,7 @@ def test_the_generated_district_is_valid() -> None:
             lambda b: b.replace("kind =", "knid ="),
             "knid =",
             "schools[19].knid: unknown key; did you mean kind? "
-            "(allowed here: code, name, kind, uplink, classrooms)",
+            "(allowed here: code, name, kind, uplink, classrooms, switches)",
             id="misspelt-required-key",
         ),
         pytest.param(
@@ -107,7 +107,8 @@ def test_the_generated_district_is_valid() -> None:
         pytest.param(
             lambda b: b.replace('kind = "primary"', 'kind = "primary"\ncolour = "red"'),
             "colour =",
-            "schools[19].colour: unknown key (allowed here: code, name, kind, uplink, classrooms)",
+            "schools[19].colour: unknown key "
+            "(allowed here: code, name, kind, uplink, classrooms, switches)",
             id="unknown-key-without-suggestion",
         ),
         pytest.param(

@@ -40,6 +40,27 @@ class ClassroomAvailability:
     """When the row was computed (Unix seconds); a later computation replaces it."""
 
 
+@dataclass(frozen=True, slots=True)
+class AgentReportRow:
+    """One poll report received from a school agent (the ``agent_reports`` table)."""
+
+    agent: str
+    boot_id: str
+    seq: int
+    school: str
+    subject: str
+    """The switch (or probed terminal) the report is about."""
+    observed_at: float
+    received_at: float
+    historical: bool
+
+
+class AgentReportStore(Protocol):
+    """Where the record of school agents' reports is kept."""
+
+    async def record_agent_reports(self, rows: Sequence[AgentReportRow]) -> int: ...
+
+
 class StoreProtocol(Protocol):
     """What the collector needs from a store (a fake in unit tests, the repository otherwise)."""
 

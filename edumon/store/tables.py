@@ -280,3 +280,25 @@ events = Table(
     Index("ix_events_kind_at_id", "kind", "at", "id"),
     Index("ix_events_device_id_at_id", "device_id", "at", "id"),
 )
+
+# --- school agents (migration 0008) -----------------------------------------------------------
+
+# Every poll report received from a school agent, once: the primary key is the wire protocol's
+# deduplication key, so a report redelivered by the broker or replayed from the agent's spool
+# adds nothing. ``observed_at`` is the poll's own time, ``received_at`` the collector's;
+# ``historical`` marks one replayed after an outage (docs/wire-protocol.md). The record of what
+# each agent delivered, which the stored samples (thinned, docs/storage.md) cannot be.
+agent_reports = Table(
+    "agent_reports",
+    metadata,
+    Column("agent", Text, nullable=False),
+    Column("boot_id", Text, nullable=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("school", Text, nullable=False),
+    Column("subject", Text, nullable=False),
+    Column("observed_at", UtcDateTime, nullable=False),
+    Column("received_at", UtcDateTime, nullable=False),
+    Column("historical", Boolean, nullable=False),
+    PrimaryKeyConstraint("agent", "boot_id", "seq"),
+    Index("ix_agent_reports_observed_at", "observed_at"),
+)

@@ -14,7 +14,7 @@ from edumon.domain.models import DeviceSample, Event, TerminalSample
 from edumon.domain.rollups import InterfaceRollup
 from edumon.store import tables as t
 from edumon.store.base import WRITE_CHUNK_ROWS, StoreBase, chunks, logger
-from edumon.store.protocol import ClassroomAvailability
+from edumon.store.protocol import AgentReportRow, ClassroomAvailability
 from edumon.store.timestamps import sqlite_text, to_db
 
 # Bound parameters per statement stay under both backends' limits (SQLite 32,766; asyncpg 32,767).
@@ -323,6 +323,40 @@ class StoreWrites(StoreBase):
         # Only after the commit: a failed batch must insert its interfaces when retried.
         self._seen_interfaces.update(new_interfaces)
 
+    async def record_agent_reports(self, rows: Sequence[AgentReportRow]) -> int:
+        """Record school agents' poll reports, each (agent, boot, seq) once; the rows new.
+
+        Raises:
+            StoreError: the database failed; nothing was recorded and the caller may retry.
+        """
+        if not rows:
+            return 0
+        values = [
+            {
+                "agent": r.agent,
+                "boot_id": r.boot_id,
+                "seq": r.seq,
+                "school": r.school,
+                "subject": r.subject,
+                "observed_at": to_db(r.observed_at),
+                "received_at": to_db(r.received_at),
+                "historical": r.historical,
+            }
+            for r in rows
+        ]
+        added = 0
+        stmt = self._insert_ignore(t.agent_reports)
+        async with (
+            self._guard(f"recording {len(rows)} agent reports"),
+            self._engine.begin() as conn,
+        ):
+            for chunk in chunks(values, WRITE_CHUNK_ROWS):
+                # One statement per row: rowcount then says which were new on both backends.
+                for row in chunk:
+                    result = await conn.execute(stmt, row)
+                    added += max(result.rowcount, 0)
+        return added
+
     async def upsert_availability(self, rows: Sequence[ClassroomAvailability]) -> None:
         """Insert daily availability rows, replacing those of the same day and classroom.
 
@@ -405,6 +439,7 @@ class StoreWrites(StoreBase):
                 (t.interface_rollups, t.interface_rollups.c.bucket_start),
                 (t.device_samples, t.device_samples.c.at),
                 (t.terminal_samples, t.terminal_samples.c.at),
+                (t.agent_reports, t.agent_reports.c.observed_at),
             ):
                 result = await conn.execute(delete(table).where(at < cutoff))
                 deleted += max(result.rowcount, 0)

@@ -10,6 +10,8 @@ Topics::
 
     edumon/v1/{district}/{school}/terminal/{terminal}/status     retained, QoS 1
     edumon/v1/{district}/{school}/terminal/{terminal}/heartbeat  every 30 s by default
+    edumon/v1/{district}/{school}/agent/{agent}/status           retained, QoS 1 (school agent)
+    edumon/v1/{district}/{school}/agent/{agent}/poll             QoS 1: one switch poll each
 
 Every payload is a UTF-8 JSON object of at most ``MAX_PAYLOAD_BYTES`` with the schema version
 ``"v": 1``, its ``"kind"`` (the topic's last level), the sender's ids (equal to the topic's), a
@@ -31,6 +33,12 @@ time ``"ts"`` (Unix seconds, the sender's clock).
   observed while it could not reach the broker, kept in its disk spool and sent after the live
   ones once it reconnected. Such a heartbeat says the terminal was up at its ``ts``; it says
   nothing about now (docs/wire-protocol.md, "Historical heartbeats").
+
+The school agent's payloads (role ``agent``) carry the same envelope with ``"agent_id"`` for
+the sender's id (``"agent"`` is the software version in every role). A ``poll`` carries one
+switch poll's observation in ``"obs"`` (decoded by edumon, not here) at its own time ``"ts"``;
+``"hist": true`` marks one replayed from the agent's spool. Poll payloads may be up to
+``MAX_POLL_PAYLOAD_BYTES``.
 
 Versioning: within ``v1`` fields are only ever added (parsers ignore unknown keys); removing or
 changing a field means ``v2``, in the topic and the payload.
@@ -55,12 +63,16 @@ SCHEMA_VERSION: Final = 1
 TOPIC_ROOT: Final = "edumon"
 TOPIC_VERSION: Final = f"v{SCHEMA_VERSION}"
 MAX_PAYLOAD_BYTES: Final = 4096
+MAX_POLL_PAYLOAD_BYTES: Final = 262144
+"""A school agent's poll of a 52-port switch is ~15 KB; a chassis of 400 ports stays below."""
 
 ROLE_TERMINAL: Final = "terminal"
+ROLE_AGENT: Final = "agent"
 KIND_STATUS: Final = "status"
 KIND_HEARTBEAT: Final = "heartbeat"
+KIND_POLL: Final = "poll"
 
-Kind = Literal["status", "heartbeat"]
+Kind = Literal["status", "heartbeat", "poll"]
 TerminalState = Literal["online", "offline"]
 StatusReason = Literal["birth", "will", "shutdown"]
 Duplex = Literal["full", "half", "unknown"]
@@ -202,6 +214,59 @@ class Status:
         return (self.boot_id, self.birth_seq)
 
 
+@dataclass(frozen=True, slots=True)
+class AgentStatus:
+    """A school agent's retained status: birth (``online``), Last Will or shutdown (``offline``).
+
+    ``spool_pending`` and ``spool_dropped`` say what waits in its spool and what it dropped
+    because the spool was full (loss the collector cannot see in sequence numbers once the
+    dropped messages' boot is over).
+    """
+
+    district: str
+    school: str
+    agent: str
+    state: TerminalState
+    reason: StatusReason
+    boot_id: str
+    seq: int
+    birth_seq: int
+    observed_at: float
+    agent_version: str
+    spool_pending: int | None
+    spool_dropped: int | None
+
+    @property
+    def session(self) -> tuple[str, int]:
+        """The MQTT session this status belongs to: ``(boot_id, birth_seq)``."""
+        return (self.boot_id, self.birth_seq)
+
+
+@dataclass(frozen=True, slots=True)
+class PollReport:
+    """One switch poll reported by a school agent.
+
+    ``observation`` is the encoded observation (``edumon.domain.observation_codec``), checked
+    to be a JSON object here and decoded by the collector. ``historical`` marks a report
+    replayed from the spool after an outage: older than what the collector may already know.
+    """
+
+    district: str
+    school: str
+    agent: str
+    boot_id: str
+    seq: int
+    observed_at: float
+    agent_version: str
+    historical: bool
+    observation: dict[str, Any]
+
+    @property
+    def key(self) -> tuple[str, str, int]:
+        """The deduplication key ``(agent, boot, seq)``."""
+        return (self.agent, self.boot_id, self.seq)
+
+
 def is_valid_id(value: str) -> bool:
     """Whether ``value`` may be a district, school or terminal id (a safe topic level)."""
     return _ID.fullmatch(value) is not None
@@ -228,6 +293,25 @@ def terminal_filter(kind: Kind, district: str = "+", school: str = "+") -> str:
     the status filter directly.
     """
     return f"{TOPIC_ROOT}/{TOPIC_VERSION}/{district}/{school}/{ROLE_TERMINAL}/+/{kind}"
+
+
+def agent_topic(district: str, school: str, agent: str, kind: Kind) -> str:
+    """The topic a school agent publishes ``kind`` (``status`` or ``poll``) messages on.
+
+    Raises:
+        WireError: ``bad_topic`` if an id is not valid or the kind unknown.
+    """
+    for value in (district, school, agent):
+        if not is_valid_id(value):
+            raise WireError(REASON_BAD_TOPIC, f"invalid id {value!r}")
+    if kind not in (KIND_STATUS, KIND_POLL):
+        raise WireError(REASON_BAD_TOPIC, f"unknown kind {kind!r}")
+    return f"{TOPIC_ROOT}/{TOPIC_VERSION}/{district}/{school}/{ROLE_AGENT}/{agent}/{kind}"
+
+
+def agent_filter(kind: Kind, district: str = "+", school: str = "+") -> str:
+    """A subscription filter for every school agent's ``kind`` topic."""
+    return f"{TOPIC_ROOT}/{TOPIC_VERSION}/{district}/{school}/{ROLE_AGENT}/+/{kind}"
 
 
 # Valid topics already parsed: every terminal sends on the same two topics all day. Bounded (a
@@ -258,12 +342,15 @@ def _parse_topic(topic: str) -> TopicParts:
     _root, version, district, school, role, sender, kind = parts
     if version != TOPIC_VERSION:
         raise WireError(REASON_SCHEMA_VERSION, f"topic version {version!r}")
-    if role != ROLE_TERMINAL:
-        raise WireError(REASON_BAD_TOPIC, f"unknown role {role!r}")
-    if kind == KIND_HEARTBEAT:
-        checked_kind: Kind = KIND_HEARTBEAT
-    elif kind == KIND_STATUS:
+    checked_kind: Kind
+    if role == ROLE_TERMINAL and kind == KIND_HEARTBEAT:
+        checked_kind = KIND_HEARTBEAT
+    elif kind == KIND_STATUS and role in (ROLE_TERMINAL, ROLE_AGENT):
         checked_kind = KIND_STATUS
+    elif role == ROLE_AGENT and kind == KIND_POLL:
+        checked_kind = KIND_POLL
+    elif role not in (ROLE_TERMINAL, ROLE_AGENT):
+        raise WireError(REASON_BAD_TOPIC, f"unknown role {role!r}")
     else:
         raise WireError(REASON_BAD_TOPIC, f"unknown kind {kind!r}")
     match = _ID.fullmatch
@@ -282,14 +369,21 @@ def _reject_constant(name: str) -> Any:
 _DECODER: Final = json.JSONDecoder(parse_constant=_reject_constant)
 
 
-def _load(parts: TopicParts, payload: bytes, kind: Kind) -> dict[str, Any]:
+def _load(
+    parts: TopicParts,
+    payload: bytes,
+    kind: Kind,
+    *,
+    id_key: str = ROLE_TERMINAL,
+    max_bytes: int = MAX_PAYLOAD_BYTES,
+) -> dict[str, Any]:
     """Size, JSON, version, kind and id checks common to every payload."""
     if parts.kind != kind:
         raise WireError(REASON_KIND_MISMATCH, f"topic kind {parts.kind!r}, expected {kind!r}")
     size = len(payload)
     if size == 0:
         raise WireError(REASON_EMPTY)
-    if size > MAX_PAYLOAD_BYTES:
+    if size > max_bytes:
         raise WireError(REASON_TOO_LARGE, f"{size} bytes")
     data = None
     if _fast_loads is not None:
@@ -313,7 +407,7 @@ def _load(parts: TopicParts, payload: bytes, kind: Kind) -> dict[str, Any]:
     if data.get("kind") != kind:
         raise WireError(REASON_KIND_MISMATCH, f"payload kind {data.get('kind')!r}")
     if (
-        data.get("terminal") != parts.sender
+        data.get(id_key) != parts.sender
         or data.get("school") != parts.school
         or data.get("district") != parts.district
     ):
@@ -555,9 +649,93 @@ def parse_message(topic: str, payload: bytes) -> Heartbeat | Status:
         WireError: With one of ``REASONS``.
     """
     parts = parse_topic(topic)
+    if parts.role != ROLE_TERMINAL:
+        raise WireError(REASON_BAD_TOPIC, f"not a terminal topic: role {parts.role!r}")
     if parts.kind == KIND_HEARTBEAT:
         return parse_heartbeat(parts, payload)
     return parse_status(parts, payload)
+
+
+_AGENT_ID_KEY: Final = "agent_id"
+
+
+def _require_agent(parts: TopicParts, kind: Kind) -> None:
+    if parts.role != ROLE_AGENT:
+        raise WireError(REASON_BAD_TOPIC, f"not an agent topic: role {parts.role!r}")
+    if parts.kind != kind:
+        raise WireError(REASON_KIND_MISMATCH, f"topic kind {parts.kind!r}, expected {kind!r}")
+
+
+def parse_agent_status(parts: TopicParts, payload: bytes) -> AgentStatus:
+    """Validate a school agent's status payload received on the topic ``parts``.
+
+    Raises:
+        WireError: With one of ``REASONS``; nothing else for any input.
+    """
+    _require_agent(parts, KIND_STATUS)
+    data = _load(parts, payload, KIND_STATUS, id_key=_AGENT_ID_KEY)
+    state: Any = data.get("state")
+    if not _one_of(state, _STATES):
+        raise _bad("state", state)
+    reason: Any = data.get("reason")
+    if not _one_of(reason, _REASONS_OF_STATE[state]):
+        raise _bad("reason", reason)
+    return AgentStatus(
+        district=parts.district,
+        school=parts.school,
+        agent=parts.sender,
+        state=state,
+        reason=reason,
+        boot_id=_str(data, "boot", _ID),
+        seq=_int(data, "seq"),
+        birth_seq=_int(data, "bd_seq"),
+        observed_at=_float(data, "ts", _MAX_TS),
+        agent_version=_str(data, "agent", _VERSION),
+        spool_pending=_opt_int(data, "spool_pending"),
+        spool_dropped=_opt_int(data, "spool_dropped"),
+    )
+
+
+def parse_poll(parts: TopicParts, payload: bytes) -> PollReport:
+    """Validate a school agent's poll report (the envelope; ``obs`` is only checked to be an
+    object).
+
+    Raises:
+        WireError: With one of ``REASONS``; nothing else for any input.
+    """
+    _require_agent(parts, KIND_POLL)
+    data = _load(parts, payload, KIND_POLL, id_key=_AGENT_ID_KEY, max_bytes=MAX_POLL_PAYLOAD_BYTES)
+    hist = data.get("hist", False)
+    if type(hist) is not bool:
+        raise _bad("hist", hist)
+    obs = data.get("obs")
+    if type(obs) is not dict:
+        raise _bad("obs", obs)
+    return PollReport(
+        district=parts.district,
+        school=parts.school,
+        agent=parts.sender,
+        boot_id=_str(data, "boot", _ID),
+        seq=_int(data, "seq"),
+        observed_at=_float(data, "ts", _MAX_TS),
+        agent_version=_str(data, "agent", _VERSION),
+        historical=hist,
+        observation=obs,
+    )
+
+
+def parse_agent_message(topic: str, payload: bytes) -> AgentStatus | PollReport:
+    """Parse a school agent's topic and payload in one call.
+
+    Raises:
+        WireError: With one of ``REASONS``.
+    """
+    parts = parse_topic(topic)
+    if parts.role != ROLE_AGENT:
+        raise WireError(REASON_BAD_TOPIC, f"not an agent topic: role {parts.role!r}")
+    if parts.kind == KIND_POLL:
+        return parse_poll(parts, payload)
+    return parse_agent_status(parts, payload)
 
 
 def offline_ends_session(offline: Status, current: tuple[str, int] | None) -> bool:
@@ -625,5 +803,47 @@ def encode_status(status: Status) -> bytes:
             "bd_seq": status.birth_seq,
             "ts": status.observed_at,
             "agent": status.agent_version,
+        }
+    )
+
+
+def encode_agent_status(status: AgentStatus) -> bytes:
+    """The JSON payload of a school agent's status (what ``parse_agent_status`` reads back)."""
+    data: dict[str, Any] = {
+        "v": SCHEMA_VERSION,
+        "kind": KIND_STATUS,
+        "district": status.district,
+        "school": status.school,
+        _AGENT_ID_KEY: status.agent,
+        "state": status.state,
+        "reason": status.reason,
+        "boot": status.boot_id,
+        "seq": status.seq,
+        "bd_seq": status.birth_seq,
+        "ts": status.observed_at,
+        "agent": status.agent_version,
+    }
+    if status.spool_pending is not None:
+        data["spool_pending"] = status.spool_pending
+    if status.spool_dropped is not None:
+        data["spool_dropped"] = status.spool_dropped
+    return _dumps(data)
+
+
+def encode_poll(report: PollReport) -> bytes:
+    """The JSON payload of a poll report (what ``parse_poll`` reads back)."""
+    return _dumps(
+        {
+            "v": SCHEMA_VERSION,
+            "kind": KIND_POLL,
+            "district": report.district,
+            "school": report.school,
+            _AGENT_ID_KEY: report.agent,
+            "boot": report.boot_id,
+            "seq": report.seq,
+            "ts": report.observed_at,
+            "agent": report.agent_version,
+            "hist": report.historical,
+            "obs": report.observation,
         }
     )

@@ -109,6 +109,7 @@ class ProcessCollector:
         families.extend(self._collector())
         families.extend(self._snmp())
         families.extend(self._mqtt())
+        families.extend(self._agent_reports())
         families.extend(self._notify())
         families.extend(self._gc())
         families.extend(self._access())
@@ -404,6 +405,93 @@ class ProcessCollector:
             )
             last.add(stats.last_message_at)
             yield last
+
+    # -- school agents' reports (edumon/sources/agent_reports.py) ---------------------------
+
+    def _agent_reports(self) -> Iterator[_Family]:
+        reports = self._runtime.agent_reports
+        if reports is None:
+            return
+        stats = reports.stats
+        families = []
+        for name, doc, value in (
+            (
+                "edumon_agent_reports_received",
+                "School agents' messages received.",
+                stats.received_total,
+            ),
+            (
+                "edumon_agent_reports_accepted",
+                "School agents' poll reports accepted (once each).",
+                stats.accepted_total,
+            ),
+            (
+                "edumon_agent_reports_historical",
+                "Accepted poll reports older than the newest of their switch (replayed from the "
+                "agent's spool): stored at their own time, the current state unchanged.",
+                stats.historical_total,
+            ),
+            (
+                "edumon_agent_reports_duplicates",
+                "Poll reports received again (same agent, boot id and seq): applied once.",
+                stats.duplicates_total,
+            ),
+            (
+                "edumon_agent_reports_gaps",
+                "Seqs an agent boot skipped when a later one arrived (see "
+                "edumon_agent_reports_missing for those that never came).",
+                stats.gaps_total,
+            ),
+            (
+                "edumon_agent_reports_recorded",
+                "Poll reports recorded in the agent_reports table.",
+                stats.recorded_total,
+            ),
+            (
+                "edumon_agent_reports_record_failures",
+                "Failed attempts to record poll reports (retried).",
+                stats.record_failures_total,
+            ),
+        ):
+            family = _counter(name, doc)
+            family.add(value)
+            families.append(family)
+        rejected = _counter(
+            "edumon_agent_reports_rejected",
+            "School agents' messages refused, by reason (the wire's, not_agent_school, "
+            "foreign_device, bad_observation).",
+            "reason",
+        )
+        for reason, count in sorted(stats.rejected_total.items()):
+            rejected.add(count, reason=reason)
+        missing = _gauge(
+            "edumon_agent_reports_missing",
+            "Poll reports lost: seqs below an agent boot's highest that never arrived.",
+        )
+        missing.add(reports.missing)
+        connected = _gauge(
+            "edumon_agent_reports_connected",
+            "Whether the subscription to school agents' topics is connected (1) or not (0).",
+        )
+        connected.add(1 if stats.connected else 0)
+        up = _gauge(
+            "edumon_agent_up",
+            "Whether a school agent's retained status says online (1) or offline (0).",
+            "school",
+            "agent",
+        )
+        dropped = _gauge(
+            "edumon_agent_spool_dropped",
+            "Poll reports a school agent dropped from its full spool (its status says).",
+            "school",
+            "agent",
+        )
+        for agent, view in sorted(reports.agents.items()):
+            if view.online is not None:
+                up.add(1 if view.online else 0, school=view.school, agent=agent)
+            if view.spool_dropped is not None:
+                dropped.add(view.spool_dropped, school=view.school, agent=agent)
+        yield from (*families, rejected, missing, connected, up, dropped)
 
     # -- notifications ---------------------------------------------------------------------
 

@@ -1,0 +1,424 @@
+"""School agents' reports into the collector: their own MQTT subscription, dedup and loss count.
+
+A school whose configuration says ``switches = "agent"`` has its switches polled by its agent
+(agents/school), which publishes each poll on ``edumon/v1/{district}/{school}/agent/{id}/poll``
+(docs/wire-protocol.md). This module subscribes to those topics with a persistent session of
+its own (a fixed client id, clean session off: what agents publish while the collector is away
+waits at the broker), and:
+
+- deduplicates by (agent, boot, seq): a redelivered or replayed report is applied once;
+- counts gaps in an agent boot's ``seq`` as loss (``missing``; filled when the report arrives
+  late, as a spool replayed after the current state does);
+- applies a poll newer than any seen for its switch to the current state, and hands an older
+  one (replayed history) to the collector as history: stored at its own time, never moving
+  "now" nor raising alerts;
+- records every report in the ``agent_reports`` table, each (agent, boot, seq) once, and only
+  then acknowledges it to the broker (a collector killed before that gets it again).
+
+Reports about a switch that is not the reporting school's, or from a school whose switches the
+district polls itself, are refused and counted: a school's agent speaks only for its school.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import logging
+import ssl
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Final, Protocol
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+from paho.mqtt.reasoncodes import ReasonCode
+
+from edumon.domain import observation_codec as codec
+from edumon.domain.models import Observation
+from edumon.errors import StoreError
+from edumon.sources.mqtt.ingest import MqttSettings
+from edumon.store.protocol import AgentReportRow, AgentReportStore
+from edumon.wire import (
+    KIND_POLL,
+    KIND_STATUS,
+    AgentStatus,
+    Heartbeat,
+    PollReport,
+    Status,
+    WireError,
+    agent_filter,
+    parse_agent_message,
+)
+
+log = logging.getLogger(__name__)
+
+REASON_NOT_AGENT_SCHOOL: Final = "not_agent_school"
+"""The school's switches are polled centrally (``switches = "central"``), or no such school."""
+REASON_FOREIGN_DEVICE: Final = "foreign_device"
+"""A report about a switch that is not the reporting school's."""
+REASON_BAD_OBSERVATION: Final = "bad_observation"
+_MAX_MISSING: Final = 100_000
+_FLUSH_SECONDS: Final = 0.5
+_RETRY_MAX_SECONDS: Final = 10.0
+
+
+class ReportSink(Protocol):
+    """Where decoded reports go (the collector)."""
+
+    def submit_nowait(self, obs: Observation) -> None: ...
+
+    def submit_history(self, obs: Observation) -> None: ...
+
+    def submit_terminal(self, msg: Heartbeat | Status, received_at: float) -> None: ...
+
+
+@dataclass(slots=True)
+class AgentView:
+    """What the collector knows of one school agent."""
+
+    school: str
+    online: bool | None = None
+    session: tuple[str, int] | None = None
+    last_status_at: float | None = None
+    last_report_at: float | None = None
+    spool_pending: int | None = None
+    spool_dropped: int | None = None
+    reports: int = 0
+
+
+@dataclass(slots=True)
+class _BootSeqs:
+    """The seqs seen from one agent boot: the highest, and those below it not yet received."""
+
+    high: int = 0
+    missing: set[int] = field(default_factory=set)
+
+
+@dataclass(slots=True)
+class AgentReportStats:
+    """Counts for /metrics and the fault tests."""
+
+    received_total: int = 0
+    accepted_total: int = 0
+    historical_total: int = 0
+    """Accepted polls older than the newest of their switch (stored, state unchanged)."""
+    duplicates_total: int = 0
+    """Reports received again (same agent, boot and seq): applied and stored once."""
+    filled_late_total: int = 0
+    """Reports that arrived after a later seq of their boot (a spool drained after the present)."""
+    gaps_total: int = 0
+    """Seqs found missing when a later one arrived (some may arrive late: see ``missing``)."""
+    rejected_total: dict[str, int] = field(default_factory=lambda: collections.Counter())
+    recorded_total: int = 0
+    record_failures_total: int = 0
+    connected: bool = False
+
+
+class AgentReports:
+    """Handles school agents' messages (``handle``) and records them (``run``).
+
+    Args:
+        sink: the collector.
+        store: where the reports are recorded.
+        district: the district's code (other districts' reports are refused).
+        agent_schools: the schools whose switches their agents report.
+        switch_school: each switch's school.
+        clock: wall clock (Unix seconds).
+    """
+
+    def __init__(
+        self,
+        sink: ReportSink,
+        store: AgentReportStore,
+        *,
+        district: str,
+        agent_schools: frozenset[str],
+        switch_school: Mapping[str, str | None],
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._sink = sink
+        self._store = store
+        self._district = district
+        self._agent_schools = agent_schools
+        self._switch_school = switch_school
+        self._clock = clock
+        self.stats = AgentReportStats()
+        self.agents: dict[str, AgentView] = {}
+        self._boots: dict[tuple[str, str], _BootSeqs] = {}
+        self._newest: dict[str, float] = {}
+        self._pending: list[tuple[AgentReportRow, Callable[[], None]]] = []
+        self._wake = asyncio.Event()
+
+    @property
+    def missing(self) -> int:
+        """Seqs below an agent boot's highest that never arrived: loss, unless they still do."""
+        return sum(len(b.missing) for b in self._boots.values())
+
+    def handle(
+        self, topic: str, payload: bytes, received_at: float, ack: Callable[[], None]
+    ) -> None:
+        """One message from the broker; ``ack`` acknowledges it (now, or once recorded)."""
+        self.stats.received_total += 1
+        try:
+            msg = parse_agent_message(topic, payload)
+        except WireError as exc:
+            self._reject(exc.reason, topic)
+            ack()
+            return
+        if msg.district != self._district or msg.school not in self._agent_schools:
+            self._reject(REASON_NOT_AGENT_SCHOOL, topic)
+            ack()
+            return
+        if isinstance(msg, AgentStatus):
+            self._status(msg, received_at)
+            ack()
+            return
+        self._report(msg, received_at, ack)
+
+    def _reject(self, reason: str, topic: str) -> None:
+        self.stats.rejected_total[reason] += 1
+        if self.stats.rejected_total[reason] == 1:
+            log.warning("school agent message refused (%s) on %r", reason, topic[:160])
+
+    def _status(self, msg: AgentStatus, received_at: float) -> None:
+        view = self.agents.setdefault(msg.agent, AgentView(msg.school))
+        if msg.state == "offline" and view.session not in (None, msg.session):
+            return  # a late Will of a session the agent has since replaced
+        view.online = msg.state == "online"
+        view.session = msg.session
+        view.last_status_at = received_at
+        view.spool_pending = msg.spool_pending
+        view.spool_dropped = msg.spool_dropped
+        level = logging.INFO if view.online else logging.WARNING
+        log.log(
+            level,
+            "学校代理 %s (%s) %s (school agent %s: %s, reason %s; spool %s waiting, %s dropped)",
+            msg.agent,
+            msg.school,
+            "在线" if view.online else "离线",
+            msg.agent,
+            msg.state,
+            msg.reason,
+            msg.spool_pending,
+            msg.spool_dropped,
+            extra={"school": msg.school, "agent": msg.agent},
+        )
+
+    def _first_time(self, msg: PollReport) -> bool:
+        """Note the report's seq; False when it was seen before (a duplicate)."""
+        boot = self._boots.setdefault((msg.agent, msg.boot_id), _BootSeqs())
+        seq = msg.seq
+        if seq > boot.high:
+            if seq > boot.high + 1:
+                gap = range(boot.high + 1, seq)
+                self.stats.gaps_total += len(gap)
+                if len(boot.missing) + len(gap) <= _MAX_MISSING:
+                    boot.missing.update(gap)
+            boot.high = seq
+            return True
+        if seq in boot.missing:
+            boot.missing.discard(seq)
+            self.stats.filled_late_total += 1
+            return True
+        return False
+
+    def _report(self, msg: PollReport, received_at: float, ack: Callable[[], None]) -> None:
+        if not self._first_time(msg):
+            self.stats.duplicates_total += 1
+            ack()
+            return
+        try:
+            item = codec.decode(msg.observation)
+        except codec.ObservationFormatError as exc:
+            self._reject(REASON_BAD_OBSERVATION, f"{msg.agent}: {exc}")
+            ack()
+            return
+        if isinstance(item, codec.TerminalProbe):
+            subject = item.terminal
+            self._probe(msg, item, received_at)
+        else:
+            subject = item.device_id
+            if self._switch_school.get(subject) != msg.school:
+                self._reject(REASON_FOREIGN_DEVICE, f"{msg.agent}: {subject}")
+                ack()
+                return
+            newest = self._newest.get(subject)
+            if newest is None or item.at > newest:
+                self._newest[subject] = item.at
+                self._sink.submit_nowait(item)
+            else:
+                self.stats.historical_total += 1
+                self._sink.submit_history(item)
+        self.stats.accepted_total += 1
+        view = self.agents.setdefault(msg.agent, AgentView(msg.school))
+        view.reports += 1
+        view.last_report_at = received_at
+        row = AgentReportRow(
+            msg.agent,
+            msg.boot_id,
+            msg.seq,
+            msg.school,
+            subject,
+            msg.observed_at,
+            received_at,
+            msg.historical,
+        )
+        self._pending.append((row, ack))
+        self._wake.set()
+
+    def _probe(self, msg: PollReport, probe: codec.TerminalProbe, received_at: float) -> None:
+        """A terminal that answered a probe is alive, like one that sent a heartbeat.
+
+        Only the present counts: a replayed probe says nothing about now, and a terminal that
+        stops answering goes offline by the heartbeat timeout, as an agent's would.
+        """
+        key = f"probe:{msg.school}/{probe.terminal}"
+        newest = self._newest.get(key)
+        if not probe.up or (newest is not None and probe.at <= newest):
+            return
+        self._newest[key] = probe.at
+        heartbeat = Heartbeat(
+            district=msg.district,
+            school=msg.school,
+            terminal=probe.terminal,
+            boot_id=f"probe-{msg.boot_id}"[:64],
+            seq=msg.seq,
+            birth_seq=0,
+            observed_at=probe.at,
+            uptime_seconds=0.0,
+            agent_version=msg.agent_version,
+            nic=None,
+            link_speed_mbps=None,
+            duplex="unknown",
+            ip=None,
+            mac=None,
+            cpu_percent=None,
+            memory_used_bytes=None,
+            memory_total_bytes=None,
+            disk_used_bytes=None,
+            disk_total_bytes=None,
+        )
+        self._sink.submit_terminal(heartbeat, received_at)
+
+    async def run(self) -> None:
+        """Record the reports received, then acknowledge them; retried while the store fails."""
+        retry = _FLUSH_SECONDS
+        while True:
+            if not self._pending:
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(_FLUSH_SECONDS):
+                        await self._wake.wait()
+                continue
+            batch, self._pending = self._pending, []
+            try:
+                added = await self._store.record_agent_reports([row for row, _ in batch])
+            except StoreError as exc:
+                self._pending[:0] = batch
+                self.stats.record_failures_total += 1
+                log.warning("recording %d school agent reports failed: %s", len(batch), exc)
+                await asyncio.sleep(retry)
+                retry = min(retry * 2, _RETRY_MAX_SECONDS)
+                continue
+            retry = _FLUSH_SECONDS
+            self.stats.recorded_total += added
+            for _row, ack in batch:
+                ack()
+            await asyncio.sleep(_FLUSH_SECONDS)
+
+
+class AgentSubscriber:
+    """The MQTT subscription to school agents' topics (paho in its own network thread).
+
+    A persistent session: clean session off and a fixed client id (``client_id``, or
+    ``edumon-agents-{district}``), so reports published while the collector is away are kept by
+    the broker (within its ``max_queued_messages``) and delivered when it returns. Reports are
+    acknowledged only once recorded (paho's manual acknowledgement).
+    """
+
+    def __init__(self, settings: MqttSettings, reports: AgentReports, district: str) -> None:
+        self._settings = settings
+        self._reports = reports
+        self._district = district
+        base = settings.client_id or f"edumon-agents-{district}"
+        self.client_id = base if settings.client_id is None else f"{base}-agents"
+
+    def _client(self, loop: asyncio.AbstractEventLoop) -> mqtt.Client:
+        s = self._settings
+        client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=self.client_id,
+            protocol=MQTTProtocolVersion.MQTTv311,
+            clean_session=False,
+            manual_ack=True,
+        )
+        client.max_queued_messages_set(0)
+        if s.username is not None:
+            password = s.password
+            secret = password if isinstance(password, str) or password is None else None
+            if password is not None and not isinstance(password, str):
+                secret = password.get_secret_value()
+            client.username_pw_set(s.username, secret)
+        if s.tls is not None:
+            context = ssl.create_default_context(
+                cafile=str(s.tls.ca_file) if s.tls.ca_file else None
+            )
+            if s.tls.cert_file is not None and s.tls.key_file is not None:
+                context.load_cert_chain(s.tls.cert_file, s.tls.key_file)
+            if s.tls.insecure:
+                context.check_hostname = False
+            client.tls_set_context(context)
+        client.reconnect_delay_set(1, 5)  # capped at a few seconds (issue: blind no longer)
+        reports = self._reports
+        stats = reports.stats
+        filters = [
+            (agent_filter(KIND_STATUS, self._district), 1),
+            (agent_filter(KIND_POLL, self._district), 1),
+        ]
+
+        def on_connect(c: mqtt.Client, _u: object, _f: object, rc: ReasonCode, _p: object) -> None:
+            if rc.is_failure:
+                log.warning("agent reports: broker refused the connection: %s", rc)
+                return
+            c.subscribe(filters)
+            loop.call_soon_threadsafe(setattr, stats, "connected", True)
+            log.info("agent reports: subscribed to school agents' topics")
+
+        def on_disconnect(
+            _c: mqtt.Client, _u: object, _f: object, rc: ReasonCode, _p: object
+        ) -> None:
+            loop.call_soon_threadsafe(setattr, stats, "connected", False)
+            log.warning("agent reports: broker connection lost (%s); reconnecting", rc)
+
+        def on_message(c: mqtt.Client, _u: object, message: mqtt.MQTTMessage) -> None:
+            received_at = time.time()
+            mid, qos = message.mid, message.qos
+
+            def ack() -> None:
+                if qos > 0:
+                    c.ack(mid, qos)
+
+            loop.call_soon_threadsafe(
+                reports.handle, message.topic, bytes(message.payload), received_at, ack
+            )
+
+        client.on_connect = on_connect
+        client.on_disconnect = on_disconnect
+        client.on_message = on_message
+        return client
+
+    async def run(self) -> None:
+        """Stay subscribed until cancelled (paho reconnects by itself)."""
+        loop = asyncio.get_running_loop()
+        client = self._client(loop)
+        s = self._settings
+        client.connect_async(s.host, s.port, keepalive=s.keepalive)
+        client.loop_start()
+        try:
+            await asyncio.Event().wait()
+        finally:
+            client.loop_stop()
+            with contextlib.suppress(Exception):
+                client.disconnect()

@@ -1,0 +1,49 @@
+"""Polls replayed from a school agent's spool are stored at their own time, never as "now"."""
+
+from __future__ import annotations
+
+import pytest
+
+from edumon.collector import Collector
+from edumon.config import inventory_of, parse_config
+from edumon.domain.models import DeviceUnreachable, OperStatus
+from edumon.domain.state import NetworkState
+from tests.domain.conftest import DISTRICT
+from tests.domain.readings import port, reading
+from tests.test_collector import FlakyStore
+
+
+async def test_history_is_stored_without_moving_the_present() -> None:
+    store = FlakyStore()
+    state = NetworkState(inventory_of(parse_config(DISTRICT)))
+    collector = Collector(state, store, clock=lambda: 2000.0)
+    gb = 10**9 // 8
+    # The present: the switch answers at 1000 s with its port up.
+    collector.submit_nowait(reading("acc", 1000.0, 100_000, port(2, "Gi0/2", octets=0)))
+    # The past, replayed after an outage: the port went down and the switch was unreachable
+    # for a while; and 100 Mbit/s of traffic between two old polls.
+    collector.submit_history(reading("acc", 0.0, 0, port(2, "Gi0/2", octets=0)))
+    collector.submit_history(reading("acc", 60.0, 6000, port(2, "Gi0/2", octets=6 * gb)))
+    collector.submit_history(DeviceUnreachable("acc", 400.0, "timeout"))
+    collector.submit_history(reading("acc", 600.0, 60000, port(2, "Gi0/2", up=False)))
+    await collector.drain()
+    dev = state.devices["acc"]
+    assert dev.reachable is True
+    assert dev.last_poll_at == 1000.0
+    assert state.interface("acc", "Gi0/2").oper_status is OperStatus.UP  # type: ignore[union-attr]
+    # No events from the past (no link_down, no unreachable): the present raised none either.
+    assert [e.kind.value for e in store.events] == []
+    # Device samples at the past's own times (thinned: first of a bucket, and changes).
+    assert [(s.at, s.reachable) for s in store.device_samples] == [
+        (1000.0, True),
+        (0.0, True),
+        (400.0, False),
+        (600.0, True),
+    ]
+    # Roll-ups of the past's buckets, with the rate between the two old polls.
+    past = sorted(
+        (r for r in store.interface_rollups if r.bucket_start < 900), key=lambda r: r.bucket_start
+    )
+    assert [(r.bucket_start, r.polls) for r in past] == [(0.0, 2), (600.0, 1)]
+    assert past[0].in_bps == pytest.approx(1e8)
+    assert collector.stats.historical_observations_total == 4

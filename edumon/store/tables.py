@@ -280,3 +280,28 @@ events = Table(
     Index("ix_events_kind_at_id", "kind", "at", "id"),
     Index("ix_events_device_id_at_id", "device_id", "at", "id"),
 )
+
+# --- scale-out: shard leases and the collectors alive (migration 0007) ------------------------
+
+# One row per shard (edumon.cluster, docs/city-deployment.md). A collector holds a shard while
+# ``owner`` is its id and ``expires_at`` (Unix seconds by the database's clock) lies ahead; it
+# renews only while ``epoch`` is still the one it acquired (the fencing token), and a shard
+# whose lease ran out is taken by a conditional UPDATE, so two collectors never both win it.
+cluster_leases = Table(
+    "cluster_leases",
+    metadata,
+    Column("shard", Integer, primary_key=True, autoincrement=False),
+    Column("owner", Text, nullable=True),
+    Column("expires_at", Double, nullable=False),
+    Column("epoch", BigInteger, nullable=False),
+)
+
+# Every collector's heartbeat: how many are alive decides each one's fair share of shards.
+cluster_members = Table(
+    "cluster_members",
+    metadata,
+    Column("collector_id", Text, primary_key=True),
+    Column("started_at", Double, nullable=False),
+    Column("alive_until", Double, nullable=False),
+    Column("shards_held", Integer, nullable=False),
+)

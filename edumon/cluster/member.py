@@ -78,7 +78,9 @@ class ClusterMember:
         while True:
             started = self._monotonic()
             try:
-                async with asyncio.timeout(every):
+                # A round may take longer than the interval on a loaded machine; one that
+                # takes half a lease is stuck.
+                async with asyncio.timeout(self.config.lease_seconds / 2):
                     await self._round(first)
                 first = False
             except (SQLAlchemyError, OSError, TimeoutError) as exc:

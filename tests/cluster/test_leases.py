@@ -60,7 +60,8 @@ async def test_a_lease_taken_over_is_not_renewed_by_its_old_holder(
     assert (await a.leases(2))[0].owner == "b"
     await b.release([(0, 2)], now + 7)
     lease = (await a.leases(2))[0]
-    assert lease.owner is None and lease.expires_at == pytest.approx(now + 7)
+    assert lease.owner is None
+    assert lease.expires_at == pytest.approx(now + 7)
 
 
 async def _wait(what: str, probe: object) -> None:
@@ -126,7 +127,8 @@ async def test_a_newcomer_gets_its_share_given_back(engines: list[AsyncEngine]) 
         await _wait("a holds every shard", lambda: a.active == frozenset(range(4)))
         tasks += [asyncio.create_task(b.run()), asyncio.create_task(_consume(b, seen_b))]
         await _wait("two shards each", lambda: len(a.active) == 2 and len(b.active) == 2)
-        assert a.active == {0, 1} and b.active == {2, 3}
+        assert a.active == {0, 1}
+        assert b.active == {2, 3}
         assert a.stats.given_back_total == 2
     finally:
         for task in tasks:

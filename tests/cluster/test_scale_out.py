@@ -323,15 +323,22 @@ def test_two_collectors_split_the_schools_and_one_takes_over_from_a_killed_one(
         took = time.monotonic() - killed
         assert took < LEASE_SECONDS + TAKEOVER_BOUND, took
 
+        counts: list[int] = []
+
         def stored() -> int | None:
             n = query(
                 database,
                 "SELECT count(*) FROM terminal_samples WHERE school = ANY($1::text[])",
                 dead_schools,
             )[0][0]
+            counts.append(int(n))
             return int(n) if n >= sent else None
 
-        assert wait_for("the queued heartbeats stored", stored, b.proc) == sent
+        try:
+            wait_for("the queued heartbeats stored", stored, b.proc)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}: {counts[-1:]} of {sent} stored") from None
+        assert counts[-1] == sent
         wait_for("the subscriber's count", lambda: counter.count() >= sent)
         assert counter.count() == sent == len(dead_schools) * HEARTBEATS_EACH
         distinct = query(
@@ -345,7 +352,7 @@ def test_two_collectors_split_the_schools_and_one_takes_over_from_a_killed_one(
             f"\nscale-out: a held {len(schools_a)} schools, b {len(schools_b)}; b ran all "
             f"{took:.1f} s after SIGKILL of a (lease {LEASE_SECONDS:g} s); {sent} QoS 1 "
             f"heartbeats sent while nobody held them, {counter.count()} seen by the "
-            f"subscriber, {stored()} stored, 0 duplicated"
+            f"subscriber, {counts[-1]} stored, 0 duplicated"
         )
     finally:
         counter.close()

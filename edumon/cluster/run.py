@@ -32,6 +32,41 @@ RunShards = Callable[[Config, Shards, asyncio.Event], Awaitable[None]]
 """Runs the pipeline of a restricted configuration until the event is set."""
 
 
+def switch_owners(config: Config) -> dict[str, str | None]:
+    """Every switch's school (see :func:`school_of_switch`)."""
+    uplinks = {(s.uplink.switch, s.uplink.port): code for code, s in config.schools.items()}
+    return {sid: school_of_switch(config, sid, uplinks) for sid in config.switches}
+
+
+def school_of_switch(
+    config: Config, switch_id: str, uplinks: Mapping[tuple[str, str], str] | None = None
+) -> str | None:
+    """The school whose collector polls a switch; None: a district switch, polled by all.
+
+    A switch the configuration gives a school is that school's. So is one cabled (``upstream``)
+    to a school's uplink port, the school's core under a district switch, and one cabled to a
+    switch of a school (docs/topology.md).
+    """
+    if uplinks is None:
+        uplinks = {(s.uplink.switch, s.uplink.port): code for code, s in config.schools.items()}
+    seen: set[str] = set()
+    current: str | None = switch_id
+    while current is not None and current not in seen:
+        seen.add(current)
+        sw = config.switches.get(current)
+        if sw is None:
+            return None
+        if sw.school is not None:
+            return sw.school
+        if sw.upstream is None:
+            return None
+        at_uplink = uplinks.get((sw.upstream.switch, sw.upstream.port))
+        if at_uplink is not None:
+            return at_uplink
+        current = sw.upstream.switch
+    return None
+
+
 def restrict(config: Config, schools: Collection[str]) -> Config:
     """The configuration of these schools: their switches, and the district's own switches.
 
@@ -40,11 +75,14 @@ def restrict(config: Config, schools: Collection[str]) -> Config:
     (docs/topology.md).
     """
     keep = set(schools)
+    owners = switch_owners(config)
     return dataclasses.replace(
         config,
         schools={code: s for code, s in config.schools.items() if code in keep},
         switches={
-            sid: sw for sid, sw in config.switches.items() if sw.school is None or sw.school in keep
+            sid: sw
+            for sid, sw in config.switches.items()
+            if owners[sid] is None or owners[sid] in keep
         },
     )
 

@@ -25,6 +25,7 @@ from edumon.exporters.api import create_app
 from edumon.exporters.notify import Notifier
 from edumon.gcpauses import GcPauses
 from edumon.outage_watch import Listener, OutageWatch, alerts_of
+from edumon.ports import ClusterView
 from edumon.reports.availability import Sources
 from edumon.reports.rollup import keep_availability
 from edumon.runtime import Runtime
@@ -163,7 +164,10 @@ async def run(
         ready = on_ready
 
         async def run_shards(
-            shard_config: Config, shards: Mapping[int, tuple[str, ...]], until: asyncio.Event
+            shard_config: Config,
+            shards: Mapping[int, tuple[str, ...]],
+            until: asyncio.Event,
+            member: ClusterView,
         ) -> None:
             nonlocal ready
             # The listening socket outlives each pipeline: requests wait in its backlog.
@@ -175,6 +179,7 @@ async def run(
                 clock=clock,
                 tick_seconds=tick_seconds,
                 shards=shards,
+                cluster=member,
             )
             ready = None
 
@@ -192,6 +197,7 @@ async def _run(
     clock: Callable[[], float] = time.time,
     tick_seconds: float = 1.0,
     shards: Mapping[int, tuple[str, ...]] | None = None,
+    cluster: ClusterView | None = None,
 ) -> None:
     """Run one pipeline until ``stop`` is set; then drain the queue and close cleanly.
 
@@ -206,6 +212,7 @@ async def _run(
             outages opening after their grace or closing at the end of the school day).
         shards: a cluster's collector runs these shards (and ``config`` has their schools):
             one MQTT ingest per shard, and the inventory of other schools is left alone.
+        cluster: the collector's membership, for its edumon_cluster_* metrics.
     """
     for warning in config.warnings:
         log.warning("configuration: %s", warning)
@@ -287,6 +294,7 @@ async def _run(
                 calendar=calendar_of(config),
                 mqtt_broker=f"{ingest.settings.host}:{ingest.settings.port}",
                 notifier=notifier,
+                cluster=cluster,
                 outages=OutageTracker(
                     classroom_grace=config.alerting.classroom_offline_minutes * 60,
                     school_grace=config.alerting.school_cut_off_seconds,

@@ -67,6 +67,11 @@ class ClusterMember:
         self._started_at = 0.0
 
     @property
+    def shards_total(self) -> int:
+        """How many shards the district has."""
+        return self.config.shards
+
+    @property
     def active(self) -> frozenset[int]:
         """The shards the app should be running now."""
         return self._active

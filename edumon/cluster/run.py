@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 Shards = Mapping[int, tuple[str, ...]]
 """Held shards and their schools."""
 
-RunShards = Callable[[Config, Shards, asyncio.Event], Awaitable[None]]
+RunShards = Callable[[Config, Shards, asyncio.Event, ClusterMember], Awaitable[None]]
 """Runs the pipeline of a restricted configuration until the event is set."""
 
 
@@ -152,7 +152,7 @@ async def run_sharded(config: Config, *, stop: asyncio.Event, run_shards: RunSha
                 _end_generation(stop, member, held, generation), name="cluster-watch"
             )
             try:
-                await run_shards(restrict(config, schools), shards, generation)
+                await run_shards(restrict(config, schools), shards, generation, member)
             finally:
                 watcher.cancel()
             if leases.done():

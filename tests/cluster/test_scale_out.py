@@ -163,9 +163,17 @@ class Collector:
     proc: subprocess.Popen[Any]
     log: Path
 
-    def schools(self) -> set[str] | None:
+    def metrics(self) -> str:
         with urllib.request.urlopen(f"{self.url}/metrics", timeout=5) as reply:
-            return set(SCHOOL_INFO.findall(reply.read().decode()))
+            return str(reply.read().decode())
+
+    def schools(self) -> set[str] | None:
+        return set(SCHOOL_INFO.findall(self.metrics()))
+
+    def sample(self, series: str) -> float:
+        match = re.search(rf"^{re.escape(series)} (\S+)$", self.metrics(), re.M)
+        assert match is not None, f"{series} not in {self.name}'s /metrics"
+        return float(match.group(1))
 
 
 @pytest.fixture
@@ -304,6 +312,10 @@ def test_two_collectors_split_the_schools_and_one_takes_over_from_a_killed_one(
     for k, codes in by_shard.items():
         assert set(codes) <= (schools_a if owners[k] == "a" else schools_b)
 
+    held = "edumon_cluster_shards_held"
+    assert a.sample(held) + b.sample(held) == SHARDS
+    assert b.sample(f'edumon_cluster_info{{collector="{b.name}"}}') == 1
+
     counter = Subscriber(broker)
     try:
         a.proc.send_signal(signal.SIGKILL)
@@ -321,6 +333,8 @@ def test_two_collectors_split_the_schools_and_one_takes_over_from_a_killed_one(
 
         wait_for("b runs every school", lambda: b.schools() == set(SCHOOLS), b.proc)
         took = time.monotonic() - killed
+        assert b.sample(held) == SHARDS
+        assert b.sample('edumon_cluster_shard_changes_total{change="taken"}') >= SHARDS
         assert took < LEASE_SECONDS + TAKEOVER_BOUND, took
 
         counts: list[int] = []

@@ -114,6 +114,9 @@ class ClusterMember:
     async def _round(self, first: bool) -> None:
         lease = self.config.lease_seconds
         table = self._table
+        # Before the database's time is read: the leases renewed below run out no sooner than
+        # lease_seconds after this.
+        renewed_at = self._monotonic()
         now = await table.now()
         if first:
             self._started_at = now
@@ -128,7 +131,6 @@ class ClusterMember:
                 lease,
             )
             return
-        renewed_at = self._monotonic()
         if self._held:
             kept = await table.renew(self._held, now + lease)
             for shard in sorted(set(self._held) - kept):

@@ -21,9 +21,13 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from edumon.cluster.member import ClusterMember
 from edumon.cluster.shards import schools_by_shard
 from edumon.config import Config
+from edumon.errors import StoreError
 from edumon.store.repository import async_url, open_store
 
 log = logging.getLogger(__name__)
+
+RETRY_SECONDS = 5.0
+"""How long a pipeline that could not open the database waits before it tries again."""
 
 Shards = Mapping[int, tuple[str, ...]]
 """Held shards and their schools."""
@@ -152,7 +156,22 @@ async def run_sharded(config: Config, *, stop: asyncio.Event, run_shards: RunSha
                 _end_generation(stop, member, held, generation), name="cluster-watch"
             )
             try:
-                await run_shards(restrict(config, schools), shards, generation, member)
+                while not generation.is_set():
+                    try:
+                        await run_shards(restrict(config, schools), shards, generation, member)
+                    except StoreError as exc:
+                        # The database is down (a restart, say): try again while the set of
+                        # shards stays this one; its leases run out otherwise, and then the
+                        # next set (none, until the database is back) is tried.
+                        log.error(
+                            "cluster: the pipeline of shards %s cannot start: %s; retrying in %g s",
+                            sorted(held),
+                            exc,
+                            RETRY_SECONDS,
+                        )
+                        with contextlib.suppress(TimeoutError):
+                            async with asyncio.timeout(RETRY_SECONDS):
+                                await generation.wait()
             finally:
                 watcher.cancel()
             if leases.done():

@@ -97,6 +97,23 @@ class LeaseTable:
             row = (await conn.execute(stmt)).first()
         return None if row is None else int(row[0])
 
+    async def adopt(self, shard: int, until: float) -> int | None:
+        """Take back a lease this collector's id still holds from before a restart.
+
+        Its new epoch, or None when the lease is no longer this id's. Collector ids are unique
+        (docs/city-deployment.md): a lease in this id's name is a previous run's.
+        """
+        c = t.cluster_leases.c
+        stmt = (
+            update(t.cluster_leases)
+            .where(c.shard == shard, c.owner == self._me)
+            .values(expires_at=until, epoch=c.epoch + 1)
+            .returning(c.epoch)
+        )
+        async with self._engine.begin() as conn:
+            row = (await conn.execute(stmt)).first()
+        return None if row is None else int(row[0])
+
     async def renew(self, held: dict[int, int], until: float) -> set[int]:
         """Extend the leases this collector holds (shard -> epoch); the shards still held.
 

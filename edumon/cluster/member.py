@@ -145,6 +145,15 @@ class ClusterMember:
         live = await table.live_members(now)
         self.stats.live_collectors = len(live)
         leases = await table.leases(self.config.shards)
+        for shard, held in sorted(leases.items()):
+            if held.owner == self.me and not held.is_free(now) and shard not in self._held:
+                # Held in this id's name by its run before a restart (a crash, say): this run
+                # takes it back at once rather than waiting for the lease to run out.
+                epoch = await table.adopt(shard, now + lease)
+                if epoch is not None:
+                    self._held[shard] = epoch
+                    self.stats.taken_total += 1
+                    log.info("cluster: took back shard %d held before a restart", shard)
         decided = plan(self.me, leases, max(len(live), 1), now, lease)
         if decided.give_back and not set(decided.give_back) <= self._giving_back:
             log.info(

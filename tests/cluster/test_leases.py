@@ -138,3 +138,38 @@ async def test_a_newcomer_gets_its_share_given_back(engines: list[AsyncEngine]) 
                 await task
         await a.leave()
         await b.leave()
+
+
+async def test_a_restarted_collector_takes_its_shards_back_at_once(
+    engines: list[AsyncEngine],
+) -> None:
+    config = ClusterConfig(collector_id="a", shards=4, lease_seconds=60, renew_seconds=0.3)
+    first = ClusterMember(engines[0], config)
+    seen: list[frozenset[int]] = []
+    tasks = [asyncio.create_task(first.run()), asyncio.create_task(_consume(first, seen))]
+    try:
+        await _wait("a holds every shard", lambda: first.active == frozenset(range(4)))
+    finally:
+        for task in tasks:  # a crash: nothing released
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+    again = ClusterMember(engines[1], config)
+    tasks = [asyncio.create_task(again.run()), asyncio.create_task(_consume(again, seen))]
+    try:
+        started = time.monotonic()
+        await _wait(
+            "the restarted a holds every shard", lambda: again.active == frozenset(range(4))
+        )
+        assert time.monotonic() - started < 30  # long before the 60 s leases run out
+        leases = await LeaseTable(engines[1], "a").leases(4)
+        assert {lease.epoch for lease in leases.values()} == {2}
+        assert await LeaseTable(engines[0], "a").renew({0: 1}, time.time() + 60) == set()
+    finally:
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await again.leave()

@@ -298,9 +298,10 @@ class _Link:
             CallbackAPIVersion.VERSION2,
             client_id=client_id,
             protocol=MQTTProtocolVersion.MQTTv311,
-            # A clean session: heartbeats queued by the broker while the collector was away
-            # would arrive late and be stamped with the wrong receive time. Status topics are
-            # retained, so a new subscription gets the current state of every terminal.
+            # A clean session by default: heartbeats queued by the broker while the collector
+            # was away would arrive late and be stamped with the wrong receive time. Status
+            # topics are retained, so a new subscription gets the current state of every
+            # terminal. A cluster's shard sessions persist (docs/city-deployment.md).
             clean_session=settings.clean_session,
             reconnect_on_failure=False,
         )

@@ -11,14 +11,46 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 
 from edumon.sources.mqtt.ingest import IngestStats, MqttIngest, MqttSettings, Sink
+from edumon.wire import Heartbeat, Status
 
 
 def shard_client_id(district: str, shard: int) -> str:
     """The MQTT client id of a shard's ingest, the same on every collector."""
     return f"edumon-{district}-shard-{shard}"
+
+
+class AckRouter:
+    """Turns the collector's count of accepted messages into each shard ingest's own count.
+
+    The collector numbers the messages its sink accepts across all ingests, and says after each
+    commit how many of them are stored; an ingest that acknowledges after store counts its own
+    messages only. Every accepted message is noted here (which ingest, its number there), so a
+    commit mark becomes, per ingest, the number of its messages stored.
+    """
+
+    def __init__(self, ingests: int) -> None:
+        self._accepted = 0
+        self._local = [0] * ingests
+        self._marks: deque[tuple[int, int, int]] = deque()
+
+    def accepted(self, ingest: int) -> None:
+        """One more message of ``ingest`` went to the collector."""
+        self._accepted += 1
+        self._local[ingest] += 1
+        self._marks.append((self._accepted, ingest, self._local[ingest]))
+
+    def committed(self, accepted: int) -> dict[int, int]:
+        """The collector stored its first ``accepted`` messages: per ingest, how many of its own."""
+        out: dict[int, int] = {}
+        marks = self._marks
+        while marks and marks[0][0] <= accepted:
+            _, ingest, local = marks.popleft()
+            out[ingest] = local
+        return out
 
 
 class ShardIngests:
@@ -31,8 +63,22 @@ class ShardIngests:
         sink: Sink,
         *,
         clock: Callable[[], float],
+        acknowledge: Callable[[MqttIngest, int], None] | None = None,
     ) -> None:
+        """Args:
+        settings: the broker and district; the client id, session and schools are set here.
+        shards: the shards held and their schools (a shard without schools gets no ingest).
+        sink: the collector's, shared by every ingest.
+        clock: the wall clock.
+        acknowledge: for an ingest that acknowledges after store, what tells it that its
+            first N messages are stored (see :meth:`committed`).
+        """
         self.settings = settings
+        held = [(shard, schools) for shard, schools in sorted(shards.items()) if schools]
+        self._router = AckRouter(len(held))
+        self._acknowledge = acknowledge
+        self.delivering: MqttIngest | None = None
+        """The ingest whose message the sink is handling now."""
         self.ingests = [
             MqttIngest(
                 dataclasses.replace(
@@ -41,13 +87,31 @@ class ShardIngests:
                     clean_session=False,
                     schools=tuple(schools),
                 ),
-                sink,
+                self._sink_of(i, sink),
                 clock=clock,
             )
-            for shard, schools in sorted(shards.items())
-            if schools
+            for i, (shard, schools) in enumerate(held)
         ]
         self._clock = clock
+
+    def _sink_of(self, index: int, sink: Sink) -> Sink:
+        router = self._router
+
+        def deliver(message: Heartbeat | Status, received_at: float) -> None:
+            router.accepted(index)
+            self.delivering = self.ingests[index]
+            try:
+                sink(message, received_at)
+            finally:
+                self.delivering = None
+
+        return deliver
+
+    def committed(self, accepted: int) -> None:
+        """The collector stored its first ``accepted`` messages: tell each ingest its share."""
+        for index, local in self._router.committed(accepted).items():
+            if self._acknowledge is not None:
+                self._acknowledge(self.ingests[index], local)
 
     @property
     def stats(self) -> IngestStats:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from edumon.cluster.ingests import AckRouter
 from edumon.cluster.shards import Lease, Plan, fair_share, plan, schools_by_shard, shard_of
 
 NOW = 1_000_000.0
@@ -82,3 +83,15 @@ def test_plan_gives_back_the_surplus_highest_first() -> None:
     assert plan("me", table, 2, NOW, LEASE) == Plan((), (2, 3))
     assert plan("me", table, 3, NOW, LEASE) == Plan((), (2, 3))
     assert plan("me", table, 4, NOW, LEASE) == Plan((), (1, 2, 3))
+
+
+def test_ack_router_gives_each_ingest_the_count_of_its_own_messages_stored() -> None:
+    router = AckRouter(3)
+    for ingest in (0, 1, 0, 2, 2, 0):  # the collector's messages 1..6
+        router.accepted(ingest)
+    assert router.committed(0) == {}
+    assert router.committed(3) == {0: 2, 1: 1}
+    assert router.committed(3) == {}  # nothing new
+    assert router.committed(6) == {2: 2, 0: 3}
+    router.accepted(1)
+    assert router.committed(7) == {1: 2}

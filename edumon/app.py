@@ -9,10 +9,12 @@ import ipaddress
 import logging
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import uvicorn
 
+from edumon.cluster.ingests import ShardIngests
+from edumon.cluster.run import run_sharded
 from edumon.collector import Collector
 from edumon.config import Config, inventory_of, terminal_inventory_of
 from edumon.domain.outages import OutageTracker, Transition
@@ -23,6 +25,7 @@ from edumon.exporters.api import create_app
 from edumon.exporters.notify import Notifier
 from edumon.gcpauses import GcPauses
 from edumon.outage_watch import Listener, OutageWatch, alerts_of
+from edumon.ports import ClusterView
 from edumon.reports.availability import Sources
 from edumon.reports.rollup import keep_availability
 from edumon.runtime import Runtime
@@ -165,6 +168,59 @@ async def run(
 ) -> None:
     """Run the daemon until ``stop`` is set; then drain the queue and close cleanly.
 
+    With ``[cluster]``, the daemon is one collector of several (docs/city-deployment.md): it
+    runs the schools of the shards it holds, one pipeline per set of shards.
+
+    Args: as for :func:`_run`.
+    """
+    if config.cluster is None:
+        await _run(
+            config, stop=stop, sock=sock, on_ready=on_ready, clock=clock, tick_seconds=tick_seconds
+        )
+        return
+    listener = sock if sock is not None else bind_listener(config.api.listen)
+    try:
+        check_exposure(config, listener)
+        ready = on_ready
+
+        async def run_shards(
+            shard_config: Config,
+            shards: Mapping[int, tuple[str, ...]],
+            until: asyncio.Event,
+            member: ClusterView,
+        ) -> None:
+            nonlocal ready
+            # The listening socket outlives each pipeline: requests wait in its backlog.
+            await _run(
+                shard_config,
+                stop=until,
+                sock=listener.dup(),
+                on_ready=ready,
+                clock=clock,
+                tick_seconds=tick_seconds,
+                shards=shards,
+                cluster=member,
+            )
+            ready = None
+
+        await run_sharded(config, stop=stop, run_shards=run_shards)
+    finally:
+        listener.close()
+
+
+async def _run(
+    config: Config,
+    *,
+    stop: asyncio.Event,
+    sock: socket.socket | None = None,
+    on_ready: Callable[[Runtime, str], None] | None = None,
+    clock: Callable[[], float] = time.time,
+    tick_seconds: float = 1.0,
+    shards: Mapping[int, tuple[str, ...]] | None = None,
+    cluster: ClusterView | None = None,
+) -> None:
+    """Run one pipeline until ``stop`` is set; then drain the queue and close cleanly.
+
     Args:
         config: the validated configuration.
         stop: set it to shut down (the CLI sets it on SIGINT/SIGTERM).
@@ -174,6 +230,9 @@ async def run(
             controllable one through a school week.
         tick_seconds: how often time-driven state is re-evaluated (silent terminals,
             outages opening after their grace or closing at the end of the school day).
+        shards: a cluster's collector runs these shards (and ``config`` has their schools):
+            one MQTT ingest per shard, and the inventory of other schools is left alone.
+        cluster: the collector's membership, for its edumon_cluster_* metrics.
     """
     for warning in config.warnings:
         log.warning("configuration: %s", warning)
@@ -205,7 +264,7 @@ async def run(
         raise
     try:
         async with contextlib.AsyncExitStack() as stack:
-            await store.sync_inventory(config)
+            await store.sync_inventory(config, remove_missing=shards is None)
             collector = Collector(
                 state,
                 store,
@@ -223,7 +282,11 @@ async def run(
                 broker = await stack.enter_async_context(embedded_broker_of(config))
                 log.info("embedded MQTT broker listening on %s:%d", broker.host, broker.port)
             settings = external or _mqtt_settings(config, broker)
-            ingest = MqttIngest(settings, collector.submit_terminal, clock=clock)
+            ingest: MqttIngest | ShardIngests = (
+                MqttIngest(settings, collector.submit_terminal, clock=clock)
+                if shards is None
+                else ShardIngests(settings, shards, collector.submit_terminal, clock=clock)
+            )
             # Schools with `switches = "agent"` are polled by their own agent, which reports
             # over MQTT (edumon/sources/agent_reports.py); the collector polls the rest.
             agent_reports: AgentReports | None = None
@@ -264,6 +327,7 @@ async def run(
                 else f"{ingest.settings.host}:{ingest.settings.port}",
                 notifier=notifier,
                 agent_reports=agent_reports,
+                cluster=cluster,
                 outages=OutageTracker(
                     classroom_grace=config.alerting.classroom_offline_minutes * 60,
                     school_grace=config.alerting.school_cut_off_seconds,

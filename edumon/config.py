@@ -26,6 +26,7 @@ from pydantic import (
     model_validator,
 )
 
+from edumon.cluster.settings import ClusterConfig
 from edumon.domain.inventory import ClassroomRef, Inventory, SchoolRef, SwitchLink
 from edumon.domain.targets import Targets, resolve_targets
 from edumon.domain.terminals import TerminalInventory, heartbeat_timeout
@@ -685,6 +686,7 @@ class ConfigFile(_Strict):
     notify: NotifyConfig = NotifyConfig()
     alerting: AlertingConfig = AlertingConfig()
     metrics: MetricsConfig = MetricsConfig()
+    cluster: ClusterConfig | None = None
     credentials: dict[str, SnmpCredentials] = Field(default_factory=dict)
     switches: list[SwitchConfig] = Field(default_factory=list)
     schools: list[SchoolConfig] = Field(default_factory=list)
@@ -731,6 +733,8 @@ class Config:
     notify: NotifyConfig = field(default_factory=NotifyConfig)
     alerting: AlertingConfig = field(default_factory=AlertingConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    cluster: ClusterConfig | None = None
+    """Scale-out (docs/city-deployment.md); None: one collector runs every school."""
 
     def school_of_switch(self, switch_id: str) -> str | None:
         return self.switches[switch_id].school
@@ -1266,6 +1270,13 @@ def _resolve(parsed: ConfigFile, report: _Report) -> Config:
         report.error(_parse_key_path(path), message)
     _check_tokens(parsed, schools, report)
     _check_mqtt_accounts(parsed, schools, report)
+    if parsed.cluster is not None and parsed.mqtt.broker != "external":
+        report.error(
+            ("cluster",),
+            '多个采集器须共用一个外部 MQTT 代理：请设置 [mqtt] broker = "external" / several '
+            'collectors share one external broker: set [mqtt] broker = "external" '
+            "(docs/city-deployment.md)",
+        )
     return Config(
         parsed.district,
         targets,
@@ -1280,6 +1291,7 @@ def _resolve(parsed: ConfigFile, report: _Report) -> Config:
         notify=parsed.notify,
         alerting=parsed.alerting,
         metrics=parsed.metrics,
+        cluster=parsed.cluster,
     )
 
 

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
+    from edumon.cluster.member import ClusterStats
     from edumon.domain.alerts import Alert
     from edumon.exporters.notify.stats import NotifyStats
     from edumon.sources.mqtt.ingest import IngestStats
@@ -76,3 +77,20 @@ class AccessView(Protocol):
 
     @property
     def failures(self) -> Mapping[str, int]: ...
+
+
+class ClusterView(Protocol):
+    """One collector of several (edumon.cluster.member.ClusterMember): the edumon_cluster_*
+    self-metrics."""
+
+    @property
+    def me(self) -> str: ...
+
+    @property
+    def shards_total(self) -> int: ...
+
+    @property
+    def active(self) -> frozenset[int]: ...
+
+    @property
+    def stats(self) -> ClusterStats: ...

@@ -12,7 +12,7 @@ from edumon.domain.schedule import NationalCalendar, Schedule
 from edumon.domain.state import NetworkState
 from edumon.domain.terminals import TerminalsState
 from edumon.gcpauses import GcPauses
-from edumon.ports import AccessView, IngestView, NotifierView, PollerView
+from edumon.ports import AccessView, ClusterView, IngestView, NotifierView, PollerView
 
 if TYPE_CHECKING:
     from edumon.sources.agent_reports import AgentReports
@@ -54,3 +54,6 @@ class Runtime:
     access: AccessView | None = None
     """The API's tokens and logins (set by the app); its refusals feed
     edumon_api_auth_failures_total."""
+    cluster: ClusterView | None = None
+    """This collector's membership of a cluster (docs/city-deployment.md); None: it runs
+    every school of the configuration."""

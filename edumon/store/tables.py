@@ -302,3 +302,28 @@ agent_reports = Table(
     PrimaryKeyConstraint("agent", "boot_id", "seq"),
     Index("ix_agent_reports_observed_at", "observed_at"),
 )
+
+# --- scale-out: shard leases and the collectors alive (migration 0007) ------------------------
+
+# One row per shard (edumon.cluster, docs/city-deployment.md). A collector holds a shard while
+# ``owner`` is its id and ``expires_at`` (Unix seconds by the database's clock) lies ahead; it
+# renews only while ``epoch`` is still the one it acquired (the fencing token), and a shard
+# whose lease ran out is taken by a conditional UPDATE, so two collectors never both win it.
+cluster_leases = Table(
+    "cluster_leases",
+    metadata,
+    Column("shard", Integer, primary_key=True, autoincrement=False),
+    Column("owner", Text, nullable=True),
+    Column("expires_at", Double, nullable=False),
+    Column("epoch", BigInteger, nullable=False),
+)
+
+# Every collector's heartbeat: how many are alive decides each one's fair share of shards.
+cluster_members = Table(
+    "cluster_members",
+    metadata,
+    Column("collector_id", Text, primary_key=True),
+    Column("started_at", Double, nullable=False),
+    Column("alive_until", Double, nullable=False),
+    Column("shards_held", Integer, nullable=False),
+)

@@ -113,6 +113,7 @@ class ProcessCollector:
         families.extend(self._notify())
         families.extend(self._gc())
         families.extend(self._access())
+        families.extend(self._cluster())
         for family in families:
             yield family.metric if isinstance(family, _Family) else family
 
@@ -528,6 +529,41 @@ class ProcessCollector:
         for reason, count in access.failures.items():
             failures.add(count, reason=reason)
         yield failures
+
+    def _cluster(self) -> Iterator[_Family]:
+        cluster = self._runtime.cluster
+        if cluster is None:
+            return  # one collector runs every school
+        stats = cluster.stats
+        info = _info("edumon_cluster", "This collector's id in its cluster.", "collector")
+        info.add(1, collector=cluster.me)
+        shards = _gauge("edumon_cluster_shards", "Shards the district's schools are hashed into.")
+        shards.add(cluster.shards_total)
+        held = _gauge(
+            "edumon_cluster_shards_held",
+            "Shards this collector runs now (the sum over collectors is the number of shards "
+            "unless one is being handed over).",
+        )
+        held.add(len(cluster.active))
+        alive = _gauge(
+            "edumon_cluster_collectors_alive", "Collectors whose heartbeat this one last saw."
+        )
+        alive.add(stats.live_collectors)
+        changes = _counter(
+            "edumon_cluster_shard_changes",
+            "Shards this collector took (taken), gave back to a newcomer (given_back), or "
+            "lost (lost: taken over, or its leases ran out while the database was unreachable).",
+            "change",
+        )
+        changes.add(stats.taken_total, change="taken")
+        changes.add(stats.given_back_total, change="given_back")
+        changes.add(stats.lost_total, change="lost")
+        failures = _counter(
+            "edumon_cluster_lease_round_failures",
+            "Lease rounds that failed (database unreachable or slower than half a lease).",
+        )
+        failures.add(stats.round_failures_total)
+        yield from (info, shards, held, alive, changes, failures)
 
 
 def _observe(family: HistogramMetricFamily, hist: DurationHistogram, *labels: str) -> None:

@@ -114,6 +114,9 @@ class MqttSettings:
         connect_timeout: Seconds for TCP, TLS, CONNACK and SUBACK together.
         reconnect_min_seconds: First retry delay after a failure (before jitter).
         reconnect_max_seconds: Cap of the exponentially growing retry delay.
+        clean_session: False keeps the session (subscriptions, QoS 1 messages queued while
+            disconnected) at the broker for ``client_id`` (needs a fixed ``client_id``).
+        schools: Only these schools' topics; None for every school of ``district``.
     """
 
     host: str = "127.0.0.1"
@@ -129,6 +132,8 @@ class MqttSettings:
     connect_timeout: float = 10.0
     reconnect_min_seconds: float = 1.0
     reconnect_max_seconds: float = 60.0
+    clean_session: bool = True
+    schools: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.password, str):
@@ -151,6 +156,11 @@ class MqttSettings:
             raise ConfigError("mqtt.connect_timeout must be positive")
         if not 0 < self.reconnect_min_seconds <= self.reconnect_max_seconds:
             raise ConfigError("mqtt.reconnect_min_seconds must be in (0, reconnect_max_seconds]")
+        if not self.clean_session and self.client_id is None:
+            raise ConfigError("mqtt: a persistent session (clean_session off) needs a client_id")
+        for school in self.schools or ():
+            if not is_valid_id(school):
+                raise ConfigError(f"mqtt.schools: {school!r} is not a valid id")
 
     @property
     def address(self) -> str:
@@ -288,10 +298,11 @@ class _Link:
             CallbackAPIVersion.VERSION2,
             client_id=client_id,
             protocol=MQTTProtocolVersion.MQTTv311,
-            # A clean session: heartbeats queued by the broker while the collector was away
-            # would arrive late and be stamped with the wrong receive time. Status topics are
-            # retained, so a new subscription gets the current state of every terminal.
-            clean_session=True,
+            # A clean session by default: heartbeats queued by the broker while the collector
+            # was away would arrive late and be stamped with the wrong receive time. Status
+            # topics are retained, so a new subscription gets the current state of every
+            # terminal. A cluster's shard sessions persist (docs/city-deployment.md).
+            clean_session=settings.clean_session,
             reconnect_on_failure=False,
         )
         client.connect_timeout = settings.connect_timeout
@@ -658,8 +669,9 @@ class MqttIngest:
         self._filters = [
             # Status topics are subscribed directly, never through $share: shared subscriptions
             # do not deliver retained messages.
-            (terminal_filter(KIND_STATUS, settings.district), settings.qos),
-            (terminal_filter(KIND_HEARTBEAT, settings.district), settings.qos),
+            (terminal_filter(kind, settings.district, school), settings.qos)
+            for school in (settings.schools if settings.schools is not None else ("+",))
+            for kind in (KIND_STATUS, KIND_HEARTBEAT)
         ]
         self._closing = asyncio.Event()
         self._link: _Link | None = None

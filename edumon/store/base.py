@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -17,7 +18,18 @@ from typing import Any, Self
 from alembic import command
 from alembic.config import Config as AlembicConfig
 from alembic.util.exc import CommandError
-from sqlalchemy import Connection, Engine, Insert, Row, Select, Table, create_engine, text
+from sqlalchemy import (
+    Connection,
+    Engine,
+    ExceptionContext,
+    Insert,
+    Row,
+    Select,
+    Table,
+    create_engine,
+    event,
+    text,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
@@ -76,6 +88,35 @@ SQLITE_READ_TIMEOUT_SECONDS = 1.0
 SQLITE_READERS = 2
 """SQLite connections kept open for the API's reads (beside the writer's)."""
 
+# SQLite errors after which a connection is not reused: one opened while the file could not be
+# written stays read-only for good, and one that met an I/O error is suspect. Recognised by
+# message, as both drivers (sqlite3, aiosqlite) report them.
+_SPOILED_SQLITE = ("readonly database", "disk I/O error", "unable to open database file")
+
+
+def no_mmap(dbapi_connection: Any, _record: Any) -> None:
+    """No memory-mapped I/O of a SQLite file, whatever the library's compiled-in default.
+
+    A mapped page the disk cannot supply (file truncated, disk failing) is a SIGBUS that kills
+    the process, where a read() is an error edumon reports (docs/storage.md).
+    """
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("PRAGMA mmap_size=0")
+    finally:
+        cursor.close()
+
+
+def drop_spoiled_sqlite_connections(context: ExceptionContext) -> None:
+    """A ``handle_error`` hook: a SQLite connection that met a disk failure is not reused.
+
+    Marked as a disconnect, the pool closes it (and those opened before it) instead of handing
+    it out again, so the writes that follow the disk's recovery get fresh, writable
+    connections.
+    """
+    if any(s in str(context.original_exception) for s in _SPOILED_SQLITE):
+        context.is_disconnect = True
+
 
 class StoreBase:
     """The engine and what every store operation shares; see ``Store``."""
@@ -99,6 +140,11 @@ class StoreBase:
         # (device, interface) pairs already in the interfaces table, so the hot path inserts
         # only interfaces it has not seen since start-up.
         self._seen_interfaces: set[tuple[str, str]] = set()
+        self.write_failing: str | None = None
+        """Why the last write failed (the database not named); None once a write succeeds
+        (and before any). Read by /readyz and ``edumon_store_available``."""
+        self.write_failing_since: float | None = None
+        """When the writes began failing (Unix seconds); None while they succeed."""
 
     @property
     def name(self) -> str:
@@ -132,6 +178,26 @@ class StoreBase:
             raise StoreError(
                 f"database {self._name}: {doing} failed: {reason(exc, self._password)}"
             ) from exc
+
+    @asynccontextmanager
+    async def _writing(self, doing: str) -> AsyncIterator[None]:
+        """``_guard`` for a write, remembering whether the database takes writes.
+
+        A disk that fails (read-only, full, an unwritable WAL) fails writes while reads and
+        pings still succeed: ``write_failing`` is what tells.
+        """
+        try:
+            async with self._guard(doing):
+                yield
+        except StoreError as exc:
+            if self.write_failing is None:
+                self.write_failing_since = time.time()
+            # Without the database's name: /readyz shows it to anyone, and a path or host
+            # is not theirs to see.
+            self.write_failing = str(exc).removeprefix(f"database {self._name}: ")
+            raise
+        self.write_failing = None
+        self.write_failing_since = None
 
     def _insert(self, table: Table) -> Any:
         """The dialect's INSERT, which offers ON CONFLICT on both backends."""
@@ -248,6 +314,8 @@ class StoreBase:
                 max_overflow=SQLITE_READERS,
                 connect_args={"timeout": SQLITE_READ_TIMEOUT_SECONDS},
             )
+            event.listen(reader, "connect", no_mmap)
+            event.listen(reader, "handle_error", drop_spoiled_sqlite_connections)
 
         async with self._guard(doing):
             with reader.connect() as conn:

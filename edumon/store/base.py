@@ -145,6 +145,8 @@ class StoreBase:
         (and before any). Read by /readyz and ``edumon_store_available``."""
         self.write_failing_since: float | None = None
         """When the writes began failing (Unix seconds); None while they succeed."""
+        self._file: tuple[Path, int, int] | None = None
+        """A SQLite file's path, device and inode as opened (``watch_file``)."""
 
     @property
     def name(self) -> str:
@@ -179,6 +181,35 @@ class StoreBase:
                 f"database {self._name}: {doing} failed: {reason(exc, self._password)}"
             ) from exc
 
+    def watch_file(self, path: Path) -> None:
+        """Refuse writes while ``path`` is not the SQLite file opened (``open_store`` calls it).
+
+        A database file removed or replaced under a running process stays open: writes would
+        go on into a file nobody can open again and be lost when edumon stops. Refused, they
+        wait in memory (bounded) and /readyz says why, until the file is put back.
+        """
+        found = path.stat()
+        self._file = (path, found.st_dev, found.st_ino)
+
+    def _check_file(self) -> None:
+        if self._file is None:
+            return
+        path, device, inode = self._file
+        try:
+            found = path.stat()
+        except OSError as exc:
+            found = None
+            cause = exc.strerror or type(exc).__name__
+        else:
+            cause = "another file is in its place"
+        if found is None or (found.st_dev, found.st_ino) != (device, inode):
+            raise StoreError(
+                f"database {self._name}: 数据库文件已被删除或替换，不再写入；请放回原文件 / the "
+                f"database file was removed or replaced while edumon had it open ({cause}): "
+                "not writing into a file that is no longer there; put it back (rows wait in "
+                "memory meanwhile)"
+            )
+
     @asynccontextmanager
     async def _writing(self, doing: str) -> AsyncIterator[None]:
         """``_guard`` for a write, remembering whether the database takes writes.
@@ -186,7 +217,13 @@ class StoreBase:
         A disk that fails (read-only, full, an unwritable WAL) fails writes while reads and
         pings still succeed: ``write_failing`` is what tells.
         """
+        if self.write_failing is not None and self._on_sqlite_file():
+            # SQLite opens a file it cannot write read-only, for good: a connection opened
+            # while the disk failed (by a read meanwhile) would fail the writes after its
+            # recovery. While writes fail, each one starts on fresh connections.
+            await self._engine.dispose()
         try:
+            self._check_file()
             async with self._guard(doing):
                 yield
         except StoreError as exc:
@@ -285,6 +322,12 @@ class StoreBase:
             return False
         return True
 
+    def _on_sqlite_file(self) -> bool:
+        """Whether the database is a SQLite file (not an in-memory SQLite database)."""
+        database = self._engine.url.database or ""
+        in_memory = database in ("", ":memory:") or database.startswith("file::memory:")
+        return self._dialect == "sqlite" and not in_memory
+
     async def _read_in_one_hop(self, doing: str, query: Select[Any]) -> list[Row[Any]]:
         """The rows of a bounded, indexed read the API serves while the event loop is busy.
 
@@ -298,9 +341,7 @@ class StoreBase:
         report's ``monitor_runs`` and ``rolled_up_days``: a handful of rows each).
         """
         url = self._engine.url
-        database = url.database or ""
-        in_memory = database in ("", ":memory:") or database.startswith("file::memory:")
-        if self._dialect != "sqlite" or in_memory:
+        if not self._on_sqlite_file():
             async with self._guard(doing), self._engine.connect() as conn:
                 return list((await conn.execute(query)).all())
         reader = self._sqlite_reader

@@ -94,11 +94,14 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     no_mmap(dbapi_connection, _record)
 
 
-def _make_parent_directory(database: str) -> None:
-    Path(database).resolve().parent.mkdir(parents=True, exist_ok=True)
+def _make_parent_directory(database: str) -> Path:
+    """The database file's absolute path, its directory created."""
+    path = Path(database).resolve()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
 
 
-def _held_exclusively(target: URL) -> URL:
+def _held_exclusively(target: URL, path: Path) -> URL:
     """A SQLite file's URL opened through the ``unix-excl`` VFS (``SQLITE_VFS``).
 
     In WAL mode SQLite otherwise maps the ``-shm`` file into memory; when that file becomes
@@ -115,7 +118,7 @@ def _held_exclusively(target: URL) -> URL:
     if "uri" not in query:
         query["uri"] = "true"
         # A URI filename: the absolute path, percent-encoded ("?" and "#" are its syntax).
-        database = "file:" + quote(str(Path(database).resolve()))
+        database = "file:" + quote(str(path))
     return target.set(database=database, query=query)
 
 
@@ -149,21 +152,23 @@ async def open_store(
         "hide_parameters": True,
         "json_serializer": functools.partial(json.dumps, ensure_ascii=False, default=str),
     }
+    watched: Path | None = None
     if is_sqlite:
         database = target.database or ""
         in_memory = database in ("", ":memory:") or database.startswith("file::memory:")
-        if not in_memory:
-            try:
-                await asyncio.to_thread(_make_parent_directory, database)
-            except OSError as exc:
-                raise StoreError(
-                    f"database {name}: cannot create its directory: {reason(exc, None)}"
-                ) from exc
         if in_memory:
             # One shared connection, or every checkout would see a different empty database.
             common["poolclass"] = StaticPool
         else:
-            target = _held_exclusively(target)
+            try:
+                path = await asyncio.to_thread(_make_parent_directory, database)
+            except OSError as exc:
+                raise StoreError(
+                    f"database {name}: cannot create its directory: {reason(exc, None)}"
+                ) from exc
+            if "uri" not in target.query:  # a plain path (a URI filename is the user's own)
+                watched = path
+            target = _held_exclusively(target, path)
         engine = create_async_engine(
             target, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}, **common
         )
@@ -188,6 +193,8 @@ async def open_store(
         if is_sqlite:
             await store.use_wal()
         await store.migrate()
+        if watched is not None:
+            store.watch_file(watched)
     except StoreError as exc:
         await engine.dispose()
         if is_sqlite and "database is locked" in str(exc):

@@ -6,6 +6,8 @@ The daemon-level tests are in tests/test_storage_faults.py.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import subprocess
 import sys
@@ -58,9 +60,8 @@ async def test_no_shared_memory_file_and_no_mapped_database(db: Path, store: Sto
         assert (await conn.execute(text("PRAGMA journal_mode"))).scalar() == "wal"
 
 
-async def test_another_process_cannot_open_the_database(db: Path, store: Store) -> None:
-    await store.write(events=[event(1)])
-    other = subprocess.run(
+def read_in_another_process(db: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
         [
             sys.executable,
             "-c",
@@ -72,6 +73,30 @@ async def test_another_process_cannot_open_the_database(db: Path, store: Store) 
         text=True,
         timeout=60,
     )
+
+
+def mount_tmpfs(where: Path, size: str) -> None:
+    where.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)], check=True)
+
+
+def unmount(where: Path) -> None:
+    subprocess.run(["umount", "-l", str(where)], check=False, timeout=30)
+
+
+def fill(disk: Path) -> Path:
+    """Take every free byte of ``disk`` with one file."""
+    filler = disk / "filler"
+    with filler.open("wb") as out, contextlib.suppress(OSError):
+        while True:
+            out.write(b"\0" * 65536)
+            out.flush()
+    return filler
+
+
+async def test_another_process_cannot_open_the_database(db: Path, store: Store) -> None:
+    await store.write(events=[event(1)])
+    other = await asyncio.to_thread(read_in_another_process, db)
     assert other.returncode != 0
     assert "database is locked" in other.stderr
 
@@ -120,14 +145,14 @@ async def test_a_database_file_removed_or_replaced_is_not_written(
 ) -> None:
     await store.write(events=[event(1)])
     aside = tmp_path / "aside.db"
-    db.rename(aside)
+    os.rename(db, aside)
     with pytest.raises(StoreError, match="removed or replaced"):
         await store.write(events=[event(2)])
     assert store.write_failing is not None
-    db.write_bytes(b"")  # another file in its place
+    os.close(os.open(db, os.O_CREAT | os.O_WRONLY))  # another file in its place
     with pytest.raises(StoreError, match="another file is in its place"):
         await store.write(events=[event(2)])
-    aside.replace(db)
+    os.replace(aside, db)
     await store.write(events=[event(2)])
     assert store.write_failing is None
     assert [e.message for e in await store.events()] == ["reboot 2", "reboot 1"]
@@ -135,26 +160,21 @@ async def test_a_database_file_removed_or_replaced_is_not_written(
 
 async def test_a_full_disk_fails_writes_until_there_is_room(tmp_path: Path) -> None:
     disk = tmp_path / "disk"
-    disk.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(disk)], check=True)
+    await asyncio.to_thread(mount_tmpfs, disk, "4m")
     try:
         store = await open_store(f"sqlite:///{disk / 'edumon.db'}", timeout_seconds=15)
         try:
             await store.write(events=[event(1)])
-            filler = disk / "filler"
-            with filler.open("wb") as out, pytest.raises(OSError, match="No space"):
-                while True:
-                    out.write(b"\0" * 65536)
-                    out.flush()
+            filler = await asyncio.to_thread(fill, disk)
             big = [event(n) for n in range(2, 2000)]
             with pytest.raises(StoreError, match="full"):
                 await store.write(events=big)
             assert store.write_failing is not None
-            filler.unlink()
+            os.unlink(filler)
             await store.write(events=big)
             assert store.write_failing is None
             assert len(await store.events(limit=5000)) == 1 + len(big)
         finally:
             await store.aclose()
     finally:
-        subprocess.run(["umount", "-l", str(disk)], check=False, timeout=30)
+        await asyncio.to_thread(unmount, disk)

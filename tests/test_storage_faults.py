@@ -33,6 +33,8 @@ from tests.fixtures.private_postgres import PrivatePostgres
 
 DISTRICT = "sf"
 TERMINALS = [f"T{i}" for i in range(1, 5)]
+LATE_TERMINALS = [f"T{i}" for i in range(5, 9)]
+"""Heard from first during the fault: their coming online is an event while writes fail."""
 PUBLISH_EVERY_SECONDS = 0.05
 START_SECONDS = 60.0
 STOP_SECONDS = 60.0
@@ -42,7 +44,7 @@ FAULT_SECONDS = 8.0
 def config_text(storage_url: str, api_port: int, mqtt_port: int) -> str:
     rooms = "\n".join(
         f'[[schools.classrooms]]\nid = "S1-{t}"\nname = "教室 {t}"\nterminal = "{t}"\n'
-        for t in TERMINALS
+        for t in TERMINALS + LATE_TERMINALS
     )
     return f"""
 [district]
@@ -160,10 +162,13 @@ class Publisher:
     published: int = 0
     seq: dict[str, int] = field(default_factory=lambda: dict.fromkeys(TERMINALS, 0))
 
+    def add_late_terminals(self) -> None:
+        self.seq.update(dict.fromkeys(LATE_TERMINALS, 0))
+
     async def run(self, stop: asyncio.Event) -> None:
         async with aiomqtt.Client("127.0.0.1", self.port, identifier="storage-faults") as client:
             while not stop.is_set():
-                for terminal in TERMINALS:
+                for terminal in list(self.seq):
                     self.seq[terminal] += 1
                     seq = self.seq[terminal]
                     beat = heartbeat(
@@ -210,13 +215,15 @@ class Outage:
 
 
 async def through_outage(daemon: Daemon, publisher: Publisher, hold: float) -> Outage:
-    """Wait for the daemon to notice the failure, keep publishing ``hold`` s more, watching."""
+    """Wait for the daemon to notice the failure, keep publishing ``hold`` s more, watching;
+    terminals not heard from before come online meanwhile (events while writes fail)."""
 
     async def noticed() -> dict[str, float] | None:
         figures = await metrics(daemon)
         return figures if figures.get("edumon_store_available") == 0 else None
 
     await until("edumon_store_available 0", noticed, daemon, 60)
+    publisher.add_late_terminals()
     async with httpx.AsyncClient(timeout=15) as http:
         response = await http.get(f"{daemon.base}/readyz")
     peak = 0.0
@@ -268,11 +275,15 @@ async def stop_daemon(daemon: Daemon) -> None:
     assert code == 0, f"edumon exited {code}:\n{tail}"
 
 
-def report(kind: str, published: int, accepted: float, stored: int, outage: Outage) -> None:
-    lost = published - stored
+def report(
+    kind: str, published: int, figures: dict[str, float], stored: tuple[int, int], outage: Outage
+) -> None:
+    accepted = figures["edumon_collector_terminal_messages_total"]
+    events = total(figures, "edumon_collector_events_total")
     print(
         f"\n[{kind}] heartbeats published {published}, accepted {accepted:.0f}, "
-        f"stored {stored}, lost {lost}; during the fault: /readyz {outage.readyz}, "
+        f"stored {stored[0]}, lost {published - stored[0]}; events recorded {events:.0f}, "
+        f"stored {stored[1]}; during the fault: /readyz {outage.readyz}, "
         f"edumon_store_available {outage.available:.0f}, write failures "
         f"{outage.failures:.0f}, pending rows up to {outage.pending_peak:.0f}"
     )
@@ -350,13 +361,7 @@ async def test_sqlite_failing_under_the_daemon_loses_nothing(tmp_path: Path, fau
             await stop_daemon(daemon)
         samples, events = sqlite_counts(db)
 
-    report(
-        f"sqlite {fault}",
-        publisher.published,
-        figures["edumon_collector_terminal_messages_total"],
-        samples,
-        outage,
-    )
+    report(f"sqlite {fault}", publisher.published, figures, (samples, events), outage)
     assert outage.readyz == 503
     assert "database writes are failing" in outage.detail
     assert str(tmp_path) not in outage.detail
@@ -366,6 +371,7 @@ async def test_sqlite_failing_under_the_daemon_loses_nothing(tmp_path: Path, fau
     assert total(figures, "edumon_collector_dropped_total") == 0
     assert samples == publisher.published
     assert events == total(figures, "edumon_collector_events_total")
+    assert events >= len(TERMINALS + LATE_TERMINALS)  # each came online
 
 
 @pytest.mark.timeout(300)
@@ -399,13 +405,7 @@ async def test_postgresql_restarted_under_the_daemon_loses_nothing(tmp_path: Pat
     finally:
         await asyncio.to_thread(server.remove)
 
-    report(
-        "postgresql restart",
-        publisher.published,
-        figures["edumon_collector_terminal_messages_total"],
-        samples,
-        outage,
-    )
+    report("postgresql restart", publisher.published, figures, (samples, events), outage)
     assert outage.readyz == 503
     assert outage.available == 0
     assert outage.failures >= 1
@@ -413,3 +413,4 @@ async def test_postgresql_restarted_under_the_daemon_loses_nothing(tmp_path: Pat
     assert total(figures, "edumon_collector_dropped_total") == 0
     assert samples == publisher.published
     assert events == total(figures, "edumon_collector_events_total")
+    assert events >= len(TERMINALS + LATE_TERMINALS)  # each came online

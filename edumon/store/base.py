@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -143,8 +142,6 @@ class StoreBase:
         self.write_failing: str | None = None
         """Why the last write failed (the database not named); None once a write succeeds
         (and before any). Read by /readyz and ``edumon_store_available``."""
-        self.write_failing_since: float | None = None
-        """When the writes began failing (Unix seconds); None while they succeed."""
         self._file: tuple[Path, int, int] | None = None
         """A SQLite file's path, device and inode as opened (``watch_file``)."""
 
@@ -227,14 +224,11 @@ class StoreBase:
             async with self._guard(doing):
                 yield
         except StoreError as exc:
-            if self.write_failing is None:
-                self.write_failing_since = time.time()
             # Without the database's name: /readyz shows it to anyone, and a path or host
             # is not theirs to see.
             self.write_failing = str(exc).removeprefix(f"database {self._name}: ")
             raise
         self.write_failing = None
-        self.write_failing_since = None
 
     def _insert(self, table: Table) -> Any:
         """The dialect's INSERT, which offers ON CONFLICT on both backends."""

@@ -184,8 +184,14 @@ class StoreBase:
         A database file removed or replaced under a running process stays open: writes would
         go on into a file nobody can open again and be lost when edumon stops. Refused, they
         wait in memory (bounded) and /readyz says why, until the file is put back.
+
+        Raises:
+            StoreError: ``path`` cannot be found.
         """
-        found = path.stat()
+        try:
+            found = path.stat()
+        except OSError as exc:
+            raise StoreError(f"database {self._name}: {reason(exc, None)}") from exc
         self._file = (path, found.st_dev, found.st_ino)
 
     def _check_file(self) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import faulthandler
 import logging
 import signal
 import sys
@@ -41,6 +42,12 @@ def _use_log_format(log_format: LogFormat) -> None:
 
 
 def _run_until_signal(main: Callable[[asyncio.Event], Awaitable[None]]) -> None:
+    # A fatal signal (SIGBUS, SIGSEGV) in C code leaves the Python stacks on stderr, not only
+    # an exit status (docs/storage.md: SQLite and SIGBUS). Not where stderr is no file.
+    if not faulthandler.is_enabled():
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            faulthandler.enable()
+
     async def wrapper() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()

@@ -574,6 +574,15 @@ class Collector:
             self._pending.put_back(batch)
             self.stats.write_failures_total += 1
             self.stats.pending_rows = len(self._pending)
+            if everything:
+                # The last write, on shutdown (drain): what it could not store is lost.
+                log.error(
+                    "store write failed on shutdown: %d accepted rows (%d events) not stored: %s",
+                    len(self._pending),
+                    len(self._pending.events),
+                    exc,
+                )
+                return False
             log.warning("store write failed, %d rows kept for retry: %s", len(self._pending), exc)
             return False
         except BaseException:

@@ -17,7 +17,18 @@ from typing import Any, Self
 from alembic import command
 from alembic.config import Config as AlembicConfig
 from alembic.util.exc import CommandError
-from sqlalchemy import Connection, Engine, Insert, Row, Select, Table, create_engine, text
+from sqlalchemy import (
+    Connection,
+    Engine,
+    ExceptionContext,
+    Insert,
+    Row,
+    Select,
+    Table,
+    create_engine,
+    event,
+    text,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
@@ -76,6 +87,35 @@ SQLITE_READ_TIMEOUT_SECONDS = 1.0
 SQLITE_READERS = 2
 """SQLite connections kept open for the API's reads (beside the writer's)."""
 
+# SQLite errors after which a connection is not reused: one opened while the file could not be
+# written stays read-only for good, and one that met an I/O error is suspect. Recognised by
+# message, as both drivers (sqlite3, aiosqlite) report them.
+_SPOILED_SQLITE = ("readonly database", "disk I/O error", "unable to open database file")
+
+
+def no_mmap(dbapi_connection: Any, _record: Any) -> None:
+    """No memory-mapped I/O of a SQLite file, whatever the library's compiled-in default.
+
+    A mapped page the disk cannot supply (file truncated, disk failing) is a SIGBUS that kills
+    the process, where a read() is an error edumon reports (docs/storage.md).
+    """
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("PRAGMA mmap_size=0")
+    finally:
+        cursor.close()
+
+
+def drop_spoiled_sqlite_connections(context: ExceptionContext) -> None:
+    """A ``handle_error`` hook: a SQLite connection that met a disk failure is not reused.
+
+    Marked as a disconnect, the pool closes it (and those opened before it) instead of handing
+    it out again, so the writes that follow the disk's recovery get fresh, writable
+    connections.
+    """
+    if any(s in str(context.original_exception) for s in _SPOILED_SQLITE):
+        context.is_disconnect = True
+
 
 class StoreBase:
     """The engine and what every store operation shares; see ``Store``."""
@@ -99,6 +139,11 @@ class StoreBase:
         # (device, interface) pairs already in the interfaces table, so the hot path inserts
         # only interfaces it has not seen since start-up.
         self._seen_interfaces: set[tuple[str, str]] = set()
+        self.write_failing: str | None = None
+        """Why the last write failed (the database not named); None once a write succeeds
+        (and before any). Read by /readyz and ``edumon_store_available``."""
+        self._file: tuple[Path, int, int] | None = None
+        """A SQLite file's path, device and inode as opened (``watch_file``)."""
 
     @property
     def name(self) -> str:
@@ -132,6 +177,64 @@ class StoreBase:
             raise StoreError(
                 f"database {self._name}: {doing} failed: {reason(exc, self._password)}"
             ) from exc
+
+    def watch_file(self, path: Path) -> None:
+        """Refuse writes while ``path`` is not the SQLite file opened (``open_store`` calls it).
+
+        A database file removed or replaced under a running process stays open: writes would
+        go on into a file nobody can open again and be lost when edumon stops. Refused, they
+        wait in memory (bounded) and /readyz says why, until the file is put back.
+
+        Raises:
+            StoreError: ``path`` cannot be found.
+        """
+        try:
+            found = path.stat()
+        except OSError as exc:
+            raise StoreError(f"database {self._name}: {reason(exc, None)}") from exc
+        self._file = (path, found.st_dev, found.st_ino)
+
+    def _check_file(self) -> None:
+        if self._file is None:
+            return
+        path, device, inode = self._file
+        try:
+            found = path.stat()
+        except OSError as exc:
+            found = None
+            cause = exc.strerror or type(exc).__name__
+        else:
+            cause = "another file is in its place"
+        if found is None or (found.st_dev, found.st_ino) != (device, inode):
+            raise StoreError(
+                f"database {self._name}: 数据库文件已被删除或替换，不再写入；请放回原文件 / the "
+                f"database file was removed or replaced while edumon had it open ({cause}): "
+                "not writing into a file that is no longer there; put it back (rows wait in "
+                "memory meanwhile)"
+            )
+
+    @asynccontextmanager
+    async def _writing(self, doing: str) -> AsyncIterator[None]:
+        """``_guard`` for a write, remembering whether the database takes writes.
+
+        A disk that fails (read-only, full, an unwritable WAL) fails writes while reads and
+        pings still succeed: ``write_failing`` is what tells.
+        """
+        if self.write_failing is not None and self._on_sqlite_file():
+            # SQLite opens a file it cannot write read-only, for good: a connection opened
+            # while the disk failed (by a read meanwhile) would fail the writes after its
+            # recovery. While writes fail, each one starts on fresh connections.
+            await self._engine.dispose()
+        try:
+            self._check_file()
+            async with self._guard(doing):
+                yield
+        except StoreError as exc:
+            # Without the database's name: /readyz shows it to anyone, and a path or host
+            # is not theirs to see.
+            self.write_failing = str(exc).removeprefix(f"database {self._name}: ")
+            raise
+        self.write_failing = None
 
     def _insert(self, table: Table) -> Any:
         """The dialect's INSERT, which offers ON CONFLICT on both backends."""
@@ -219,6 +322,12 @@ class StoreBase:
             return False
         return True
 
+    def _on_sqlite_file(self) -> bool:
+        """Whether the database is a SQLite file (not an in-memory SQLite database)."""
+        database = self._engine.url.database or ""
+        in_memory = database in ("", ":memory:") or database.startswith("file::memory:")
+        return self._dialect == "sqlite" and not in_memory
+
     async def _read_in_one_hop(self, doing: str, query: Select[Any]) -> list[Row[Any]]:
         """The rows of a bounded, indexed read the API serves while the event loop is busy.
 
@@ -232,9 +341,7 @@ class StoreBase:
         report's ``monitor_runs`` and ``rolled_up_days``: a handful of rows each).
         """
         url = self._engine.url
-        database = url.database or ""
-        in_memory = database in ("", ":memory:") or database.startswith("file::memory:")
-        if self._dialect != "sqlite" or in_memory:
+        if not self._on_sqlite_file():
             async with self._guard(doing), self._engine.connect() as conn:
                 return list((await conn.execute(query)).all())
         reader = self._sqlite_reader
@@ -248,6 +355,8 @@ class StoreBase:
                 max_overflow=SQLITE_READERS,
                 connect_args={"timeout": SQLITE_READ_TIMEOUT_SECONDS},
             )
+            event.listen(reader, "connect", no_mmap)
+            event.listen(reader, "handle_error", drop_spoiled_sqlite_connections)
 
         async with self._guard(doing):
             with reader.connect() as conn:

@@ -8,6 +8,7 @@ import json
 import re
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from pydantic import SecretStr
 from sqlalchemy import event
@@ -17,7 +18,13 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import StaticPool
 
 from edumon.errors import StoreError
-from edumon.store.base import DEFAULT_TIMEOUT_SECONDS, MIGRATIONS_DIR, reason
+from edumon.store.base import (
+    DEFAULT_TIMEOUT_SECONDS,
+    MIGRATIONS_DIR,
+    drop_spoiled_sqlite_connections,
+    no_mmap,
+    reason,
+)
 from edumon.store.reads import StoreReads
 from edumon.store.reports import StoreReports
 from edumon.store.writes import StoreWrites
@@ -26,6 +33,9 @@ __all__ = ["MIGRATIONS_DIR", "Store", "async_url", "open_store"]
 
 CONNECT_TIMEOUT_SECONDS = 10.0
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+SQLITE_VFS = "unix-excl"
+"""SQLite's VFS for a database file: one process holds it, the WAL index lives in that
+process's heap, never in a mapped ``-shm`` file (docs/storage.md, "SQLite and a failing disk")."""
 
 
 def _redact_text(url: str) -> str:
@@ -81,10 +91,35 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
         cursor.execute("PRAGMA foreign_keys=ON")
     finally:
         cursor.close()
+    no_mmap(dbapi_connection, _record)
 
 
-def _make_parent_directory(database: str) -> None:
-    Path(database).resolve().parent.mkdir(parents=True, exist_ok=True)
+def _make_parent_directory(database: str) -> Path:
+    """The database file's absolute path, its directory created."""
+    path = Path(database).resolve()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _held_exclusively(target: URL, path: Path) -> URL:
+    """A SQLite file's URL opened through the ``unix-excl`` VFS (``SQLITE_VFS``).
+
+    In WAL mode SQLite otherwise maps the ``-shm`` file into memory; when that file becomes
+    unwritable (``chattr +i``), is truncated, or its disk fails, the next touch of the mapping
+    is a SIGBUS that kills the daemon with everything it held. Through ``unix-excl`` the
+    process takes the database for itself and keeps the WAL index in its heap: the API's
+    readers are connections of the same process and still read beside the writer; another
+    process (a second daemon, ``edumon report`` on the same file) is refused with "database is
+    locked" instead.
+    """
+    query = dict(target.query)
+    query.setdefault("vfs", SQLITE_VFS)
+    database = target.database or ""
+    if "uri" not in query:
+        query["uri"] = "true"
+        # A URI filename: the absolute path, percent-encoded ("?" and "#" are its syntax).
+        database = "file:" + quote(str(path))
+    return target.set(database=database, query=query)
 
 
 async def open_store(
@@ -117,23 +152,28 @@ async def open_store(
         "hide_parameters": True,
         "json_serializer": functools.partial(json.dumps, ensure_ascii=False, default=str),
     }
+    watched: Path | None = None
     if is_sqlite:
         database = target.database or ""
         in_memory = database in ("", ":memory:") or database.startswith("file::memory:")
-        if not in_memory:
+        if in_memory:
+            # One shared connection, or every checkout would see a different empty database.
+            common["poolclass"] = StaticPool
+        else:
             try:
-                await asyncio.to_thread(_make_parent_directory, database)
+                path = await asyncio.to_thread(_make_parent_directory, database)
             except OSError as exc:
                 raise StoreError(
                     f"database {name}: cannot create its directory: {reason(exc, None)}"
                 ) from exc
-        if in_memory:
-            # One shared connection, or every checkout would see a different empty database.
-            common["poolclass"] = StaticPool
+            if "uri" not in target.query:  # a plain path (a URI filename is the user's own)
+                watched = path
+            target = _held_exclusively(target, path)
         engine = create_async_engine(
             target, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}, **common
         )
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        event.listen(engine.sync_engine, "handle_error", drop_spoiled_sqlite_connections)
     else:
         engine = create_async_engine(
             target,
@@ -153,6 +193,18 @@ async def open_store(
         if is_sqlite:
             await store.use_wal()
         await store.migrate()
+        if watched is not None:
+            store.watch_file(watched)
+    except StoreError as exc:
+        await engine.dispose()
+        if is_sqlite and "database is locked" in str(exc):
+            raise StoreError(
+                f"{exc}: 另一个进程（正在运行的 edumon？）独占着这个 SQLite 数据库；请先停止它，"
+                "或改用 API（如 GET /api/v1/reports/monthly）/ another process (a running "
+                "edumon?) holds this SQLite database for itself (docs/storage.md); stop it "
+                "first, or ask its API (e.g. GET /api/v1/reports/monthly)"
+            ) from exc
+        raise
     except BaseException:
         await engine.dispose()
         raise

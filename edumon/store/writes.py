@@ -308,7 +308,7 @@ class StoreWrites(StoreBase):
         )
         if total == 0:
             return
-        async with self._guard(f"writing {total} rows"), self._engine.begin() as conn:
+        async with self._writing(f"writing {total} rows"), self._engine.begin() as conn:
             for stmt, rows in (
                 (self._rollup_upsert(), iface_rows),
                 (self._insert_ignore(t.device_samples), device_rows),
@@ -387,7 +387,7 @@ class StoreWrites(StoreBase):
             return
         stmt = self._upsert(t.classroom_availability_daily)
         async with (
-            self._guard(f"writing {len(values)} availability rows"),
+            self._writing(f"writing {len(values)} availability rows"),
             self._engine.begin() as conn,
         ):
             for chunk in chunks(values, WRITE_CHUNK_ROWS):
@@ -400,7 +400,7 @@ class StoreWrites(StoreBase):
             StoreError: the database failed.
         """
         stmt = t.monitor_runs.insert().values(started_at=to_db(at), alive_until=to_db(at))
-        async with self._guard("recording the monitoring run"), self._engine.begin() as conn:
+        async with self._writing("recording the monitoring run"), self._engine.begin() as conn:
             result = await conn.execute(stmt.returning(t.monitor_runs.c.id))
             return int(result.scalar_one())
 
@@ -412,7 +412,7 @@ class StoreWrites(StoreBase):
         """
         c = t.monitor_runs.c
         stmt = update(t.monitor_runs).where(c.id == run).values(alive_until=to_db(at))
-        async with self._guard("recording the monitoring run"), self._engine.begin() as conn:
+        async with self._writing("recording the monitoring run"), self._engine.begin() as conn:
             await conn.execute(stmt)
 
     async def prune(self, now: float, retention_seconds: float) -> int:
@@ -434,7 +434,7 @@ class StoreWrites(StoreBase):
             raise ValueError("retention_seconds must be positive")
         cutoff = to_db(now - retention_seconds)
         deleted = 0
-        async with self._guard("pruning old samples"), self._engine.begin() as conn:
+        async with self._writing("pruning old samples"), self._engine.begin() as conn:
             for table, at in (
                 (t.interface_rollups, t.interface_rollups.c.bucket_start),
                 (t.device_samples, t.device_samples.c.at),

@@ -107,9 +107,15 @@ def create_app(runtime: Runtime, *, clock: Callable[[], float] = time.time) -> F
                 ok = await runtime.store.ping()
         except TimeoutError:
             ok = False
-        if ok:
+        failing = runtime.store.write_failing
+        if ok and failing is None:
             return s.Health(status="ready")
-        body = s.Health(status="unavailable", detail="the database is unreachable")
+        detail = "the database is unreachable"
+        if ok:
+            # Reads answer but writes fail (a disk read-only, full, or an unwritable WAL):
+            # what arrives waits in memory, bounded (docs/storage.md).
+            detail = f"数据库写入失败 / database writes are failing: {failing}"
+        body = s.Health(status="unavailable", detail=detail)
         return JSONResponse(body.model_dump(), status_code=503)
 
     @app.get("/metrics", include_in_schema=False)

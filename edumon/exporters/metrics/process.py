@@ -297,7 +297,13 @@ class ProcessCollector:
             "edumon_store_pending_rows", "Rows accepted but not yet written to the database."
         )
         pending.add(stats.pending_rows)
-        yield from (failures, rows, pruned, pending)
+        available = _gauge(
+            "edumon_store_available",
+            "1 while the database takes writes, 0 since a write failed (until one succeeds); "
+            "rows meanwhile wait in memory (edumon_store_pending_rows).",
+        )
+        available.add(0 if self._runtime.store.write_failing is not None else 1)
+        yield from (failures, rows, pruned, pending, available)
         if stats.last_write_ok_at is not None:
             last = _gauge(
                 "edumon_store_last_write_success_timestamp_seconds",

@@ -1,7 +1,7 @@
-"""Copy edumon/wire.py into the agent package (``--check``: only report whether they differ).
+"""Copy edumon/wire.py and edumon/spool.py into the agent package (``--check``: only report).
 
-The agent ships without the edumon package, so it carries a byte-identical copy of the wire
-protocol module; run this after every change to ``edumon/wire.py``.
+The agent ships without the edumon package, so it carries byte-identical copies of the wire
+protocol module and of the disk spool; run this after every change to either original.
 """
 
 from __future__ import annotations
@@ -12,24 +12,28 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-ORIGINAL = HERE.parent.parent / "edumon" / "wire.py"
-COPY = HERE / "edumon_terminal_agent" / "wire.py"
+SHARED = ("wire.py", "spool.py")
+ORIGINALS = HERE.parent.parent / "edumon"
+COPIES = HERE / "edumon_terminal_agent"
 
 
 def main() -> int:
-    """Copy, or with ``--check`` exit 1 when the copy is stale."""
+    """Copy, or with ``--check`` exit 1 when a copy is stale."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="compare only; exit 1 if different")
     args = parser.parse_args()
-    same = COPY.is_file() and COPY.read_bytes() == ORIGINAL.read_bytes()
-    if args.check:
-        if not same:
-            sys.stderr.write(f"{COPY} differs from {ORIGINAL}: run {Path(__file__).name}\n")
-        return 0 if same else 1
-    if not same:
-        shutil.copyfile(ORIGINAL, COPY)
-        sys.stderr.write(f"updated {COPY}\n")
-    return 0
+    stale = 0
+    for name in SHARED:
+        original, copy = ORIGINALS / name, COPIES / name
+        if copy.is_file() and copy.read_bytes() == original.read_bytes():
+            continue
+        stale += 1
+        if args.check:
+            sys.stderr.write(f"{copy} differs from {original}: run {Path(__file__).name}\n")
+        else:
+            shutil.copyfile(original, copy)
+            sys.stderr.write(f"updated {copy}\n")
+    return 1 if args.check and stale else 0
 
 
 if __name__ == "__main__":

@@ -30,7 +30,7 @@ from edumon.domain.models import Observation
 from edumon.school_agent.config import AgentConfig
 from edumon.school_agent.probes import probe
 from edumon.sources.snmp.poller import SnmpPoller
-from edumon.spool import Spool
+from edumon.spool import Spool, SpoolError
 from edumon.wire import (
     KIND_POLL,
     KIND_STATUS,
@@ -58,6 +58,8 @@ class AgentStats:
     """The agent's own counts (logged; its status payload carries the spool's)."""
 
     polls_spooled: int = 0
+    spool_errors: int = 0
+    """Polls the spool could not keep (disk full, read-only): lost, and logged."""
     published: int = 0
     acked: int = 0
     historical_sent: int = 0
@@ -117,7 +119,15 @@ class SchoolAgent:
             historical=False,
             observation=obs,
         )
-        spool_id = self.spool.put(self._poll_topic, encode_poll(report))
+        try:
+            spool_id = self.spool.put(self._poll_topic, encode_poll(report))
+        except SpoolError as exc:
+            # The poll is lost, and said so: the collector sees the gap in seq as loss too.
+            self.stats.spool_errors += 1
+            log.error(
+                "轮询结果无法写入缓存，已丢失 / poll %d not spooled, lost: %s", report.seq, exc
+            )
+            return
         self._latest[key] = self._last_put = spool_id
         self.stats.polls_spooled += 1
         self._wake.set()
@@ -383,7 +393,10 @@ class _Link:
     def acked(self, mid: int) -> None:
         spool_id = self.inflight.pop(mid, None)
         if spool_id:
-            self.spool.ack(spool_id)
+            try:
+                self.spool.ack(spool_id)
+            except SpoolError as exc:  # it stays spooled and is sent again; the collector dedups
+                log.warning("acknowledged poll not removed from the spool: %s", exc)
         self._room.set()
 
     def check(self) -> None:

@@ -443,6 +443,14 @@ def test_agent_copy_of_the_wire_module_is_identical() -> None:
     assert copy == original, "run: python agents/terminal/sync_wire.py"
 
 
+def test_agent_copy_of_the_spool_module_is_identical() -> None:
+    # One spool for both agents: the school agent imports edumon/spool.py, the terminal agent
+    # carries this copy.
+    original = (REPO / "edumon" / "spool.py").read_bytes()
+    copy = (AGENT_DIR / "edumon_terminal_agent" / "spool.py").read_bytes()
+    assert copy == original, "run: python agents/terminal/sync_wire.py"
+
+
 def test_sync_script_check_mode_agrees() -> None:
     result = subprocess.run(
         [sys.executable, str(AGENT_DIR / "sync_wire.py"), "--check"],

@@ -1,5 +1,9 @@
 """A bounded disk spool of MQTT messages: SQLite in WAL mode, standard library only.
 
+One module for both agents: ``edumon/spool.py`` is the original (the school agent imports it),
+and the terminal agent, which ships without the edumon package, carries a byte-identical copy
+made by ``agents/terminal/sync_wire.py`` (a test fails when the two differ).
+
 Messages wait here while the broker is unreachable and leave only when the broker has
 acknowledged them (``ack``). The spool is bounded in bytes: when a new message does not fit, the
 oldest ones are dropped and counted (``dropped``, kept in the file too). Each ``put`` is one
@@ -13,6 +17,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,9 +52,12 @@ class SpoolError(Exception):
 
 
 class Spool:
-    """Messages waiting for the broker, oldest first. Not thread-safe: one thread uses it."""
+    """Messages waiting for the broker, oldest first.
 
-    def __init__(self, path: Path, max_bytes: int) -> None:
+    Thread-safe: one connection behind a lock (an MQTT client acknowledges from its own thread).
+    """
+
+    def __init__(self, path: Path | str, max_bytes: int) -> None:
         """Open (or create) the spool at ``path``.
 
         A file that is not a SQLite database (or is corrupt) is renamed aside
@@ -62,8 +70,10 @@ class Spool:
         """
         if max_bytes < MIN_MAX_BYTES:
             raise ValueError(f"max_bytes must be at least {MIN_MAX_BYTES}, not {max_bytes}")
+        path = Path(path)
         self.path = path
         self.max_bytes = max_bytes
+        self._lock = threading.RLock()
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             try:
@@ -86,7 +96,7 @@ class Spool:
 
     @staticmethod
     def _open(path: Path) -> sqlite3.Connection:
-        db = sqlite3.connect(str(path), isolation_level=None, timeout=5.0)
+        db = sqlite3.connect(str(path), isolation_level=None, timeout=5.0, check_same_thread=False)
         try:
             db.execute("PRAGMA journal_mode=WAL")
             # FULL in WAL mode: every commit is on the disk before put() returns (a classroom
@@ -103,6 +113,16 @@ class Spool:
     def __len__(self) -> int:
         """Messages waiting."""
         return self._count
+
+    @property
+    def pending(self) -> int:
+        """Messages waiting (not yet acknowledged): ``len(spool)``."""
+        return self._count
+
+    @property
+    def pending_bytes(self) -> int:
+        """Counted bytes waiting: ``used_bytes``."""
+        return self._bytes
 
     @property
     def used_bytes(self) -> int:
@@ -124,6 +144,10 @@ class Spool:
             SpoolError: The disk refused the write; the spool is as it was before the call.
         """
         size = len(topic.encode()) + len(payload) + ENTRY_OVERHEAD_BYTES
+        with self._lock:
+            return self._put(topic, payload, size)
+
+    def _put(self, topic: str, payload: bytes, size: int) -> int:
         db = self._db
         try:
             db.execute("BEGIN IMMEDIATE")
@@ -177,13 +201,29 @@ class Spool:
             SpoolError: The file cannot be read.
         """
         try:
-            rows = self._db.execute(
-                "SELECT id, topic, payload FROM spool WHERE id > ? ORDER BY id LIMIT ?",
-                (after, n),
-            ).fetchall()
+            with self._lock:
+                rows = self._db.execute(
+                    "SELECT id, topic, payload FROM spool WHERE id > ? ORDER BY id LIMIT ?",
+                    (after, n),
+                ).fetchall()
         except sqlite3.Error as exc:
             raise SpoolError(f"cannot read spool {self.path}: {exc}") from None
         return [Entry(entry_id, topic, bytes(payload)) for entry_id, topic, payload in rows]
+
+    def get(self, entry_id: int) -> Entry | None:
+        """One message by id, if it is still waiting.
+
+        Raises:
+            SpoolError: The file cannot be read.
+        """
+        try:
+            with self._lock:
+                row = self._db.execute(
+                    "SELECT id, topic, payload FROM spool WHERE id = ?", (entry_id,)
+                ).fetchall()
+        except sqlite3.Error as exc:
+            raise SpoolError(f"cannot read spool {self.path}: {exc}") from None
+        return Entry(row[0][0], row[0][1], bytes(row[0][2])) if row else None
 
     def ack(self, entry_id: int) -> bool:
         """Remove a message the broker acknowledged; False if it was not there (dropped, or
@@ -193,17 +233,27 @@ class Spool:
             SpoolError: The disk refused the write (the message stays and is sent again).
         """
         try:
-            row = self._db.execute(
-                "DELETE FROM spool WHERE id = ? RETURNING size", (entry_id,)
-            ).fetchone()
+            with self._lock:
+                # fetchall, not fetchone: a RETURNING statement not stepped to its end keeps
+                # its write transaction open, and the next put() would wait for it.
+                rows = self._db.execute(
+                    "DELETE FROM spool WHERE id = ? RETURNING size", (entry_id,)
+                ).fetchall()
+                if not rows:
+                    return False
+                self._bytes -= rows[0][0]
+                self._count -= 1
+                return True
         except sqlite3.Error as exc:
             raise SpoolError(f"cannot write spool {self.path}: {exc}") from None
-        if row is None:
-            return False
-        self._bytes -= row[0]
-        self._count -= 1
-        return True
 
     def close(self) -> None:
         """Close the file (checkpointing the WAL into it)."""
-        self._db.close()
+        with self._lock:
+            self._db.close()
+
+    def __enter__(self) -> Spool:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()

@@ -505,14 +505,15 @@ class TerminalsState:
             return ()  # nothing can be heard: silence says nothing
         events: list[Event] = []
         for st in self.terminals.values():
-            if st.last_seen is None or not (st.online or st.unknown_since is not None):
+            if not (st.online or st.unknown_since is not None):
                 continue
-            since = st.last_seen if st.watch_from is None else max(st.last_seen, st.watch_from)
-            if now - since <= timeout_seconds:
+            # Silence counts from the last sign of life, or from when the link came back.
+            marks = [t for t in (st.last_seen, st.watch_from) if t is not None]
+            if not marks or now - max(marks) <= timeout_seconds:
                 continue
             st.unknown_since = None
             st.watch_from = None
-            if st.online:
+            if st.online and st.last_seen is not None:
                 events.append(
                     self._go_offline(
                         st, "timeout", st.last_seen, now, silent_seconds=now - st.last_seen

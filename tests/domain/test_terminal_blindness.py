@@ -236,3 +236,17 @@ def test_a_session_that_goes_silent_later_is_taken_over() -> None:
     # Now only the other one speaks: it is the terminal.
     state.apply(hb("S1-1", 102, T0 - 898, boot="b0", bd=0), T0 + 61)
     assert st.session == ("b0", 0)
+
+
+def test_a_terminal_known_only_by_a_retained_will_is_not_unknown_for_ever() -> None:
+    state = TerminalsState(inventory(), will_hold_seconds=HOLD)
+    state.apply(status("S1-1", "offline", "will", 1, T0), T0)  # retained, at start
+    state.release(T0 + 1)
+    st = state.terminals[("S1", "S1-1")]
+    assert st.online is False
+    assert st.last_seen is None
+    state.go_blind(T0 + 5)
+    state.regain_sight(T0 + 10)
+    assert st.unknown_since is not None
+    state.expire(T0 + 10 + TIMEOUT + 1, TIMEOUT)
+    assert st.unknown_since is None

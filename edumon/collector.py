@@ -183,6 +183,7 @@ class Collector:
         max_write_rows: int = DEFAULT_MAX_WRITE_ROWS,
         will_hold_seconds: float | None = None,
         blind_grace_seconds: float = DEFAULT_BLIND_GRACE_SECONDS,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.state = state
         self.store = store
@@ -191,6 +192,7 @@ class Collector:
             # The daemon holds Wills (DEFAULT_WILL_HOLD_SECONDS); tests of one message at a
             # time count them at once.
             terminals.will_hold_seconds = will_hold_seconds
+            terminals.hold_clock = monotonic  # real time, whatever the wall clock does
         self.blind_grace_seconds = blind_grace_seconds
         self.link_down_since: float | None = None
         """Since when the broker link is down (or not yet up); None while it is up or when

@@ -30,6 +30,7 @@ def collector_of(config: Config, now: list[float]) -> Collector:
         clock=lambda: now[0],
         will_hold_seconds=0.5,
         blind_grace_seconds=10.0,
+        monotonic=lambda: now[0],
     )
 
 
@@ -124,7 +125,7 @@ async def test_a_will_with_the_link_up_counts_after_the_hold(config: Config) -> 
     collector.expire_terminals(link=link)
     await collector.flush()
     assert kinds(collector) == ["terminal_online"]
-    now[0] = 1001.6
+    now[0] = 1001.8  # held from when the collector applied it (1001.2), by real time
     collector.expire_terminals(link=link)
     await collector.flush()
     assert kinds(collector) == ["terminal_online", "terminal_offline"]

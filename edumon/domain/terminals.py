@@ -26,7 +26,7 @@ from the stored events; reports over past days use that, since memory does not s
 from __future__ import annotations
 
 from collections import OrderedDict, deque
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Final, Literal
@@ -406,8 +406,12 @@ class TerminalsState:
         """Messages that changed nothing, by reason (one of ``IGNORED_REASONS``)."""
         self.max_clock_skew_seconds = max_clock_skew_seconds
         self.will_hold_seconds = will_hold_seconds
-        self.held: dict[tuple[str, str], tuple[Status, float]] = {}
-        """Wills waiting ``will_hold_seconds`` before they count, with their receive times."""
+        self.held: dict[tuple[str, str], tuple[Status, float, float]] = {}
+        """Wills waiting ``will_hold_seconds`` before they count: each with its receive time and
+        when it was held by ``hold_clock``."""
+        self.hold_clock: Callable[[], float] | None = None
+        """What measures the hold (the collector passes a monotonic clock: the hold is about
+        the order of real events, the link drop and the Wills); None: the ``now`` passed in."""
         self.blind_since: float | None = None
         """Since when the collector is blind (its broker link is down); None while it hears."""
         self._burst_until = float("-inf")
@@ -465,7 +469,7 @@ class TerminalsState:
         if self.held:
             held = self.held.pop((st.school, st.terminal), None)
             if held is not None:  # it counts before anything newer from the same terminal
-                events = self._offline_status(st, *held)
+                events = self._offline_status(st, held[0], held[1])
         if type(msg) is Status and not msg.online:
             if msg.reason != "shutdown" and self.will_hold_seconds > 0:
                 return events + self._hold(st, msg, now)
@@ -551,10 +555,12 @@ class TerminalsState:
         """Count the Wills held for ``will_hold_seconds`` (dated when they arrived)."""
         if not self.held or self.blind_since is not None:
             return ()
-        due = [k for k, (_, at) in self.held.items() if now - at >= self.will_hold_seconds]
+        clock = now if self.hold_clock is None else self.hold_clock()
+        hold = self.will_hold_seconds
+        due = [k for k, (_, _, held_at) in self.held.items() if clock - held_at >= hold]
         events: list[Event] = []
         for key in due:
-            msg, at = self.held.pop(key)
+            msg, at, _ = self.held.pop(key)
             events.extend(self._offline_status(self.terminals[key], msg, at))
         return tuple(events)
 
@@ -593,7 +599,7 @@ class TerminalsState:
             self._burst_until = now + self.will_hold_seconds
             self._broker_will(st, now)
             return ()
-        self.held[key] = (msg, now)
+        self.held[key] = (msg, now, now if self.hold_clock is None else self.hold_clock())
         if len(self.held) >= WILL_BURST_TERMINALS:
             schools = {school for school, _ in self.held}
             if len(schools) >= WILL_BURST_SCHOOLS:

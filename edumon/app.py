@@ -19,7 +19,7 @@ from edumon.collector import Collector
 from edumon.config import Config, inventory_of, terminal_inventory_of
 from edumon.domain.outages import OutageTracker, Transition
 from edumon.domain.state import NetworkState
-from edumon.domain.terminals import TerminalsState
+from edumon.domain.terminals import DEFAULT_WILL_HOLD_SECONDS, TerminalsState
 from edumon.errors import ConfigError
 from edumon.exporters.api import create_app
 from edumon.exporters.notify import Notifier
@@ -100,7 +100,10 @@ def url_of(sock: socket.socket) -> str:
 
 def terminals_of(config: Config) -> TerminalsState:
     """The terminal inventory and state: one terminal per classroom, ids from the config."""
-    return TerminalsState(terminal_inventory_of(config))
+    return TerminalsState(
+        terminal_inventory_of(config),
+        max_clock_skew_seconds=config.mqtt.max_clock_skew_seconds,
+    )
 
 
 def embedded_broker_of(config: Config) -> EmbeddedBroker:
@@ -270,6 +273,7 @@ async def _run(
                 store,
                 terminals=terminals,
                 heartbeat_timeout_seconds=config.mqtt.heartbeat_timeout_seconds,
+                will_hold_seconds=DEFAULT_WILL_HOLD_SECONDS,
                 batch_size=config.storage.batch_size,
                 flush_seconds=config.storage.flush_seconds,
                 retention_seconds=config.storage.retention_days * 86400,
@@ -375,7 +379,8 @@ async def _run(
                     ),
                     tg.create_task(ingest.run(), name="mqtt-ingest"),
                     tg.create_task(
-                        collector.expire_forever(ingest.received_until), name="terminal-timeouts"
+                        collector.expire_forever(ingest.received_until, ingest.stats),
+                        name="terminal-timeouts",
                     ),
                     tg.create_task(collector.prune_forever(), name="prune-samples"),
                     tg.create_task(watch.run(), name="outage-watch"),

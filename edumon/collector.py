@@ -8,6 +8,7 @@ import logging
 import time
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from edumon.domain.models import (
     DeviceSample,
@@ -59,6 +60,22 @@ _NAMED_CHANGES = 3
 
 TerminalMessage = tuple[Heartbeat | Status, float]
 """A parsed MQTT message and when it was received."""
+
+COLLECTOR_DEVICE = "collector"
+"""The device id of the collector's own events (``COLLECTOR_BLIND``, ``COLLECTOR_SIGHTED``)."""
+DEFAULT_BLIND_GRACE_SECONDS = 10.0
+"""/readyz and ``edumon_mqtt_blind`` report the link down once it has been down this long (a
+reconnect takes a second or two); terminals become unknown at once."""
+
+
+class LinkView(Protocol):
+    """The broker link as the ingest reports it (``IngestStats``)."""
+
+    @property
+    def connected(self) -> bool: ...
+
+    @property
+    def connects_total(self) -> int: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,10 +191,25 @@ class Collector:
         all_ports_switches: Collection[str] = (),
         bucket_seconds: int = BUCKET_SECONDS,
         max_write_rows: int = DEFAULT_MAX_WRITE_ROWS,
+        will_hold_seconds: float | None = None,
+        blind_grace_seconds: float = DEFAULT_BLIND_GRACE_SECONDS,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.state = state
         self.store = store
         self.terminals = terminals
+        if terminals is not None and will_hold_seconds is not None:
+            # The daemon holds Wills (DEFAULT_WILL_HOLD_SECONDS); tests of one message at a
+            # time count them at once.
+            terminals.will_hold_seconds = will_hold_seconds
+            terminals.hold_clock = monotonic  # real time, whatever the wall clock does
+        self.blind_grace_seconds = blind_grace_seconds
+        self.link_down_since: float | None = None
+        """Since when the broker link is down (or not yet up); None while it is up or when
+        this collector has no link to watch."""
+        self.blind_spells = 0
+        """Blind spells (the link lost after it had been up)."""
+        self._connects_seen = 0
         self._heartbeat_timeout = heartbeat_timeout_seconds
         self.stats = CollectorStats()
         self._queue: asyncio.Queue[Observation | TerminalMessage | HistoricalObservation] = (
@@ -483,7 +515,11 @@ class Collector:
 
     # -- terminal timeouts ------------------------------------------------------------------------
 
-    def expire_terminals(self, received_until: Callable[[], float] | None = None) -> None:
+    def expire_terminals(
+        self,
+        received_until: Callable[[], float] | None = None,
+        link: LinkView | None = None,
+    ) -> None:
         """Mark terminals silent past the heartbeat timeout offline (called every second).
 
         A stalled loop must never make a heartbeat that has arrived look missing. So the
@@ -491,6 +527,10 @@ class Collector:
         every message that reached the process has been handed to the collector; the clock's
         time when not given, and never later), and only after everything queued has been
         applied; and a message's receive time is when the ingest's read of it began.
+
+        With ``link`` (the ingest's statistics), a link that is down makes the collector blind
+        (``watch_link``): no timeout runs, and Wills still held are the broker's. Wills held
+        long enough count (``TerminalsState.release``).
         """
         now = self._clock()
         if received_until is not None:
@@ -498,17 +538,96 @@ class Collector:
         # What the ingest handed over before ``now`` waits in the queue: apply it first.
         while not self._queue.empty():
             self._accept(self._queue.get_nowait())
+        if link is not None:
+            self.watch_link(link, self._clock())
         if self.terminals is not None:
+            self._record(self.terminals.release(now))
             self._record(self.terminals.expire(now, self._heartbeat_timeout))
         self.expired_at = now
 
-    async def expire_forever(self, received_until: Callable[[], float] | None = None) -> None:
+    def watch_link(self, link: LinkView, now: float) -> None:
+        """Follow the broker link: blind while it is down, sighted again when it is back.
+
+        Blindness begins only once the link has been up (before the first connection nothing
+        was known). A drop and reconnect between two looks (``connects_total`` grew) is a blind
+        spell too: the terminals' Wills and retained states of that moment are the broker's.
+        """
+        connects = link.connects_total
+        terminals = self.terminals
+        if not link.connected:
+            if self.link_down_since is None:
+                self.link_down_since = now
+            if self._connects_seen > 0 and terminals is not None and terminals.blind_since is None:
+                self._go_blind(terminals, now)
+        else:
+            reconnected = connects > self._connects_seen > 0
+            if terminals is not None:
+                if reconnected and terminals.blind_since is None:
+                    self._go_blind(terminals, now)
+                if terminals.blind_since is not None:
+                    self._regain_sight(terminals, now)
+            self.link_down_since = None
+        self._connects_seen = connects
+
+    def blind_seconds(self, now: float) -> float:
+        """How long the broker link has been down (0 while it is up)."""
+        since = self.link_down_since
+        return 0.0 if since is None else max(0.0, now - since)
+
+    def blind(self, now: float) -> bool:
+        """The link has been down longer than ``blind_grace_seconds`` (/readyz, the metric)."""
+        since = self.link_down_since
+        return since is not None and now - since > self.blind_grace_seconds
+
+    def _go_blind(self, terminals: TerminalsState, now: float) -> None:
+        since = self.link_down_since if self.link_down_since is not None else now
+        became = terminals.go_blind(since)
+        self.blind_spells += 1
+        self._record(
+            (
+                Event(
+                    at=since,
+                    kind=EventKind.COLLECTOR_BLIND,
+                    device_id=COLLECTOR_DEVICE,
+                    message="采集服务与 MQTT 服务器断开，终端状态未知 / "
+                    "the collector lost its MQTT broker link: terminals are unknown",
+                    details={"terminals_unknown": became},
+                ),
+            )
+        )
+
+    def _regain_sight(self, terminals: TerminalsState, now: float) -> None:
+        since = terminals.blind_since if terminals.blind_since is not None else now
+        terminals.regain_sight(now)
+        self._record(
+            (
+                Event(
+                    at=now,
+                    kind=EventKind.COLLECTOR_SIGHTED,
+                    device_id=COLLECTOR_DEVICE,
+                    message="采集服务恢复与 MQTT 服务器的连接 / "
+                    "the collector has its MQTT broker link back",
+                    details={
+                        "blind_since": since,
+                        "blind_seconds": now - since,
+                        "terminals_unknown": terminals.unknown_count(),
+                    },
+                ),
+            )
+        )
+
+    async def expire_forever(
+        self,
+        received_until: Callable[[], float] | None = None,
+        link: LinkView | None = None,
+    ) -> None:
         """Look for silent terminals every second (``expire_every_seconds``).
 
-        A terminal is offline within that long after its timeout (when the ingest keeps up).
+        A terminal is offline within that long after its timeout (when the ingest keeps up);
+        a Will counts within that long after its hold.
         """
         while True:
-            self.expire_terminals(received_until)
+            self.expire_terminals(received_until, link)
             await asyncio.sleep(self._expire_every)
 
     def _shed(self) -> None:

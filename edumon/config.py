@@ -574,6 +574,10 @@ class MqttConfig(_Strict):
     heartbeat_timeout_intervals: float = Field(3, gt=2, le=10)
     """A terminal silent for this many heartbeat intervals is offline (reason ``timeout``).
     More than 2, so that one lost heartbeat never flaps a classroom."""
+    max_clock_skew_seconds: float = Field(86_400, ge=60, le=31 * 86_400)
+    """A terminal message dated further ahead of the collector's clock is ignored and counted
+    (``clock_skew``): one forged far-future timestamp cannot silence a terminal
+    (docs/wire-protocol.md, "Bounds on sessions")."""
 
     @field_validator("listen")
     @classmethod

@@ -88,7 +88,9 @@ class OutageWatch:
                 day_end=c.day_end,
             )
             for c in classrooms_now(runtime, now, topology=topo, only=relevant)
-            if c.terminal is not None and c.lesson is not None
+            # A terminal the collector cannot know (it was blind) neither opens nor closes an
+            # outage: the broker's outage is not the classroom's (docs/alerting.md).
+            if c.terminal is not None and c.lesson is not None and not c.stale
         ]
         connectivity = {code: link.connectivity for code, link in topo.schools.items()}
         transitions = self.tracker.update(now, connectivity, rooms)

@@ -108,7 +108,15 @@ class ClassroomNow:
         return self.terminal is not None and self.terminal.online is True
 
     @property
+    def stale(self) -> bool:
+        """The collector cannot know the terminal's state now: it was blind (its broker link
+        was down, docs/wire-protocol.md) and has not heard from the terminal since."""
+        return self.terminal is not None and self.terminal.unknown_since is not None
+
+    @property
     def status(self) -> TerminalStatus:
+        if self.stale:
+            return "unknown"
         if self.online:
             return "online"
         return "unknown" if self.uplink_down else "offline"

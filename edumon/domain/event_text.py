@@ -11,9 +11,10 @@ from typing import Literal
 
 from edumon.domain.models import Event, EventKind
 
-DeviceKind = Literal["switch", "terminal", "school", "classroom"]
+DeviceKind = Literal["switch", "terminal", "school", "classroom", "collector"]
 """What an event is about: a switch (ports, reboots, reachability), a classroom terminal, a
-school (cut off from the district network) or a classroom (its terminal offline in lessons)."""
+school (cut off from the district network), a classroom (its terminal offline in lessons) or
+the collector itself (blind while its MQTT broker link is down)."""
 
 DEVICE_KINDS: dict[DeviceKind, frozenset[EventKind]] = {
     "switch": frozenset(
@@ -30,6 +31,7 @@ DEVICE_KINDS: dict[DeviceKind, frozenset[EventKind]] = {
     "terminal": frozenset({EventKind.TERMINAL_ONLINE, EventKind.TERMINAL_OFFLINE}),
     "school": frozenset({EventKind.SCHOOL_OUTAGE, EventKind.SCHOOL_RESTORED}),
     "classroom": frozenset({EventKind.CLASSROOM_OUTAGE, EventKind.CLASSROOM_RESTORED}),
+    "collector": frozenset({EventKind.COLLECTOR_BLIND, EventKind.COLLECTOR_SIGHTED}),
 }
 """The event kinds of each kind of device."""
 
@@ -157,6 +159,24 @@ def describe(event: Event, names: Names) -> tuple[str, str]:
         zh_why = f"：{_OFFLINE_ZH[why]}" if why in _OFFLINE_ZH else ""
         en_why = f": {_OFFLINE_EN[why]}" if why in _OFFLINE_EN else ""
         return (f"{at_zh}终端 {sw} 离线{zh_why}", f"terminal {sw} is offline{en_why}{at_en}")
+    if k is EventKind.COLLECTOR_BLIND:
+        n = d.get("terminals_unknown")
+        count_zh = f"，{n} 台终端状态未知" if isinstance(n, int) else ""
+        count_en = f"; {n} terminals are unknown" if isinstance(n, int) else ""
+        return (
+            f"采集服务 {sw} 与 MQTT 服务器断开，暂时无法得知终端状态（不是终端离线）{count_zh}",
+            f"collector {sw} lost its MQTT broker link and cannot hear terminals "
+            f"(they are unknown, not offline){count_en}",
+        )
+    if k is EventKind.COLLECTOR_SIGHTED:
+        secs = d.get("blind_seconds")
+        took_zh = f"（中断 {secs:.0f} 秒）" if isinstance(secs, int | float) else ""
+        took_en = f" after {secs:.0f} s" if isinstance(secs, int | float) else ""
+        return (
+            f"采集服务 {sw} 已恢复与 MQTT 服务器的连接{took_zh}，终端在收到新心跳后恢复状态",
+            f"collector {sw} has its MQTT broker link back{took_en}; terminals are known again "
+            "as they report",
+        )
     # Outage events are written in both languages already: "中文 / English".
     zh, sep, en = event.message.partition(" / ")
     return (zh, en) if sep else (event.message, event.message)

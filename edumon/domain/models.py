@@ -119,6 +119,11 @@ class EventKind(enum.StrEnum):
     CLASSROOM_OUTAGE = "classroom_outage"
     """A classroom's terminal offline during lessons (one per outage, across breaks)."""
     CLASSROOM_RESTORED = "classroom_restored"
+    COLLECTOR_BLIND = "collector_blind"
+    """The collector lost its MQTT broker link: every terminal is unknown until it hears again
+    (one event for the district, not one offline event per terminal; docs/wire-protocol.md)."""
+    COLLECTOR_SIGHTED = "collector_sighted"
+    """The broker link is back after a blind spell."""
 
 
 @dataclass(frozen=True, slots=True)

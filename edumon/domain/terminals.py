@@ -6,7 +6,16 @@ collector has heard a birth or heartbeat from; messages from older sessions are 
 offline status counts only when it ends the current session (``wire.offline_ends_session``).
 
 Time is always passed in (``now``: the collector's receive time, Unix seconds); the senders'
-clocks (``observed_at``) only order sessions of one terminal, never date a state change.
+clocks (``observed_at``) only order sessions of one terminal, never date a state change, and a
+clock further ahead than ``max_clock_skew_seconds`` is not believed at all (docs/wire-protocol.md,
+"Bounds on sessions").
+
+Blindness (docs/wire-protocol.md, "When the collector is blind"): while the collector's broker
+link is down it hears nothing, so every terminal it knew becomes *unknown* (``unknown_since``)
+rather than offline, no timeout runs, and a Last Will is held for ``will_hold_seconds`` before
+it counts: a Will still held when the link is found down, or one of a burst across schools, is
+the broker's (shutting down) and not the terminal's. Unknown ends with fresh data (a birth or
+heartbeat), or after a full timeout window of silence once the link is back.
 
 Availability history: each terminal keeps its recent online intervals in memory (bounded by age
 and count, see ``TerminalsState``) for today's live figures. The TERMINAL_ONLINE and
@@ -17,7 +26,7 @@ from the stored events; reports over past days use that, since memory does not s
 from __future__ import annotations
 
 from collections import OrderedDict, deque
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Final, Literal
@@ -48,11 +57,19 @@ IGNORED_OLD_SESSION: Final = "old_session"
 """A birth or heartbeat from a session older than the current one."""
 IGNORED_STALE_OFFLINE: Final = "stale_offline"
 """An offline status (a late Will, a retained status) from a session that is not current."""
+IGNORED_CLOCK_SKEW: Final = "clock_skew"
+"""A message dated further in the future than ``max_clock_skew_seconds``: never believed."""
+IGNORED_BROKER_WILL: Final = "broker_will"
+"""A Last Will the broker published as it went away (held when the link dropped, one of a
+burst across schools, or a retained Will received again after a blind spell): the terminal's
+state is unknown, not offline."""
 IGNORED_REASONS: Final = (
     IGNORED_UNKNOWN,
     IGNORED_DUPLICATE,
     IGNORED_OLD_SESSION,
     IGNORED_STALE_OFFLINE,
+    IGNORED_CLOCK_SKEW,
+    IGNORED_BROKER_WILL,
 )
 
 # Historical heartbeats (docs/wire-protocol.md, "Historical heartbeats"): observed while the
@@ -65,6 +82,22 @@ HISTORICAL_MAX_AHEAD_SECONDS: Final = 300.0
 IGNORED_HISTORICAL_AHEAD: Final = "historical_ahead"
 """A historical heartbeat dated in the future (a wrong clock, or forged): not stored."""
 Timing = Literal["live", "historical", "ignored"]
+DEFAULT_MAX_CLOCK_SKEW_SECONDS: Final = 86_400.0
+"""A message whose ``ts`` is further ahead of the collector's clock is ignored (clock_skew).
+A day: a terminal whose clock is off by a time zone (8 h) still counts, a forged far-future
+timestamp does not."""
+MAX_BD_SEQ_JUMP: Final = 1_000
+"""A new session of an online terminal is newer by ``bd_seq`` only within this many sessions
+of the current one; beyond it, only its (bounded) timestamp can make it newer."""
+TAKEOVER_MESSAGES: Final = 2
+"""In-order messages of one ignored session that replace a current session gone silent meanwhile:
+a forged session that slipped through is displaced by the real terminal's next heartbeats."""
+DEFAULT_WILL_HOLD_SECONDS: Final = 0.5
+"""How long a Will waits before it counts (``Collector`` sets it; 0 here: counted at once)."""
+WILL_BURST_TERMINALS: Final = 10
+WILL_BURST_SCHOOLS: Final = 2
+"""Wills held at once from at least this many terminals of this many schools are a burst: a
+broker (or a cluster node) going away, not terminals."""
 
 Interval = tuple[float, float]
 """An online interval ``(start, end)`` in Unix seconds, end not before start."""
@@ -228,6 +261,18 @@ class TerminalState:
     """The last speed any heartbeat reported, kept while the terminal is off."""
     last_link_speed_at: float | None = None
     duplex: Duplex = "unknown"
+    unknown_since: float | None = None
+    """Since when the collector cannot know the terminal's state (it was blind, or the broker
+    published a burst of Wills); None when it knows. ``online`` keeps the last known value."""
+    watch_from: float | None = None
+    """A timeout counts silence only from here (the link came back): a full window of fresh
+    data after a blind spell."""
+    challenger: tuple[str, int] | None = None
+    """A session whose messages are being ignored as old (see ``TAKEOVER_MESSAGES``)."""
+    challenger_seq: int = 0
+    challenger_count: int = 0
+    challenger_since: float = 0.0
+    """When the challenger's last message arrived."""
     ip: str | None = None
     mac: str | None = None
     cpu_percent: float | None = None
@@ -343,6 +388,9 @@ class TerminalsState:
         history_seconds: closed online intervals that ended longer ago are dropped.
         history_limit: at most this many closed intervals per terminal.
         unknown_limit: at most this many unknown terminals are remembered.
+        max_clock_skew_seconds: messages dated further ahead of ``now`` are ignored.
+        will_hold_seconds: a Will waits this long in ``held`` before it counts (``release``);
+            0: at once.
     """
 
     def __init__(
@@ -352,6 +400,8 @@ class TerminalsState:
         history_seconds: float = DEFAULT_HISTORY_SECONDS,
         history_limit: int = DEFAULT_HISTORY_LIMIT,
         unknown_limit: int = DEFAULT_UNKNOWN_LIMIT,
+        max_clock_skew_seconds: float = DEFAULT_MAX_CLOCK_SKEW_SECONDS,
+        will_hold_seconds: float = 0.0,
     ) -> None:
         if history_limit < 1:
             raise ValueError(f"history_limit must be at least 1, not {history_limit}")
@@ -366,6 +416,19 @@ class TerminalsState:
         """Messages that changed nothing, by reason (one of ``IGNORED_REASONS``)."""
         self.historical = 0
         """Historical heartbeats accepted (``timing``): stored, changing nothing."""
+        self.max_clock_skew_seconds = max_clock_skew_seconds
+        self.will_hold_seconds = will_hold_seconds
+        self.held: dict[tuple[str, str], tuple[Status, float, float]] = {}
+        """Wills waiting ``will_hold_seconds`` before they count: each with its receive time and
+        when it was held by ``hold_clock``."""
+        self.hold_clock: Callable[[], float] | None = None
+        """What measures the hold (the collector passes a monotonic clock: the hold is about
+        the order of real events, the link drop and the Wills); None: the ``now`` passed in."""
+        self.blind_since: float | None = None
+        """Since when the collector is blind (its broker link is down); None while it hears."""
+        self._burst_until = float("-inf")
+        self.takeovers = 0
+        """Current sessions replaced by a challenger (``TAKEOVER_MESSAGES``)."""
 
     def terminal(self, school: str, terminal: str) -> TerminalState | None:
         """The state of a known terminal, or None for an id not in the inventory."""
@@ -411,13 +474,25 @@ class TerminalsState:
             self.unknown.note(msg, now)
             self.ignored[IGNORED_UNKNOWN] += 1
             return ()
+        if msg.observed_at > now + self.max_clock_skew_seconds:
+            self.ignored[IGNORED_CLOCK_SKEW] += 1
+            return ()
+        events: tuple[Event, ...] = ()
+        if self.held:
+            held = self.held.pop((st.school, st.terminal), None)
+            if held is not None:  # it counts before anything newer from the same terminal
+                events = self._offline_status(st, held[0], held[1])
         if type(msg) is Status and not msg.online:
-            return self._offline_status(st, msg, now)
-        verdict = self._classify(st, msg)
+            if msg.reason != "shutdown" and self.will_hold_seconds > 0:
+                return events + self._hold(st, msg, now)
+            return events + self._offline_status(st, msg, now)
+        verdict = self._classify(st, msg, now)
         if verdict is not None:
             self.ignored[verdict] += 1
-            return ()
+            return events
         # Accepted: either a new boot, or a seq above every one seen from this boot.
+        st.challenger = None
+        st.unknown_since = None
         st.last_seq = msg.seq
         st.session = msg.session
         st.last_observed_at = msg.observed_at
@@ -426,8 +501,8 @@ class TerminalsState:
         if type(msg) is Heartbeat:
             self._heartbeat_fields(st, msg, now)
         if st.online:
-            return ()
-        return (self._online(st, msg, now),)
+            return events
+        return (*events, self._online(st, msg, now))
 
     def timing(self, msg: Heartbeat, now: float) -> Timing:
         """Whether a heartbeat is live (for ``apply``) or historical (never for ``apply``).
@@ -448,7 +523,7 @@ class TerminalsState:
             if (
                 newest is None
                 or msg.observed_at >= newest - HISTORICAL_LAG_SECONDS
-                or self._classify(st, msg) is None
+                or self._order(st, msg) is None
             ):
                 return "live"
         if msg.observed_at > now + HISTORICAL_MAX_AHEAD_SECONDS:
@@ -472,15 +547,68 @@ class TerminalsState:
             now: the current time (Unix seconds).
             timeout_seconds: see ``heartbeat_timeout``; pass the configured one.
         """
+        if self.blind_since is not None:
+            return ()  # nothing can be heard: silence says nothing
         events: list[Event] = []
         for st in self.terminals.values():
-            if st.online and st.last_seen is not None and now - st.last_seen > timeout_seconds:
+            if not (st.online or st.unknown_since is not None):
+                continue
+            # Silence counts from the last sign of life, or from when the link came back.
+            marks = [t for t in (st.last_seen, st.watch_from) if t is not None]
+            if not marks or now - max(marks) <= timeout_seconds:
+                continue
+            st.unknown_since = None
+            st.watch_from = None
+            if st.online and st.last_seen is not None:
                 events.append(
                     self._go_offline(
                         st, "timeout", st.last_seen, now, silent_seconds=now - st.last_seen
                     )
                 )
         return tuple(events)
+
+    # --- blindness (docs/wire-protocol.md, "When the collector is blind") ----------------------
+
+    def go_blind(self, now: float) -> int:
+        """The collector's broker link is down: every terminal heard of becomes unknown.
+
+        Wills still held are the broker's (it published them as it went away) and are dropped.
+        Returns how many terminals became unknown.
+        """
+        if self.blind_since is None:
+            self.blind_since = now
+        self.ignored[IGNORED_BROKER_WILL] += len(self.held)
+        self.held.clear()
+        became = 0
+        for st in self.terminals.values():
+            if st.online is not None and st.unknown_since is None:
+                st.unknown_since = now
+                became += 1
+        return became
+
+    def regain_sight(self, now: float) -> None:
+        """The link is back: a terminal still unknown is timed out only after a full window."""
+        self.blind_since = None
+        for st in self.terminals.values():
+            if st.unknown_since is not None or st.online:
+                st.watch_from = now
+
+    def release(self, now: float) -> tuple[Event, ...]:
+        """Count the Wills held for ``will_hold_seconds`` (dated when they arrived)."""
+        if not self.held or self.blind_since is not None:
+            return ()
+        clock = now if self.hold_clock is None else self.hold_clock()
+        hold = self.will_hold_seconds
+        due = [k for k, (_, _, held_at) in self.held.items() if clock - held_at >= hold]
+        events: list[Event] = []
+        for key in due:
+            msg, at, _ = self.held.pop(key)
+            events.extend(self._offline_status(self.terminals[key], msg, at))
+        return tuple(events)
+
+    def unknown_count(self) -> int:
+        """Terminals whose state the collector cannot know now."""
+        return sum(st.unknown_since is not None for st in self.terminals.values())
 
     def online_intervals(
         self, school: str, terminal: str, since: float, until: float
@@ -501,9 +629,60 @@ class TerminalsState:
 
     # --- internals ---------------------------------------------------------------------------
 
-    @staticmethod
-    def _classify(st: TerminalState, msg: Heartbeat | Status) -> str | None:
+    def _hold(self, st: TerminalState, msg: Status, now: float) -> tuple[Event, ...]:
+        """Keep a Will back for ``will_hold_seconds``, or drop it as one of a broker's burst."""
+        key = (st.school, st.terminal)
+        if st.unknown_since is not None and st.session == msg.session:
+            # Its session is the one known before a blind spell or burst: a retained Will the
+            # broker published as it went away, received again on re-subscribe. Stale.
+            self.ignored[IGNORED_BROKER_WILL] += 1
+            return ()
+        if now < self._burst_until:
+            self._burst_until = now + self.will_hold_seconds
+            self._broker_will(st, now)
+            return ()
+        self.held[key] = (msg, now, now if self.hold_clock is None else self.hold_clock())
+        if len(self.held) >= WILL_BURST_TERMINALS:
+            schools = {school for school, _ in self.held}
+            if len(schools) >= WILL_BURST_SCHOOLS:
+                self._burst_until = now + self.will_hold_seconds
+                for school, terminal in list(self.held):
+                    self._broker_will(self.terminals[(school, terminal)], now)
+                self.held.clear()
+        return ()
+
+    def _broker_will(self, st: TerminalState, now: float) -> None:
+        self.ignored[IGNORED_BROKER_WILL] += 1
+        if st.online is not None and st.unknown_since is None:
+            st.unknown_since = now
+        st.watch_from = now
+
+    def _classify(self, st: TerminalState, msg: Heartbeat | Status, now: float) -> str | None:
         """Why a birth or heartbeat must be ignored, or None to accept it."""
+        verdict = self._order(st, msg)
+        if verdict != IGNORED_OLD_SESSION:
+            return verdict
+        # A forged session that slipped through must not silence the terminal: another session
+        # whose messages keep coming in order while the current one says nothing wins back.
+        # (Counted afresh whenever the current session spoke since the challenger's last one.)
+        if (
+            st.challenger != msg.session
+            or msg.seq <= st.challenger_seq
+            or (st.last_seen is not None and st.last_seen > st.challenger_since)
+        ):
+            st.challenger = msg.session
+            st.challenger_count = 0
+        st.challenger_seq = msg.seq
+        st.challenger_since = now
+        st.challenger_count += 1
+        if st.challenger_count >= TAKEOVER_MESSAGES:
+            self.takeovers += 1
+            return None
+        return IGNORED_OLD_SESSION
+
+    @staticmethod
+    def _order(st: TerminalState, msg: Heartbeat | Status) -> str | None:
+        """Whether a birth or heartbeat is older than the current session (or a duplicate)."""
         if st.session is None:
             return None
         boot, birth_seq = st.session
@@ -520,13 +699,20 @@ class TerminalsState:
         # current session is over, any other process is newer: the broker retains only the last
         # status, so an old birth cannot come back, and a terminal must never be stuck ignored
         # because its bd_seq was reset and its clock set back.
-        if msg.birth_seq > birth_seq or st.online is False:
+        # A live session is replaced by bd_seq only within a plausible jump (a forged bd_seq of a
+        # million is not a million reconnects); the sender's clock is bounded by the caller.
+        if st.online is False or birth_seq < msg.birth_seq <= birth_seq + MAX_BD_SEQ_JUMP:
             return None
         if st.last_observed_at is not None and msg.observed_at > st.last_observed_at:
             return None
         return IGNORED_OLD_SESSION
 
     def _offline_status(self, st: TerminalState, msg: Status, now: float) -> tuple[Event, ...]:
+        if st.unknown_since is not None and msg.reason != "shutdown":
+            # Known before the blind spell, received again (retained) or published by the broker
+            # as it went away: not the terminal's doing. Fresh data or a timeout will tell.
+            self.ignored[IGNORED_BROKER_WILL] += 1
+            return ()
         if not offline_ends_session(msg, st.session):
             # A Will the broker published late for a session the terminal has since replaced.
             self.ignored[IGNORED_STALE_OFFLINE] += 1
@@ -539,6 +725,8 @@ class TerminalsState:
             self.ignored[IGNORED_DUPLICATE] += 1
             return ()
         reason: OfflineReason = "shutdown" if msg.reason == "shutdown" else "will"
+        st.unknown_since = None
+        st.watch_from = None
         if st.online is None:
             # Nothing was online, so no interval ends and no event is due (a retained Will seen
             # when the collector starts at night).

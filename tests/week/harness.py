@@ -200,7 +200,7 @@ async def running_week(tmp_path: Path, start: float) -> AsyncIterator[Week]:
         async with asyncio.timeout(DEADLINE):
             runtime, url = await asyncio.shield(ready)
         for room, (school, _, _, _) in CLASSROOMS.items():
-            terminals[room] = WireTerminal(district, school, room, *MOSQUITTO)
+            terminals[room] = WireTerminal(district, school, room, *MOSQUITTO, clock=clock)
         await until(lambda: bool(runtime.ingest and runtime.ingest.stats.connected), "MQTT ingest")  # type: ignore[attr-defined]
         # A fresh connection per scrape: a kept-alive one can be closed by the server's idle
         # timeout just as it is reused while a step waits for polls (a ReadError, not a bug).

@@ -11,6 +11,7 @@ from __future__ import annotations
 import socket
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import paho.mqtt.client as mqtt
@@ -30,6 +31,9 @@ class WireTerminal:
     terminal: str
     host: str
     port: int
+    clock: Callable[[], float] = time.time
+    """The terminal's clock (``ts``): the week's, as the daemon's is; a terminal months ahead
+    of the collector would be ignored as clock skew (docs/wire-protocol.md)."""
     boot: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
     bd_seq: int = 0
     seq: int = 0
@@ -50,7 +54,7 @@ class WireTerminal:
                 boot_id=self.boot,
                 seq=self.seq,
                 birth_seq=self.bd_seq,
-                observed_at=time.time(),
+                observed_at=self.clock(),
                 agent_version="week-1.0",
             )
         )
@@ -94,7 +98,7 @@ class WireTerminal:
                 boot_id=self.boot,
                 seq=self.seq,
                 birth_seq=self.bd_seq,
-                observed_at=time.time(),
+                observed_at=self.clock(),
                 uptime_seconds=600.0,
                 agent_version="week-1.0",
                 nic="eth0",

@@ -98,24 +98,32 @@ def create_app(runtime: Runtime, *, clock: Callable[[], float] = time.time) -> F
         "/readyz",
         response_model=s.Health,
         tags=["health"],
-        responses={503: {"model": s.Health, "description": "The database is unreachable"}},
+        responses={
+            503: {
+                "model": s.Health,
+                "description": "Not ready: the database is unreachable, or the collector is "
+                "blind (its MQTT broker link is down); ``detail`` lists every reason",
+            }
+        },
     )
     async def readyz() -> s.Health | JSONResponse:
-        """Readiness: the database answers."""
+        """Readiness: the database answers and the collector hears its MQTT broker."""
+        reasons = [*_blind_reasons(runtime, clock())]
         try:
             async with asyncio.timeout(READY_TIMEOUT_SECONDS):
                 ok = await runtime.store.ping()
         except TimeoutError:
             ok = False
         failing = runtime.store.write_failing
-        if ok and failing is None:
-            return s.Health(status="ready")
-        detail = "the database is unreachable"
-        if ok:
+        if not ok:
+            reasons.insert(0, "the database is unreachable")
+        elif failing is not None:
             # Reads answer but writes fail (a disk read-only, full, or an unwritable WAL):
             # what arrives waits in memory, bounded (docs/storage.md).
-            detail = f"数据库写入失败 / database writes are failing: {failing}"
-        body = s.Health(status="unavailable", detail=detail)
+            reasons.insert(0, f"数据库写入失败 / database writes are failing: {failing}")
+        if not reasons:
+            return s.Health(status="ready")
+        body = s.Health(status="unavailable", detail="; ".join(reasons))
         return JSONResponse(body.model_dump(), status_code=503)
 
     @app.get("/metrics", include_in_schema=False)
@@ -137,6 +145,18 @@ def create_app(runtime: Runtime, *, clock: Callable[[], float] = time.time) -> F
     if access.enabled:
         app.openapi = _with_security(app)  # type: ignore[method-assign]
     return app
+
+
+def _blind_reasons(runtime: Runtime, now: float) -> list[str]:
+    """Why /readyz fails on the MQTT side: the broker link down past its grace."""
+    collector = runtime.collector
+    if runtime.ingest is None or not collector.blind(now):
+        return []
+    return [
+        f"MQTT 服务器连接已中断 {collector.blind_seconds(now):.0f} 秒，终端状态未知 / "
+        f"blind: the MQTT broker link has been down for {collector.blind_seconds(now):.0f} s, "
+        "terminals are unknown"
+    ]
 
 
 def _with_security(app: FastAPI) -> Callable[[], dict[str, Any]]:

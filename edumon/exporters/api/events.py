@@ -101,6 +101,11 @@ def events_router(runtime: Runtime, views: SchoolsNow) -> APIRouter:
         if kind == "school":
             school_or_404(runtime, device, visible)
             return None, [device]
+        if kind == "collector":
+            # The collector's own events belong to no school: the district's to see.
+            if visible is not None:
+                not_found("没有此采集服务", f"no collector {device[:MAX_SHOWN]!r}")
+            return device, None
         if kind == "classroom":
             ref = classroom_school(runtime, device)
             if ref is None or (visible is not None and ref.code not in visible):

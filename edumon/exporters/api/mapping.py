@@ -347,7 +347,7 @@ def offline_classroom(runtime: Runtime, c: ClassroomNow) -> s.OfflineClassroom:
         classroom=c.room.id,
         classroom_name=c.room.name,
         terminal=st.terminal,
-        status="unknown" if c.uplink_down else "offline",
+        status="unknown" if c.uplink_down or c.stale else "offline",
         reason=reason,
         since=local_time(runtime, c.since),
         last_seen=local_time(runtime, st.last_seen),

@@ -439,7 +439,7 @@ def render_classroom(
     if online and st.link_speed_mbps is not None:
         out.add_at(f.TERMINAL_SPEED, terminal, mbps_to_bytes(st.link_speed_mbps))
     in_lesson = c.offline_in_lesson
-    if in_lesson is not None and not c.uplink_down:
+    if in_lesson is not None and not c.uplink_down and not c.stale:
         out.add_at(f.CLASSROOM_IN_LESSON, room, 1 if in_lesson else 0)
     return out.done()
 

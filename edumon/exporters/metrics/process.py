@@ -171,7 +171,9 @@ class ProcessCollector:
         ignored = _counter(
             "edumon_terminal_messages_ignored",
             "Terminal messages that changed nothing, by reason: unknown_terminal, duplicate "
-            "(redelivered), old_session, stale_offline (a late Last Will of a replaced session).",
+            "(redelivered), old_session, stale_offline (a late Last Will of a replaced session), "
+            "clock_skew (dated too far in the future), broker_will (a Will the broker published "
+            "as it went away: the terminal is unknown, not offline).",
             "reason",
         )
         for cause in sorted(set(IGNORED_REASONS) | set(terminals.ignored)):
@@ -404,7 +406,21 @@ class ProcessCollector:
             "Attempts to connect to the MQTT broker that failed (refused, unreachable, timeout).",
         )
         failures.add(stats.connect_failures_total)
+        collector = self._runtime.collector
+        now = self._clock()
+        blind = _gauge(
+            "edumon_mqtt_blind",
+            "Whether the collector is blind (1): its MQTT broker link has been down longer than "
+            "the grace (10 s), every terminal is unknown and /readyz fails.",
+        )
+        blind.add(1 if collector.blind(now) else 0)
+        blind_seconds = _gauge(
+            "edumon_mqtt_blind_seconds",
+            "How long the MQTT broker link has been down, seconds (0 while it is up).",
+        )
+        blind_seconds.add(collector.blind_seconds(now))
         yield from (received, accepted, rejected, connected, reconnects, failures)
+        yield from (blind, blind_seconds)
         if stats.last_message_at is not None:
             last = _gauge(
                 "edumon_mqtt_last_message_timestamp_seconds",

@@ -76,7 +76,7 @@ def classroom_state(c: ClassroomNow, check: CheckResult | None) -> State:
         return State.OFFLINE_IN_LESSON
     if failing:
         return State.BELOW_TARGET
-    if c.online:
+    if c.online and not c.stale:
         return State.ONLINE
     return State.OFF_SCHEDULE if c.status == "offline" else State.UNKNOWN
 
@@ -254,6 +254,8 @@ def _room_detail(runtime: Runtime, c: ClassroomNow, check: CheckResult | None, s
     parts: list[str] = []
     if s is State.UNKNOWN and c.unknown_reason:
         parts.append(c.unknown_reason)
+    elif s is State.UNKNOWN and c.stale:
+        parts.append("采集服务与 MQTT 服务器的连接中断过，等待终端的新心跳")
     if s in (State.OFFLINE_IN_LESSON, State.OFF_SCHEDULE):
         cause = c.offline_reason
         if s is State.OFFLINE_IN_LESSON and c.period:

@@ -131,7 +131,7 @@ class MqttSettings:
     max_payload_bytes: int = MAX_PAYLOAD_BYTES
     connect_timeout: float = 10.0
     reconnect_min_seconds: float = 1.0
-    reconnect_max_seconds: float = 60.0
+    reconnect_max_seconds: float = 5.0
     clean_session: bool = True
     schools: tuple[str, ...] | None = None
 

@@ -205,7 +205,21 @@ async def run(
                 broker_port = broker.port
                 log.info("embedded MQTT broker listening on %s:%d", host, broker.port)
             settings = external or _mqtt_settings(config, broker_port)
-            ingest = MqttIngest(settings, collector.submit_terminal, clock=clock)
+            # Before the first message: what is stored already is a duplicate if it comes again.
+            restored = collector.restore_positions(await store.sender_positions())
+            log.info("MQTT: %d senders' stored positions loaded", restored)
+            # A QoS 1 message is acknowledged only once its rows are committed, with a
+            # persistent session: a crash loses nothing the broker was given
+            # (docs/wire-protocol.md, "Collector session").
+            ingest = MqttIngest(
+                settings,
+                collector.submit_terminal,
+                clock=clock,
+                ack_after_store=True,
+                paused=collector.paused,
+            )
+            collector.on_committed = ingest.committed
+            collector.backlog = ingest.in_backlog
             poller = await stack.enter_async_context(
                 SnmpPoller(
                     config.switches.values(),

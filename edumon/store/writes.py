@@ -14,7 +14,7 @@ from edumon.domain.models import DeviceSample, Event, TerminalSample
 from edumon.domain.rollups import InterfaceRollup
 from edumon.store import tables as t
 from edumon.store.base import WRITE_CHUNK_ROWS, StoreBase, chunks, logger
-from edumon.store.protocol import ClassroomAvailability
+from edumon.store.protocol import ClassroomAvailability, SenderPosition
 from edumon.store.timestamps import sqlite_text, to_db
 
 # Bound parameters per statement stay under both backends' limits (SQLite 32,766; asyncpg 32,767).
@@ -195,8 +195,14 @@ class StoreWrites(StoreBase):
         device_samples: Sequence[DeviceSample] = (),
         events: Sequence[Event] = (),
         terminal_samples: Sequence[TerminalSample] = (),
+        *,
+        positions: Sequence[SenderPosition] = (),
     ) -> None:
         """Store a batch in one transaction: all of it or none of it.
+
+        ``positions`` (each MQTT sender's newest message the batch covers) replace the stored
+        ones in the same transaction, so a message is never recorded as stored without its
+        rows, nor its rows without it.
 
         Samples already stored (same device and time; terminal heartbeats with the same school,
         terminal, boot id and sequence number) are skipped, so a batch retried after an
@@ -299,8 +305,22 @@ class StoreWrites(StoreBase):
             {"device_id": d, "name": n, "first_seen": to_db(at)}
             for (d, n), at in new_interfaces.items()
         ]
+        position_rows = [
+            {
+                "school": p.school,
+                "role": p.role,
+                "sender": p.sender,
+                "boot_id": p.boot_id,
+                "birth_seq": p.birth_seq,
+                "seq": p.seq,
+                "observed_at": p.observed_at,
+                "at": to_db(p.at),
+            }
+            for p in positions
+        ]
         total = (
-            len(iface_rows)
+            len(position_rows)
+            + len(iface_rows)
             + len(device_rows)
             + len(event_rows)
             + len(terminal_rows)
@@ -315,6 +335,7 @@ class StoreWrites(StoreBase):
                 (self._insert_ignore(t.interfaces), interface_rows),
                 (self._insert_ignore(t.terminal_samples), terminal_rows),
                 (t.events.insert(), event_rows),
+                (self._upsert(t.sender_positions), position_rows),
             ):
                 for chunk in chunks(rows, WRITE_CHUNK_ROWS):
                     await conn.execute(stmt, list(chunk))

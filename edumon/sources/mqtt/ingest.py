@@ -74,6 +74,9 @@ _DISCONNECT_GRACE_SECONDS: Final = 2.0
 _STABLE_SECONDS: Final = 30.0
 # While the sink's owner says it is full, reading the socket waits this long between checks.
 _PAUSE_SECONDS: Final = 0.005
+# Received and not yet acknowledged (the store is slow or down): past this many the ingest stops
+# reading, and the broker keeps the rest (up to its own max_queued_messages).
+MAX_UNACKED: Final = 100_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -834,6 +837,10 @@ class MqttIngest:
         self._acks.append((needed, mid))
         self.stats.acks_pending = len(self._acks)
 
+    def _full(self) -> bool:
+        paused = self._paused
+        return len(self._acks) >= MAX_UNACKED or (paused is not None and paused())
+
     def committed(self, accepted: int) -> None:
         """The rows of the first ``accepted`` accepted messages are stored: acknowledge them.
 
@@ -930,7 +937,7 @@ class MqttIngest:
             Exception: What the sink raised (a bug).
         """
         link = _Link(self.settings, self._client_id, self._deliver, self._clock)
-        link.paused = self._paused
+        link.paused = self._full
         # Messages come from CONNACK on (a resumed session's queue before our SUBSCRIBE).
         self._active = link
         if not self._ack_after_store:

@@ -210,12 +210,14 @@ async def run(
             log.info("MQTT: %d senders' stored positions loaded", restored)
             # A QoS 1 message is acknowledged only once its rows are committed, with a
             # persistent session: a crash loses nothing the broker was given
-            # (docs/wire-protocol.md, "Collector session").
+            # (docs/wire-protocol.md, "Collector session"). Not with the embedded broker: it
+            # dies with this process (and what it had acknowledged to the terminals with it),
+            # and amqtt gives up waiting for a PUBACK after 5 s.
             ingest = MqttIngest(
                 settings,
                 collector.submit_terminal,
                 clock=clock,
-                ack_after_store=True,
+                ack_after_store=config.mqtt.broker == "external",
                 paused=collector.paused,
             )
             collector.on_committed = ingest.committed

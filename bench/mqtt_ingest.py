@@ -353,6 +353,7 @@ class Publisher:
     def __init__(self, district: str, terminals: Sequence[tuple[str, str]], qos: int) -> None:
         self.qos = qos
         self.seq = FIRST_SEQ
+        self._rounds = 0
         self.next_terminal = 0
         self.sent = 0
         self._pid = 0
@@ -419,14 +420,17 @@ class Publisher:
         n = len(templates)
         for _ in range(count):
             head, before, after = templates[self.next_terminal]
-            seq = b"%d" % self.seq
+            # Each terminal's own seq grows by one a message, as a real agent's: the collector
+            # counts a gap as loss.
+            seq = b"%d" % (self.seq + self._rounds)
             if self.qos:
                 self._pid = self._pid % 65535 + 1
                 out.append(head + self._pid.to_bytes(2, "big") + before + seq + after)
             else:
                 out.append(head + seq + after)
-            self.seq += 1
             self.next_terminal = (self.next_terminal + 1) % n
+            if self.next_terminal == 0:
+                self._rounds += 1
         self.sent += count
         return b"".join(out)
 

@@ -70,6 +70,8 @@ LATE_WINDOW_SECONDS = 86_400.0
 # Stop reading MQTT while the queue is this full: the broker keeps the rest for us.
 _PAUSE_FILL = 0.75
 _TERMINAL_ROLE = "terminal"
+# Lost messages are logged at most this often (one line with the count); the metric has all.
+_LOSS_LOG_EVERY_SECONDS = 60.0
 
 
 @dataclass(slots=True)
@@ -223,6 +225,8 @@ class Collector:
         self._marked = 0  # the last number a write was started for
         # Each sender's newest (boot, seq) not yet written: stored with the rows it covers.
         self._positions: dict[tuple[str, str, str], SenderPosition] = {}
+        self._unlogged_loss = 0
+        self._loss_logged_at = -_LOSS_LOG_EVERY_SECONDS
 
     def tracked_sizes(self) -> dict[str, int]:
         """Entries of what the collector keeps in memory, each bounded by the inventory.
@@ -433,15 +437,22 @@ class Collector:
         if msg.birth_seq == session[1] and msg.seq > last_seq + 1:
             lost = msg.seq - last_seq - 1
             self.stats.lost_messages_total[msg.school] += lost
+            self._unlogged_loss += lost
+            now = time.monotonic()
+            if now - self._loss_logged_at < _LOSS_LOG_EVERY_SECONDS:
+                return
+            self._loss_logged_at = now
+            total, self._unlogged_loss = self._unlogged_loss, 0
             log.warning(
-                "终端 %s（学校 %s）丢失 %d 条消息 (terminal %s of school %s: %d messages lost "
-                "between seq %d and %d)",
+                "MQTT 消息丢失：%d 条，最近为终端 %s（学校 %s）(%d messages terminals numbered "
+                "never arrived since the last such line; the latest gap: terminal %s of school "
+                "%s, seq %d to %d; edumon_mqtt_lost_messages_total counts them by school)",
+                total,
                 msg.terminal,
                 msg.school,
-                lost,
+                total,
                 msg.terminal,
                 msg.school,
-                lost,
                 last_seq,
                 msg.seq,
                 extra={"school": msg.school, "terminal": msg.terminal},

@@ -26,6 +26,14 @@ _SQLITE_TERMINAL_INSERT = (
     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 
+# Each sender's newest stored message, replaced in place (plain tuples on SQLite, as above).
+_SQLITE_POSITION_UPSERT = (
+    "INSERT INTO sender_positions (school, role, sender, boot_id, birth_seq, seq, observed_at, "
+    "at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (school, role, sender) DO UPDATE SET "
+    "boot_id = excluded.boot_id, birth_seq = excluded.birth_seq, seq = excluded.seq, "
+    "observed_at = excluded.observed_at, at = excluded.at"
+)
+
 
 def _larger(old: ColumnElement[Any], new: ColumnElement[Any]) -> ColumnElement[Any]:
     """The larger of two nullable values, a NULL one ignored (portable GREATEST)."""
@@ -305,21 +313,39 @@ class StoreWrites(StoreBase):
             {"device_id": d, "name": n, "first_seen": to_db(at)}
             for (d, n), at in new_interfaces.items()
         ]
-        position_rows = [
-            {
-                "school": p.school,
-                "role": p.role,
-                "sender": p.sender,
-                "boot_id": p.boot_id,
-                "birth_seq": p.birth_seq,
-                "seq": p.seq,
-                "observed_at": p.observed_at,
-                "at": to_db(p.at),
-            }
-            for p in positions
-        ]
+        position_rows: list[dict[str, Any]] = []
+        position_tuples: list[tuple[Any, ...]] = []
+        if self._dialect == "sqlite":
+            position_tuples = [
+                (
+                    p.school,
+                    p.role,
+                    p.sender,
+                    p.boot_id,
+                    p.birth_seq,
+                    p.seq,
+                    p.observed_at,
+                    sqlite_text(p.at),
+                )
+                for p in positions
+            ]
+        else:
+            position_rows = [
+                {
+                    "school": p.school,
+                    "role": p.role,
+                    "sender": p.sender,
+                    "boot_id": p.boot_id,
+                    "birth_seq": p.birth_seq,
+                    "seq": p.seq,
+                    "observed_at": p.observed_at,
+                    "at": to_db(p.at),
+                }
+                for p in positions
+            ]
         total = (
             len(position_rows)
+            + len(position_tuples)
             + len(iface_rows)
             + len(device_rows)
             + len(event_rows)
@@ -341,6 +367,8 @@ class StoreWrites(StoreBase):
                     await conn.execute(stmt, list(chunk))
             for tuples in chunks(terminal_tuples, WRITE_CHUNK_ROWS):
                 await conn.exec_driver_sql(_SQLITE_TERMINAL_INSERT, list(tuples))
+            for tuples in chunks(position_tuples, WRITE_CHUNK_ROWS):
+                await conn.exec_driver_sql(_SQLITE_POSITION_UPSERT, list(tuples))
         # Only after the commit: a failed batch must insert its interfaces when retried.
         self._seen_interfaces.update(new_interfaces)
 

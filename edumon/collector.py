@@ -70,6 +70,7 @@ LATE_WINDOW_SECONDS = 86_400.0
 # Stop reading MQTT while the queue is this full: the broker keeps the rest for us.
 _PAUSE_FILL = 0.75
 _TERMINAL_ROLE = "terminal"
+_Position = tuple[tuple[str, int], int, float, float]
 # Lost messages are logged at most this often (one line with the count); the metric has all.
 _LOSS_LOG_EVERY_SECONDS = 60.0
 
@@ -223,8 +224,9 @@ class Collector:
         self._submitted = 0  # terminal messages submitted (dropped ones included)
         self._applied = 0  # the number of the last terminal message applied
         self._marked = 0  # the last number a write was started for
-        # Each sender's newest (boot, seq) not yet written: stored with the rows it covers.
-        self._positions: dict[tuple[str, str, str], SenderPosition] = {}
+        # Each terminal's newest (session, seq, observed_at, received_at) not yet written: stored
+        # with the rows it covers.
+        self._positions: dict[tuple[str, str], _Position] = {}
         self._unlogged_loss = 0
         self._loss_logged_at = -_LOSS_LOG_EVERY_SECONDS
 
@@ -368,21 +370,13 @@ class Collector:
         if events:
             self._record(events)
         if st is not None and st.session is not None and st.last_seq is not None:
-            key = (msg.school, _TERMINAL_ROLE, msg.terminal)
-            old = self._positions.get(key)
-            if old is None or old.seq != st.last_seq or old.boot_id != st.session[0]:
-                self._positions[key] = SenderPosition(
-                    school=msg.school,
-                    role=_TERMINAL_ROLE,
-                    sender=msg.terminal,
-                    boot_id=st.session[0],
-                    birth_seq=st.session[1],
-                    seq=st.last_seq,
-                    observed_at=st.last_observed_at
-                    if st.last_observed_at is not None
-                    else msg.observed_at,
-                    at=received_at,
-                )
+            # Plain tuples on the hot path; SenderPosition only for the write (_take_positions).
+            self._positions[(msg.school, msg.terminal)] = (
+                st.session,
+                st.last_seq,
+                st.last_observed_at if st.last_observed_at is not None else msg.observed_at,
+                received_at,
+            )
         if st is None:
             unknown = terminals.unknown.get(msg.district, msg.school, msg.terminal)
             if unknown is not None and unknown.messages == 1:
@@ -583,7 +577,7 @@ class Collector:
         self.stats.pending_rows = len(self._pending)
         batch = self._pending.take(self._max_write_rows)
         mark: int | None = None
-        positions: dict[tuple[str, str, str], SenderPosition] = {}
+        positions: dict[tuple[str, str], _Position] = {}
         if not len(self._pending):
             # The batch holds every row accepted so far: the messages applied up to here are
             # stored with it, and so are their senders' positions (docs/wire-protocol.md).
@@ -602,7 +596,19 @@ class Collector:
                     batch.device_samples,
                     batch.events,
                     terminal_samples=batch.terminal_samples,
-                    positions=list(positions.values()),
+                    positions=[
+                        SenderPosition(
+                            school=school,
+                            role=_TERMINAL_ROLE,
+                            sender=terminal,
+                            boot_id=session[0],
+                            birth_seq=session[1],
+                            seq=seq,
+                            observed_at=observed_at,
+                            at=at,
+                        )
+                        for (school, terminal), (session, seq, observed_at, at) in positions.items()
+                    ],
                 )
             else:
                 await self.store.write(
@@ -634,7 +640,7 @@ class Collector:
             self._committed(mark)
         return True
 
-    def _put_back_positions(self, positions: dict[tuple[str, str, str], SenderPosition]) -> None:
+    def _put_back_positions(self, positions: dict[tuple[str, str], _Position]) -> None:
         for key, position in positions.items():
             self._positions.setdefault(key, position)  # a newer one taken since wins
 

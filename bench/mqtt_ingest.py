@@ -43,6 +43,7 @@ import argparse
 import asyncio
 import collections
 import contextlib
+import dataclasses
 import json
 import os
 import socket
@@ -254,7 +255,12 @@ async def run_ingest(
 ) -> None:
     from edumon.sources.mqtt import MqttIngest, MqttSettings
 
-    settings = MqttSettings(host=args.host, port=args.port, district=args.district, qos=args.qos)
+    # A persistent session of its own for each run (a session left from an earlier run would
+    # hand this one what was published meanwhile), removed at the end.
+    client_id = f"bench-collector-{uuid.uuid4().hex[:8]}"
+    settings = MqttSettings(
+        host=args.host, port=args.port, district=args.district, qos=args.qos, client_id=client_id
+    )
     collector = getattr(args, "collector", None)
     after_store = collector is not None and args.ack == "store"
     # As the daemon wires it (edumon/app.py): persistent session, acknowledged after the commit.
@@ -269,6 +275,13 @@ async def run_ingest(
         collector.backlog = ingest.in_backlog
     async with ingest:
         await stop
+    forget = dataclasses.replace(settings, clean_session=True)
+    async with MqttIngest(forget, lambda message, received_at: None) as cleaner:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(5):
+                # The ingest has no connection notification: poll its stats.
+                while not cleaner.stats.connected:  # noqa: ASYNC110
+                    await asyncio.sleep(0.01)
     stats.update(
         received=ingest.stats.received_total,
         accepted=ingest.stats.accepted_total,
@@ -519,8 +532,6 @@ def subscriber_command(name: str, args: argparse.Namespace, qos: int) -> list[st
             "-p", str(args.port),
             "-V", "mqttv311",
             "-q", str(qos),
-            # A persistent session, as the collector's.
-            "-c", "-i", f"bench-sub-{args.district}",
             "-t", terminal_filter("heartbeat", args.district),
             "-F", "%l",  # one short line per message: the payload's length
         ]  # fmt: skip

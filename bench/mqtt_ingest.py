@@ -7,8 +7,10 @@ subscriber process. Each heartbeat has a new, growing ``seq``, so the collector 
 Subscribers:
 
 * ``mosquitto_sub``: the C client, printing one short line per message (the raw receive rate);
-* ``ingest``: edumon's whole path: ``edumon.sources.mqtt.MqttIngest`` (receive, parse, validate)
-  into the daemon's ``Collector`` (queue, terminal state, events, batched SQLite writes);
+* ``ingest``: edumon's whole path as the daemon runs it: ``edumon.sources.mqtt.MqttIngest``
+  (receive, parse, validate) with its persistent session into the daemon's ``Collector`` (queue,
+  terminal state, events, batched SQLite writes), each QoS 1 message acknowledged only once its
+  rows are committed (``--ack store``, the default; ``--ack receipt`` acknowledges on arrival);
 * ``aiomqtt`` and ``paho-thread``: other ways of driving an MQTT client, with the same parsing and
   sink, for comparison (not run unless named).
 
@@ -19,15 +21,20 @@ The publisher is kept at most ``--window`` messages ahead of what the subscriber
 rate is the sustained, loss-free rate of the chain. Before each measured period every terminal
 sends one heartbeat (and comes online): what is measured is the steady state.
 
-edumon's rate counts a message when the collector has applied it, over the measured period plus
-the time the collector then needs to write out the rows still pending (``drain``): the whole
-path, SQLite included. The figures printed are the medians over the rounds, their spread
-(min-max) and the ratio of the medians, edumon over ``mosquitto_sub``. Two cores are shared by
-the publisher, the broker and the subscriber: compare ratios, not absolute rates.
+edumon's rate counts a message when its rows are committed to SQLite (with ``--ack store``; with
+``--ack receipt`` when the collector has applied it), over the measured period plus the time the
+collector then needs to write out the rows still pending (``drain``): the whole path, broker ->
+ingest -> store. The broker is a Mosquitto this script starts on a free port with the shipped
+config's session and flow-control settings (``deploy/mosquitto/edumon.conf``:
+``max_inflight_messages 0``, without which acknowledging after the commit would be held to 20
+messages per commit); ``--port`` uses a running broker instead. The figures printed are the
+medians over the rounds, their spread (min-max) and the ratio of the medians, edumon over
+``mosquitto_sub``. Two cores are shared by the publisher, the broker and the subscriber: compare
+ratios, not absolute rates.
 
 Usage: ``python bench/mqtt_ingest.py [--rounds 5] [--seconds 20] [--terminals 20000]
 [--qos 0 1] [--window 1000] [--subscribers mosquitto_sub ingest] [--sink collector|null]
-[--host 127.0.0.1] [--port 1883]``
+[--ack store|receipt] [--host 127.0.0.1] [--port PORT]``
 """
 
 from __future__ import annotations
@@ -36,9 +43,12 @@ import argparse
 import asyncio
 import collections
 import contextlib
+import dataclasses
 import json
 import os
+import socket
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -175,6 +185,9 @@ async def collector_sink(
         s = collector.stats
         return {
             "collector_messages": s.terminal_messages_total,
+            "committed_messages": s.committed_messages,
+            "duplicates": sum(s.duplicates_total.values()),
+            "lost": sum(s.lost_messages_total.values()),
             "collector_dropped": dict(s.dropped_total),
             "ignored": {k: v for k, v in known.ignored.items() if v},
             "events": sum(s.events_total.values()),
@@ -199,7 +212,11 @@ async def child(args: argparse.Namespace) -> None:
         )
         owned = (collector, store)
         collector_task = asyncio.create_task(collector.run(), name="collector")
-        progress = Progress(lambda: int(collector.stats.terminal_messages_total))
+        if args.ack == "store":
+            progress = Progress(lambda: int(collector.stats.committed_messages))
+        else:
+            progress = Progress(lambda: int(collector.stats.terminal_messages_total))
+        args.collector = collector
         poller = asyncio.create_task(progress.poll(), name="progress")
         sink = collector.submit_terminal
 
@@ -238,9 +255,33 @@ async def run_ingest(
 ) -> None:
     from edumon.sources.mqtt import MqttIngest, MqttSettings
 
-    settings = MqttSettings(host=args.host, port=args.port, district=args.district, qos=args.qos)
-    async with MqttIngest(settings, sink) as ingest:
+    # A persistent session of its own for each run (a session left from an earlier run would
+    # hand this one what was published meanwhile), removed at the end.
+    client_id = f"bench-collector-{uuid.uuid4().hex[:8]}"
+    settings = MqttSettings(
+        host=args.host, port=args.port, district=args.district, qos=args.qos, client_id=client_id
+    )
+    collector = getattr(args, "collector", None)
+    after_store = collector is not None and args.ack == "store"
+    # As the daemon wires it (edumon/app.py): persistent session, acknowledged after the commit.
+    ingest = MqttIngest(
+        settings,
+        sink,
+        ack_after_store=after_store,
+        paused=collector.paused if collector is not None else None,
+    )
+    if after_store:
+        collector.on_committed = ingest.committed
+        collector.backlog = ingest.in_backlog
+    async with ingest:
         await stop
+    forget = dataclasses.replace(settings, clean_session=True)
+    async with MqttIngest(forget, lambda message, received_at: None) as cleaner:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(5):
+                # The ingest has no connection notification: poll its stats.
+                while not cleaner.stats.connected:  # noqa: ASYNC110
+                    await asyncio.sleep(0.01)
     stats.update(
         received=ingest.stats.received_total,
         accepted=ingest.stats.accepted_total,
@@ -325,6 +366,7 @@ class Publisher:
     def __init__(self, district: str, terminals: Sequence[tuple[str, str]], qos: int) -> None:
         self.qos = qos
         self.seq = FIRST_SEQ
+        self._rounds = 0
         self.next_terminal = 0
         self.sent = 0
         self._pid = 0
@@ -391,14 +433,17 @@ class Publisher:
         n = len(templates)
         for _ in range(count):
             head, before, after = templates[self.next_terminal]
-            seq = b"%d" % self.seq
+            # Each terminal's own seq grows by one a message, as a real agent's: the collector
+            # counts a gap as loss.
+            seq = b"%d" % (self.seq + self._rounds)
             if self.qos:
                 self._pid = self._pid % 65535 + 1
                 out.append(head + self._pid.to_bytes(2, "big") + before + seq + after)
             else:
                 out.append(head + seq + after)
-            self.seq += 1
             self.next_terminal = (self.next_terminal + 1) % n
+            if self.next_terminal == 0:
+                self._rounds += 1
         self.sent += count
         return b"".join(out)
 
@@ -500,6 +545,7 @@ def subscriber_command(name: str, args: argparse.Namespace, qos: int) -> list[st
         "--terminals", str(args.terminals),
         "--qos", str(qos),
         "--sink", args.sink,
+        "--ack", args.ack,
         *(["--profile", args.profile] if args.profile else []),
     ]  # fmt: skip
 
@@ -586,7 +632,8 @@ def print_table(results: Sequence[Result], args: argparse.Namespace) -> None:
     print()
     print(
         f"{args.rounds} interleaved rounds of {args.seconds:g} s, {args.terminals} terminals, "
-        f"window {args.window}, sink={args.sink}; msg/s (edumon: applied and stored)"
+        f"window {args.window}, sink={args.sink}, ack={args.ack}; msg/s (edumon: "
+        f"{'committed to SQLite' if args.ack == 'store' else 'applied, then stored'})"
     )
     print(
         f"{'QoS':>3} {'subscriber':<14} {'median':>9} {'min - max':>21} {'x sub (median)':>15}"
@@ -627,7 +674,69 @@ def print_table(results: Sequence[Result], args: argparse.Namespace) -> None:
                     )
 
 
+SHIPPED_CONF = REPO / "deploy" / "mosquitto" / "edumon.conf"
+# What the bench's broker takes over from the shipped config: the collector's session and flow
+# control (docs/wire-protocol.md, "Collector session").
+BROKER_SETTINGS = (
+    "max_inflight_messages",
+    "max_queued_messages",
+    "persistent_client_expiration",
+    "message_size_limit",
+)
+
+
+@contextlib.contextmanager
+def own_broker(workdir: Path) -> Any:
+    """A Mosquitto on a free loopback port with the shipped config's session settings."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = int(probe.getsockname()[1])
+    settings = [
+        " ".join(line.split())
+        for line in SHIPPED_CONF.read_text(encoding="utf-8").splitlines()
+        if line.split() and line.split()[0] in BROKER_SETTINGS
+    ]
+    conf = workdir / "mosquitto.conf"
+    conf.write_text(
+        "\n".join(
+            [f"listener {port} 127.0.0.1", "allow_anonymous true", "persistence false", *settings]
+        )
+        + "\n",
+        encoding="utf-8",
+    )
+    proc = subprocess.Popen(
+        ["mosquitto", "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("the bench's Mosquitto did not start") from None
+                time.sleep(0.05)
+        print(f"Mosquitto on 127.0.0.1:{port} with: {'; '.join(settings)}", flush=True)
+        yield port
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
 async def parent(args: argparse.Namespace) -> None:
+    if args.port is None:
+        with (
+            tempfile.TemporaryDirectory(prefix="edumon-bench-broker-") as workdir,
+            own_broker(Path(workdir)) as port,
+        ):
+            args.port = port
+            await _parent(args)
+        return
+    await _parent(args)
+
+
+async def _parent(args: argparse.Namespace) -> None:
     args.district = f"bench-{uuid.uuid4().hex[:8]}"
     args.ids = terminal_ids(args.terminals)
     results = []
@@ -661,7 +770,15 @@ def main() -> None:
     )
     parser.add_argument("--window", type=int, default=1000)
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=1883)
+    parser.add_argument(
+        "--port", type=int, default=None, help="a running broker's (default: start our own)"
+    )
+    parser.add_argument(
+        "--ack",
+        choices=("store", "receipt"),
+        default="store",
+        help="acknowledge QoS 1 after the commit (the daemon's way) or on arrival",
+    )
     parser.add_argument(
         "--profile", help="edumon's subscriber writes cProfile stats to PROFILE.<qos>.<pid>"
     )

@@ -286,11 +286,36 @@ async def _run(
                 broker = await stack.enter_async_context(embedded_broker_of(config))
                 log.info("embedded MQTT broker listening on %s:%d", broker.host, broker.port)
             settings = external or _mqtt_settings(config, broker)
-            ingest: MqttIngest | ShardIngests = (
-                MqttIngest(settings, collector.submit_terminal, clock=clock)
-                if shards is None
-                else ShardIngests(settings, shards, collector.submit_terminal, clock=clock)
-            )
+            # Before the first message: what is stored already is a duplicate if it comes again.
+            restored = collector.restore_positions(await store.sender_positions())
+            log.info("MQTT: %d senders' stored positions loaded", restored)
+            # A QoS 1 message is acknowledged only once its rows are committed, with a
+            # persistent session: a crash loses nothing the broker was given
+            # (docs/wire-protocol.md, "Collector session"). Not with the embedded broker: it
+            # dies with this process (and what it had acknowledged to the terminals with it),
+            # and amqtt gives up waiting for a PUBACK after 5 s.
+            ack_after_store = config.mqtt.broker == "external"
+            ingest: MqttIngest | ShardIngests
+            if shards is None:
+                ingest = MqttIngest(
+                    settings,
+                    collector.submit_terminal,
+                    clock=clock,
+                    ack_after_store=ack_after_store,
+                    paused=collector.paused,
+                )
+            else:
+                ingest = ShardIngests(
+                    settings,
+                    shards,
+                    collector.submit_terminal,
+                    clock=clock,
+                    acknowledge=lambda shard_ingest, n: shard_ingest.committed(n),
+                    ack_after_store=ack_after_store,
+                    paused=collector.paused,
+                )
+            collector.on_committed = ingest.committed
+            collector.backlog = ingest.in_backlog
             # Schools with `switches = "agent"` are polled by their own agent, which reports
             # over MQTT (edumon/sources/agent_reports.py); the collector polls the rest.
             agent_reports: AgentReports | None = None

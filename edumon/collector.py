@@ -28,6 +28,7 @@ from edumon.domain.state import NetworkState
 from edumon.domain.terminals import DEFAULT_TIMEOUT_SECONDS, TerminalsState
 from edumon.errors import StoreError
 from edumon.store import StoreProtocol
+from edumon.store.protocol import SenderPosition
 from edumon.wire import Heartbeat, Status
 
 log = logging.getLogger(__name__)
@@ -58,8 +59,21 @@ _TERMINAL_EVENTS = frozenset({EventKind.TERMINAL_ONLINE, EventKind.TERMINAL_OFFL
 # A school's summary line names its terminals that changed when they are this few.
 _NAMED_CHANGES = 3
 
-TerminalMessage = tuple[Heartbeat | Status, float]
-"""A parsed MQTT message and when it was received."""
+TerminalMessage = tuple[Heartbeat | Status, float, int, bool]
+"""A parsed MQTT message, when it was received, its number (1, 2, ... as submitted), and
+whether it came in the backlog the broker queued while the collector was away."""
+
+# A heartbeat from the broker's queue (the collector was away) that reaches us this much later
+# than its own timestamp is stored at the timestamp, not at its arrival, as long as it is not
+# older than LATE_WINDOW_SECONDS (docs/wire-protocol.md).
+LATE_AFTER_SECONDS = 30.0
+LATE_WINDOW_SECONDS = 86_400.0
+# Stop reading MQTT while the queue is this full: the broker keeps the rest for us.
+_PAUSE_FILL = 0.75
+_TERMINAL_ROLE = "terminal"
+_Position = tuple[tuple[str, int], int, float, float]
+# Lost messages are logged at most this often (one line with the count); the metric has all.
+_LOSS_LOG_EVERY_SECONDS = 60.0
 
 COLLECTOR_DEVICE = "collector"
 """The device id of the collector's own events (``COLLECTOR_BLIND``, ``COLLECTOR_SIGHTED``)."""
@@ -103,6 +117,13 @@ class CollectorStats:
     pruned_rows_total: int = 0
     historical_observations_total: int = 0
     """Polls replayed from a school agent's spool, stored without changing the present."""
+    lost_messages_total: dict[str, int] = field(default_factory=lambda: collections.Counter())
+    """Messages a sender numbered and we never got (gaps in ``seq`` within one session), by
+    school: loss is counted, never silent."""
+    duplicates_total: dict[str, int] = field(default_factory=lambda: collections.Counter())
+    """Messages received again (a ``(boot, seq)`` already stored: a redelivery), by school."""
+    committed_messages: int = 0
+    """Terminal messages whose rows are committed (what the ingest may acknowledge)."""
     not_stored_total: dict[str, int] = field(default_factory=lambda: collections.Counter())
     """Samples not stored by design (docs/storage.md), by kind: ``interface_port`` (a port
     that does not matter), ``interface_rolled_up`` (folded into a 5-minute roll-up),
@@ -247,6 +268,20 @@ class Collector:
         # between consecutive old polls, and roll-ups and thinning of its own, so that the past
         # never moves the present's. Created on the first one.
         self._history: tuple[NetworkState, InterfaceRollups, DeviceSampleThinner] | None = None
+        self.backlog: Callable[[], bool] | None = None
+        """Whether the message being submitted comes from the broker's queue of what arrived
+        while the collector was away (the MQTT ingest's ``in_backlog``)."""
+        self.on_committed: Callable[[int], None] | None = None
+        """Told, after each commit, how many terminal messages (counted in the order they
+        were submitted) have their rows stored: the MQTT ingest's ``committed``."""
+        self._submitted = 0  # terminal messages submitted (dropped ones included)
+        self._applied = 0  # the number of the last terminal message applied
+        self._marked = 0  # the last number a write was started for
+        # Each terminal's newest (session, seq, observed_at, received_at) not yet written: stored
+        # with the rows it covers.
+        self._positions: dict[tuple[str, str], _Position] = {}
+        self._unlogged_loss = 0
+        self._loss_logged_at = -_LOSS_LOG_EVERY_SECONDS
 
     def tracked_sizes(self) -> dict[str, int]:
         """Entries of what the collector keeps in memory, each bounded by the inventory.
@@ -264,6 +299,26 @@ class Collector:
             "pending_rows": len(self._pending),
             "queue": self._queue.qsize(),
         }
+
+    def paused(self) -> bool:
+        """Whether the MQTT ingest should stop reading for now (the queue is nearly full)."""
+        return self._queue.qsize() >= self._queue.maxsize * _PAUSE_FILL
+
+    def restore_positions(self, positions: Collection[SenderPosition]) -> int:
+        """Load the stored senders' positions into the terminals' sessions (at start-up).
+
+        A message the broker delivers again after a crash between our commit and its
+        acknowledgement is then a duplicate, not a second row. Returns how many were loaded.
+        """
+        if self.terminals is None:
+            return 0
+        loaded = 0
+        for p in positions:
+            if p.role == _TERMINAL_ROLE and self.terminals.restore_position(
+                p.school, p.sender, (p.boot_id, p.birth_seq), p.seq, p.observed_at
+            ):
+                loaded += 1
+        return loaded
 
     @property
     def queue_depth(self) -> int:
@@ -300,8 +355,10 @@ class Collector:
         A full queue drops the message, logged and counted: a heartbeat is superseded by the
         next one, and the ingest must keep reading or the broker's buffers fill instead.
         """
+        self._submitted += 1
         try:
-            self._queue.put_nowait((msg, received_at))
+            backlog = self.backlog is not None and self.backlog()
+            self._queue.put_nowait((msg, received_at, self._submitted, backlog))
         except asyncio.QueueFull:
             self.stats.dropped_total["queue_full"] += 1
             if self.stats.dropped_total["queue_full"] % 1000 == 1:
@@ -389,9 +446,12 @@ class Collector:
                 extra={"kind": event.kind.value, "school": event.school, "device": event.device_id},
             )
 
-    def _accept_terminal(self, msg: Heartbeat | Status, received_at: float) -> None:
+    def _accept_terminal(
+        self, msg: Heartbeat | Status, received_at: float, number: int, backlog: bool = False
+    ) -> None:
         # The hot path of a district's heartbeats: kept to plain lookups and one allocation.
         self.stats.terminal_messages_total += 1
+        self._applied = number
         terminals = self.terminals
         if terminals is None:
             self.stats.dropped_total["no_terminal_inventory"] += 1
@@ -404,9 +464,19 @@ class Collector:
                     self._store_historical(st.ref.classroom, msg)
                 return
         heartbeats_before = st.heartbeats if st is not None else 0
+        if st is not None and st.session is not None and st.last_seq is not None:
+            self._count_sequence(msg, st.session, st.last_seq)
         events = terminals.apply(msg, received_at)
         if events:
             self._record(events)
+        if st is not None and st.session is not None and st.last_seq is not None:
+            # Plain tuples on the hot path; SenderPosition only for the write (_take_positions).
+            self._positions[(msg.school, msg.terminal)] = (
+                st.session,
+                st.last_seq,
+                st.last_observed_at if st.last_observed_at is not None else msg.observed_at,
+                received_at,
+            )
         if st is None:
             unknown = terminals.unknown.get(msg.district, msg.school, msg.terminal)
             if unknown is not None and unknown.messages == 1:
@@ -422,8 +492,13 @@ class Collector:
             return
         # Only a heartbeat the state accepted is a sample (not a duplicate, not an old session).
         if st.heartbeats > heartbeats_before and type(msg) is Heartbeat:
+            late = received_at - msg.observed_at
             sample = TerminalSample(
-                at=received_at,
+                # A heartbeat the broker held while we were away is stored at its own time
+                # (bounded); the state's "now" stays the receive time.
+                at=msg.observed_at
+                if backlog and LATE_AFTER_SECONDS < late <= LATE_WINDOW_SECONDS
+                else received_at,
                 school=msg.school,
                 terminal=msg.terminal,
                 classroom=st.ref.classroom,
@@ -463,6 +538,41 @@ class Collector:
             self._shed()
         else:
             self.stats.not_stored_total["terminal"] += 1
+
+    def _count_sequence(
+        self, msg: Heartbeat | Status, session: tuple[str, int], last_seq: int
+    ) -> None:
+        """Count a gap in ``seq`` within the current session as loss, a repeat as a duplicate."""
+        if msg.boot_id != session[0]:
+            return
+        if msg.seq <= last_seq:
+            # A Will carries a seq below its session's birth: late, not repeated.
+            if not isinstance(msg, Status) or msg.reason != "will":
+                self.stats.duplicates_total[msg.school] += 1
+            return
+        if msg.birth_seq == session[1] and msg.seq > last_seq + 1:
+            lost = msg.seq - last_seq - 1
+            self.stats.lost_messages_total[msg.school] += lost
+            self._unlogged_loss += lost
+            now = time.monotonic()
+            if now - self._loss_logged_at < _LOSS_LOG_EVERY_SECONDS:
+                return
+            self._loss_logged_at = now
+            total, self._unlogged_loss = self._unlogged_loss, 0
+            log.warning(
+                "MQTT 消息丢失：%d 条，最近为终端 %s（学校 %s）(%d messages terminals numbered "
+                "never arrived since the last such line; the latest gap: terminal %s of school "
+                "%s, seq %d to %d; edumon_mqtt_lost_messages_total counts them by school)",
+                total,
+                msg.terminal,
+                msg.school,
+                total,
+                msg.terminal,
+                msg.school,
+                last_seq,
+                msg.seq,
+                extra={"school": msg.school, "terminal": msg.terminal},
+            )
 
     def _note_terminal_change(self, event: Event) -> None:
         assert event.school is not None
@@ -678,18 +788,50 @@ class Collector:
         self._shed()
         self._log_terminal_changes(everything=everything)
         self.stats.pending_rows = len(self._pending)
-        if not len(self._pending):
-            return True
         batch = self._pending.take(self._max_write_rows)
+        mark: int | None = None
+        positions: dict[tuple[str, str], _Position] = {}
+        if not len(self._pending):
+            # The batch holds every row accepted so far: the messages applied up to here are
+            # stored with it, and so are their senders' positions (docs/wire-protocol.md).
+            mark = self._applied
+            self._marked = mark
+            positions, self._positions = self._positions, {}
+        if not len(batch) and not positions:
+            if mark is not None:
+                self._committed(mark)
+            return True
         started = time.perf_counter()
         try:
-            await self.store.write(
-                batch.interface_rollups,
-                batch.device_samples,
-                batch.events,
-                terminal_samples=batch.terminal_samples,
-            )
+            if positions:
+                await self.store.write(
+                    batch.interface_rollups,
+                    batch.device_samples,
+                    batch.events,
+                    terminal_samples=batch.terminal_samples,
+                    positions=[
+                        SenderPosition(
+                            school=school,
+                            role=_TERMINAL_ROLE,
+                            sender=terminal,
+                            boot_id=session[0],
+                            birth_seq=session[1],
+                            seq=seq,
+                            observed_at=observed_at,
+                            at=at,
+                        )
+                        for (school, terminal), (session, seq, observed_at, at) in positions.items()
+                    ],
+                )
+            else:
+                await self.store.write(
+                    batch.interface_rollups,
+                    batch.device_samples,
+                    batch.events,
+                    terminal_samples=batch.terminal_samples,
+                )
         except StoreError as exc:
+            self._put_back_positions(positions)
             self._pending.put_back(batch)
             self.stats.write_failures_total += 1
             self.stats.pending_rows = len(self._pending)
@@ -707,6 +849,7 @@ class Collector:
         except BaseException:
             # Cancelled mid-write (shutdown): keep the rows for drain(); the write either
             # committed (a retry then skips the samples already stored) or did not.
+            self._put_back_positions(positions)
             self._pending.put_back(batch)
             raise
         elapsed = time.perf_counter() - started
@@ -715,7 +858,20 @@ class Collector:
         self.stats.rows_written_total += len(batch)
         self.stats.last_write_ok_at = self._clock()
         self.stats.pending_rows = len(self._pending)
+        if mark is not None:
+            self._committed(mark)
         return True
+
+    def _put_back_positions(self, positions: dict[tuple[str, str], _Position]) -> None:
+        for key, position in positions.items():
+            self._positions.setdefault(key, position)  # a newer one taken since wins
+
+    def _committed(self, mark: int) -> None:
+        if mark <= self.stats.committed_messages:
+            return
+        self.stats.committed_messages = mark
+        if self.on_committed is not None:
+            self.on_committed(mark)
 
     async def run(self) -> None:
         """Consume the queue forever: apply each observation, flush in batches, retry on failure.
@@ -748,7 +904,11 @@ class Collector:
             except TimeoutError:
                 pass
             now = time.monotonic()
-            due = len(self._pending) >= self._batch_size or now >= deadline
+            due = (
+                len(self._pending) >= self._batch_size
+                or self._applied - self._marked >= self._batch_size
+                or now >= deadline
+            )
             if due and now >= retry_at and self._writer is None:
                 self._writer = asyncio.create_task(self._write_pending(), name="store-write")
                 deadline = now + self._flush_seconds

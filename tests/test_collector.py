@@ -44,6 +44,8 @@ class FlakyStore:
         device_samples: Sequence[DeviceSample] = (),
         events: Sequence[Event] = (),
         terminal_samples: Sequence[TerminalSample] = (),
+        *,
+        positions: Sequence[object] = (),
     ) -> None:
         self.attempts += 1
         if self.down:

@@ -47,6 +47,8 @@ class CountingStore:
         device_samples: Sequence[DeviceSample] = (),
         events: Sequence[Event] = (),
         terminal_samples: Sequence[TerminalSample] = (),
+        *,
+        positions: Sequence[object] = (),
     ) -> None:
         self.rollups += len(interface_rollups)
         self.devices += len(device_samples)

@@ -64,6 +64,8 @@ class ShardIngests:
         *,
         clock: Callable[[], float],
         acknowledge: Callable[[MqttIngest, int], None] | None = None,
+        ack_after_store: bool = False,
+        paused: Callable[[], bool] | None = None,
     ) -> None:
         """Args:
         settings: the broker and district; the client id, session and schools are set here.
@@ -72,6 +74,9 @@ class ShardIngests:
         clock: the wall clock.
         acknowledge: for an ingest that acknowledges after store, what tells it that its
             first N messages are stored (see :meth:`committed`).
+        ack_after_store: each shard's ingest acknowledges a QoS 1 message only once the
+            collector has stored it (``MqttIngest``).
+        paused: whether the collector wants reading to stop (its queue is nearly full).
         """
         self.settings = settings
         held = [(shard, schools) for shard, schools in sorted(shards.items()) if schools]
@@ -89,6 +94,8 @@ class ShardIngests:
                 ),
                 self._sink_of(i, sink),
                 clock=clock,
+                ack_after_store=ack_after_store,
+                paused=paused,
             )
             for i, (shard, schools) in enumerate(held)
         ]
@@ -106,6 +113,11 @@ class ShardIngests:
                 self.delivering = None
 
         return deliver
+
+    def in_backlog(self) -> bool:
+        """Whether the message being delivered comes from its shard session's queued backlog."""
+        ingest = self.delivering
+        return ingest is not None and ingest.in_backlog()
 
     def committed(self, accepted: int) -> None:
         """The collector stored its first ``accepted`` messages: tell each ingest its share."""

@@ -439,6 +439,27 @@ class TerminalsState:
         ref = self.inventory.of_classroom(classroom)
         return None if ref is None else self.terminals[(ref.school, ref.terminal)]
 
+    def restore_position(
+        self,
+        school: str,
+        terminal: str,
+        session: tuple[str, int],
+        last_seq: int,
+        observed_at: float,
+    ) -> bool:
+        """Set a terminal's session and highest ``seq`` from the store (at start-up, before any
+        message): a redelivered message is then a duplicate. Online state stays unknown.
+
+        Returns False for a terminal not in the inventory (or already heard from).
+        """
+        st = self.terminals.get((school, terminal))
+        if st is None or st.session is not None:
+            return False
+        st.session = session
+        st.last_seq = last_seq
+        st.last_observed_at = observed_at
+        return True
+
     def classroom_link_speed(self, classroom: str) -> float | None:
         """The classroom terminal's NIC speed (Mbit/s), for the 1000M check without a switch port.
 

@@ -61,6 +61,29 @@ class AgentReportStore(Protocol):
     async def record_agent_reports(self, rows: Sequence[AgentReportRow]) -> int: ...
 
 
+@dataclass(frozen=True, slots=True)
+class SenderPosition:
+    """The newest message of one MQTT sender whose rows are stored (table ``sender_positions``).
+
+    Written in the same transaction as those rows and loaded at start-up, so that a message
+    the broker delivers again after a crash (stored, not yet acknowledged) is recognised as a
+    duplicate (docs/wire-protocol.md, "Collector session").
+    """
+
+    school: str
+    role: str
+    """The topic's role level: ``terminal``."""
+    sender: str
+    """The sender's id within its school and role (a terminal id)."""
+    boot_id: str
+    birth_seq: int
+    seq: int
+    observed_at: float
+    """The sender's clock on that message (orders sessions of different boots)."""
+    at: float
+    """When it was received."""
+
+
 class StoreProtocol(Protocol):
     """What the collector needs from a store (a fake in unit tests, the repository otherwise)."""
 
@@ -70,6 +93,8 @@ class StoreProtocol(Protocol):
         device_samples: Sequence[DeviceSample],
         events: Sequence[Event],
         terminal_samples: Sequence[TerminalSample] = (),
+        *,
+        positions: Sequence[SenderPosition] = (),
     ) -> None:
         """Store a batch atomically; raise StoreError (keep the batch, retry) on failure."""
         ...

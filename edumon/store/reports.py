@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from edumon.domain.rollups import InterfaceRollup
 from edumon.store import tables as t
 from edumon.store.base import StoreBase, chunks
-from edumon.store.protocol import ClassroomAvailability
+from edumon.store.protocol import ClassroomAvailability, SenderPosition
 from edumon.store.reads import rollup_of
 from edumon.store.timestamps import from_db, to_db
 
@@ -100,6 +100,29 @@ class StoreReports(StoreBase):
         async with self._guard("reading monitoring runs"), self._engine.connect() as conn:
             first = (await conn.execute(query)).scalar_one_or_none()
         return None if first is None else from_db(first)
+
+    async def sender_positions(self) -> list[SenderPosition]:
+        """Every MQTT sender's newest stored message (see ``write``'s ``positions``).
+
+        Raises:
+            StoreError: the database failed.
+        """
+        query = select(t.sender_positions)
+        async with self._guard("reading sender positions"), self._engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return [
+            SenderPosition(
+                school=r.school,
+                role=r.role,
+                sender=r.sender,
+                boot_id=r.boot_id,
+                birth_seq=int(r.birth_seq),
+                seq=int(r.seq),
+                observed_at=float(r.observed_at),
+                at=from_db(r.at),
+            )
+            for r in rows
+        ]
 
     async def port_rollups(
         self, ports: Collection[tuple[str, str]], since: float, until: float

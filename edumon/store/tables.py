@@ -221,6 +221,22 @@ terminal_samples = Table(
     Index("ix_terminal_samples_at", "at"),
 )
 
+# The newest stored message of each MQTT sender (migration 0006): written with the rows, read
+# at start-up, so a redelivery after a crash is a duplicate (docs/wire-protocol.md).
+sender_positions = Table(
+    "sender_positions",
+    metadata,
+    Column("school", Text, nullable=False),
+    Column("role", Text, nullable=False),
+    Column("sender", Text, nullable=False),
+    Column("boot_id", Text, nullable=False),
+    Column("birth_seq", BigInteger, nullable=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("observed_at", Double, nullable=False),
+    Column("at", UtcDateTime, nullable=False),
+    PrimaryKeyConstraint("school", "role", "sender"),
+)
+
 # --- daily roll-ups and events, kept long -----------------------------------------------------
 
 # The daily roll-up (migration 0005): 在线率, 开机率 and 使用率 inputs per classroom and local

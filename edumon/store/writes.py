@@ -14,7 +14,7 @@ from edumon.domain.models import DeviceSample, Event, TerminalSample
 from edumon.domain.rollups import InterfaceRollup
 from edumon.store import tables as t
 from edumon.store.base import WRITE_CHUNK_ROWS, StoreBase, chunks, logger
-from edumon.store.protocol import AgentReportRow, ClassroomAvailability
+from edumon.store.protocol import AgentReportRow, ClassroomAvailability, SenderPosition
 from edumon.store.timestamps import sqlite_text, to_db
 
 # Bound parameters per statement stay under both backends' limits (SQLite 32,766; asyncpg 32,767).
@@ -24,6 +24,14 @@ _SQLITE_TERMINAL_INSERT = (
     "INSERT OR IGNORE INTO terminal_samples (school, terminal, boot_id, seq, at, classroom, "
     "uptime_seconds, link_speed_mbps, cpu_percent, memory_used_bytes, disk_used_bytes) "
     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+# Each sender's newest stored message, replaced in place (plain tuples on SQLite, as above).
+_SQLITE_POSITION_UPSERT = (
+    "INSERT INTO sender_positions (school, role, sender, boot_id, birth_seq, seq, observed_at, "
+    "at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (school, role, sender) DO UPDATE SET "
+    "boot_id = excluded.boot_id, birth_seq = excluded.birth_seq, seq = excluded.seq, "
+    "observed_at = excluded.observed_at, at = excluded.at"
 )
 
 
@@ -195,8 +203,14 @@ class StoreWrites(StoreBase):
         device_samples: Sequence[DeviceSample] = (),
         events: Sequence[Event] = (),
         terminal_samples: Sequence[TerminalSample] = (),
+        *,
+        positions: Sequence[SenderPosition] = (),
     ) -> None:
         """Store a batch in one transaction: all of it or none of it.
+
+        ``positions`` (each MQTT sender's newest message the batch covers) replace the stored
+        ones in the same transaction, so a message is never recorded as stored without its
+        rows, nor its rows without it.
 
         Samples already stored (same device and time; terminal heartbeats with the same school,
         terminal, boot id and sequence number) are skipped, so a batch retried after an
@@ -299,8 +313,40 @@ class StoreWrites(StoreBase):
             {"device_id": d, "name": n, "first_seen": to_db(at)}
             for (d, n), at in new_interfaces.items()
         ]
+        position_rows: list[dict[str, Any]] = []
+        position_tuples: list[tuple[Any, ...]] = []
+        if self._dialect == "sqlite":
+            position_tuples = [
+                (
+                    p.school,
+                    p.role,
+                    p.sender,
+                    p.boot_id,
+                    p.birth_seq,
+                    p.seq,
+                    p.observed_at,
+                    sqlite_text(p.at),
+                )
+                for p in positions
+            ]
+        else:
+            position_rows = [
+                {
+                    "school": p.school,
+                    "role": p.role,
+                    "sender": p.sender,
+                    "boot_id": p.boot_id,
+                    "birth_seq": p.birth_seq,
+                    "seq": p.seq,
+                    "observed_at": p.observed_at,
+                    "at": to_db(p.at),
+                }
+                for p in positions
+            ]
         total = (
-            len(iface_rows)
+            len(position_rows)
+            + len(position_tuples)
+            + len(iface_rows)
             + len(device_rows)
             + len(event_rows)
             + len(terminal_rows)
@@ -315,11 +361,14 @@ class StoreWrites(StoreBase):
                 (self._insert_ignore(t.interfaces), interface_rows),
                 (self._insert_ignore(t.terminal_samples), terminal_rows),
                 (t.events.insert(), event_rows),
+                (self._upsert(t.sender_positions), position_rows),
             ):
                 for chunk in chunks(rows, WRITE_CHUNK_ROWS):
                     await conn.execute(stmt, list(chunk))
             for tuples in chunks(terminal_tuples, WRITE_CHUNK_ROWS):
                 await conn.exec_driver_sql(_SQLITE_TERMINAL_INSERT, list(tuples))
+            for tuples in chunks(position_tuples, WRITE_CHUNK_ROWS):
+                await conn.exec_driver_sql(_SQLITE_POSITION_UPSERT, list(tuples))
         # Only after the commit: a failed batch must insert its interfaces when retried.
         self._seen_interfaces.update(new_interfaces)
 

@@ -421,6 +421,40 @@ class ProcessCollector:
         blind_seconds.add(collector.blind_seconds(now))
         yield from (received, accepted, rejected, connected, reconnects, failures)
         yield from (blind, blind_seconds)
+        resumed = _counter(
+            "edumon_mqtt_sessions_resumed",
+            "Connections on which the broker still held the collector's persistent session "
+            "(and delivered what it queued meanwhile).",
+        )
+        resumed.add(stats.sessions_resumed_total)
+        unacked = _gauge(
+            "edumon_mqtt_unacknowledged_messages",
+            "QoS 1 messages received and not yet acknowledged: waiting for the store's commit.",
+        )
+        unacked.add(stats.acks_pending)
+        collector_stats = self._runtime.collector.stats
+        schools: set[str] = set(collector_stats.lost_messages_total) | set(
+            collector_stats.duplicates_total
+        )
+        terminals = self._runtime.terminals
+        if terminals is not None:
+            schools.update(ref.school for ref in terminals.inventory)
+        lost = _counter(
+            "edumon_mqtt_lost_messages",
+            "Messages terminals numbered and the collector never received (gaps in seq within "
+            "one session), by school: loss is counted, never silent (docs/wire-protocol.md).",
+            "school",
+        )
+        duplicates = _counter(
+            "edumon_mqtt_duplicates",
+            "Messages received again after they were stored (a broker redelivery), by school; "
+            "each was recognised and stored once.",
+            "school",
+        )
+        for school in sorted(schools):
+            lost.add(collector_stats.lost_messages_total.get(school, 0), school=school)
+            duplicates.add(collector_stats.duplicates_total.get(school, 0), school=school)
+        yield from (resumed, unacked, lost, duplicates)
         if stats.last_message_at is not None:
             last = _gauge(
                 "edumon_mqtt_last_message_timestamp_seconds",

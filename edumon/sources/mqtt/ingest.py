@@ -14,6 +14,7 @@ and keeps the protocol (connect, subscribe, keepalive, acknowledgements).
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import random
 import select
@@ -21,7 +22,6 @@ import socket
 import ssl
 import threading
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,7 +54,11 @@ from edumon.wire import (
 log = logging.getLogger(__name__)
 
 Sink = Callable[[Heartbeat | Status, float], None]
-"""Receives every accepted message and its receive time (Unix seconds); must be cheap."""
+"""Receives every accepted message and its receive time (Unix seconds); must be cheap.
+
+With ``ack_after_store`` the ingest numbers the accepted messages 1, 2, ... in the order they
+reach the sink, and the sink's owner calls ``MqttIngest.committed(n)`` once the rows of the
+first ``n`` are committed (docs/wire-protocol.md, "Collector session")."""
 
 # Bytes read per readable event before yielding to the loop (about 170 heartbeats): large
 # enough to amortise the loop iteration, small enough that a flood cannot starve other tasks.
@@ -68,6 +72,11 @@ _LOG_PAYLOAD_BYTES: Final = 32
 _DISCONNECT_GRACE_SECONDS: Final = 2.0
 # A connection that lasted this long counts as stable: the next reconnect does not back off.
 _STABLE_SECONDS: Final = 30.0
+# While the sink's owner says it is full, reading the socket waits this long between checks.
+_PAUSE_SECONDS: Final = 0.005
+# Received and not yet acknowledged (the store is slow or down): past this many the ingest stops
+# reading, and the broker keeps the rest (up to its own max_queued_messages).
+MAX_UNACKED: Final = 100_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,8 +114,12 @@ class MqttSettings:
         username: MQTT user name, or None for an anonymous connection.
         password: MQTT password (needs ``username``).
         tls: TLS settings, or None for plain TCP.
-        client_id: MQTT client id; None picks a random one (two collectors must not share one:
-            the broker would disconnect each in turn).
+        client_id: MQTT client id, fixed across restarts so the broker keeps the session (and
+            queues QoS 1 messages) while the collector is down; None derives
+            ``edumon-collector-{district}``. Two collectors must not share one: the broker
+            would disconnect each in turn, and each would take the other's queued messages.
+        clean_session: False (the default) keeps a persistent session at the broker; the
+            broker's ``persistent_client_expiration`` bounds how long it waits for us.
         keepalive: Seconds between PINGREQs; a silent broker is noticed after 1.5 times this.
         qos: Subscription QoS (0 or 1).
         max_payload_bytes: Larger payloads are rejected as ``too_large`` before parsing; at
@@ -126,13 +139,13 @@ class MqttSettings:
     password: SecretStr | str | None = field(default=None, repr=False)
     tls: MqttTls | None = None
     client_id: str | None = None
+    clean_session: bool = False
     keepalive: int = 30
     qos: int = 1
     max_payload_bytes: int = MAX_PAYLOAD_BYTES
     connect_timeout: float = 10.0
     reconnect_min_seconds: float = 1.0
     reconnect_max_seconds: float = 5.0
-    clean_session: bool = True
     schools: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
@@ -186,6 +199,16 @@ class IngestStats:
     reconnects_total: int = 0
     connect_failures_total: int = 0
     last_message_at: float | None = None
+    sessions_resumed_total: int = 0
+    """Connections on which the broker still had our session (and its queued messages)."""
+    acks_pending: int = 0
+    """QoS 1 messages received and not yet acknowledged (waiting for the store's commit)."""
+
+
+def default_client_id(district: str) -> str:
+    """``edumon-collector-{district}`` (``all`` for every district): fixed, so the broker keeps
+    the session across restarts. Two collectors of one district must be given distinct ids."""
+    return f"edumon-collector-{district if district != '+' else 'all'}"
 
 
 class _ConnectionLost(Exception):
@@ -271,7 +294,7 @@ class _Link:
         self,
         settings: MqttSettings,
         client_id: str,
-        deliver: Callable[[_Link, str | bytes, bytes], None],
+        deliver: Callable[[_Link, str | bytes, bytes, int | None], None],
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._settings = settings
@@ -294,14 +317,22 @@ class _Link:
         self._read_error: OSError | None = None
         self.messages = 0
         """PUBLISH packets received: how ``_on_readable`` tells progress from a drained socket."""
+        self.session_present = False
+        """Whether the broker had kept our session (CONNACK's flag)."""
+        self.backlog = False
+        """True from a resumed session's CONNACK until the socket is first read empty: the
+        messages read meanwhile are (mostly) what the broker queued while we were away."""
+        self.paused: Callable[[], bool] | None = None
+        """While this says True, the socket is not read (the sink's owner is full)."""
+        self._pausing = False
         client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
             client_id=client_id,
             protocol=MQTTProtocolVersion.MQTTv311,
-            # A clean session by default: heartbeats queued by the broker while the collector
-            # was away would arrive late and be stamped with the wrong receive time. Status
-            # topics are retained, so a new subscription gets the current state of every
-            # terminal. A cluster's shard sessions persist (docs/city-deployment.md).
+            # A persistent session (docs/wire-protocol.md, "Collector session"): QoS 1
+            # messages published while the collector is down are queued by the broker and
+            # delivered when it returns; status topics are retained and come again with
+            # every SUBSCRIBE.
             clean_session=settings.clean_session,
             reconnect_on_failure=False,
         )
@@ -387,6 +418,15 @@ class _Link:
         sock = client.socket()
         if sock is None or self.lost.done():
             return
+        paused = self.paused
+        if paused is not None and paused():
+            # Back-pressure: the broker keeps what we do not read (and TCP slows it down);
+            # nothing is dropped here.
+            if self._fd is not None and not self._pausing:
+                self._pausing = True
+                self._loop.remove_reader(self._fd)
+                self._loop.call_later(_PAUSE_SECONDS, self._resume)
+            return
         # One receive time for what this read gets, taken before reading: a message that
         # waited in the socket while the loop was busy is dated as early as we can know.
         self.read_at = read_at = self._clock()
@@ -414,9 +454,27 @@ class _Link:
             self._loop.call_soon(self._on_readable)
         elif len(data) < _READ_BYTES and not self._input_waiting():
             self.caught_up_at = read_at
+            self.backlog = False
         # PUBACKs go out from the writer callback, on a later loop turn: amqtt (the embedded
         # broker, in this very loop) registers its wait for a PUBACK only after sending the
         # PUBLISH, and drops an acknowledgement that comes sooner.
+
+    def _resume(self) -> None:
+        self._pausing = False
+        if self._fd is None or self._abandoned or self.lost.done():
+            return
+        paused = self.paused
+        if paused is not None and paused():
+            self._pausing = True
+            self._loop.call_later(_PAUSE_SECONDS, self._resume)
+            return
+        self._loop.add_reader(self._fd, self._on_readable)
+        self._on_readable()
+
+    def send_puback(self, mid: int) -> None:
+        """Acknowledge one QoS 1 PUBLISH (ignored once the link is lost: the broker resends)."""
+        if not self.lost.done() and self._fd is not None:
+            self.client._send_puback(mid)
 
     def _consume(self) -> bool:
         """Handle every complete packet read so far; False once the link is lost.
@@ -469,11 +527,10 @@ class _Link:
                 payload = bytes(inbox[start:stop])
                 pos = stop
                 self.messages += 1
-                self._deliver(self, topic, payload)
+                mid = inbox[topic_end] << 8 | inbox[topic_end + 1] if first & 0x02 else None
+                self._deliver(self, topic, payload, mid)
                 if self.lost.done():  # after a sink bug, nothing more reaches the sink
                     return False
-                if first & 0x02:
-                    self.client._send_puback(inbox[topic_end] << 8 | inbox[topic_end + 1])
             return True
         finally:
             del inbox[:pos]
@@ -536,6 +593,7 @@ class _Link:
     ) -> None:
         if self.connack.done():
             return
+        self.session_present = self.backlog = bool(getattr(flags, "session_present", False))
         if reason.is_failure:
             self.connack.set_exception(
                 _ConnectionLost(f"broker refused the connection: {reason}", refused=True)
@@ -572,7 +630,8 @@ class _Link:
             # paho exposes a non-UTF-8 topic only as the raw bytes behind the property.
             topic = message._topic
         if not self.lost.done():  # after a sink bug, nothing more reaches the sink
-            self._deliver(self, topic, bytes(message.payload))
+            # paho acknowledges what it handles itself (QoS 2: never subscribed to).
+            self._deliver(self, topic, bytes(message.payload), None)
 
     def _on_subscribe(
         self,
@@ -650,6 +709,13 @@ class MqttIngest:
 
     Use ``await ingest.run()`` inside the application's TaskGroup and ``aclose()`` (or cancel)
     to stop; or ``async with MqttIngest(...) as ingest:`` to run it in a background task.
+
+    Acknowledgements: a QoS 1 message is acknowledged once the sink has taken it, or, with
+    ``ack_after_store``, only once :meth:`committed` says the rows of every accepted message up
+    to it are stored; PUBACKs always go out in the order the messages came (MQTT requires it),
+    so a rejected message or one that produced no row is acknowledged with the next commit.
+    ``paused`` (when given) is asked before each read of the socket: while it says True the
+    ingest reads nothing, and the broker holds the rest.
     """
 
     def __init__(
@@ -658,14 +724,20 @@ class MqttIngest:
         sink: Sink,
         *,
         clock: Callable[[], float] = time.time,
+        ack_after_store: bool = False,
+        paused: Callable[[], bool] | None = None,
     ) -> None:
         self.settings = settings
         self.stats = IngestStats()
         self._sink = sink
         self._clock = clock
         self._max_payload = settings.max_payload_bytes
-        district = settings.district if settings.district != "+" else "all"
-        self._client_id = settings.client_id or f"edumon-ingest-{district}-{uuid.uuid4().hex[:8]}"
+        self._client_id = settings.client_id or default_client_id(settings.district)
+        self._ack_after_store = ack_after_store
+        self._paused = paused
+        self._committed = 0
+        # (accepted messages that must be committed first, packet id), in arrival order.
+        self._acks: collections.deque[tuple[int, int]] = collections.deque()
         self._filters = [
             # Status topics are subscribed directly, never through $share: shared subscriptions
             # do not deliver retained messages.
@@ -675,6 +747,7 @@ class MqttIngest:
         ]
         self._closing = asyncio.Event()
         self._link: _Link | None = None
+        self._active: _Link | None = None  # the link being set up or connected
         self._task: asyncio.Task[None] | None = None
         self._running = False
         self._last_warned: dict[str, float] = {}
@@ -757,13 +830,50 @@ class MqttIngest:
             extra={"reason": reason, "topic": _topic_field(topic)},
         )
 
-    def _deliver(self, link: _Link, topic: str | bytes, payload: bytes) -> None:
+    def _deliver(self, link: _Link, topic: str | bytes, payload: bytes, mid: int | None) -> None:
         try:
             self.handle(topic, payload, link.read_at)
         except Exception as exc:
             # Raising into paho would leave its packet state half-updated; end the link with
             # the exception instead, and run() re-raises it.
             link.fail(exc)
+            return
+        if mid is None:
+            return
+        needed = self.stats.accepted_total
+        if not self._acks and needed <= self._committed:
+            link.send_puback(mid)  # nothing earlier waits, and everything up to it is stored
+            return
+        self._acks.append((needed, mid))
+        self.stats.acks_pending = len(self._acks)
+
+    def _full(self) -> bool:
+        paused = self._paused
+        return len(self._acks) >= MAX_UNACKED or (paused is not None and paused())
+
+    def committed(self, accepted: int) -> None:
+        """The rows of the first ``accepted`` accepted messages are stored: acknowledge them.
+
+        Called by the sink's owner after each commit (``ack_after_store``), in order, with
+        the number of accepted messages its commit covers (every one before is covered too);
+        the messages that came between them and produced no row go with them.
+        """
+        if accepted <= self._committed:
+            return
+        self._committed = accepted
+        acks = self._acks
+        link = self._active
+        while acks and acks[0][0] <= accepted:
+            _, mid = acks.popleft()
+            if link is not None:
+                link.send_puback(mid)
+        self.stats.acks_pending = len(acks)
+
+    def in_backlog(self) -> bool:
+        """Whether the message being handled came in the backlog of a resumed session: what
+        the broker queued while we were away (until the socket is first read empty)."""
+        link = self._active
+        return link is not None and link.backlog
 
     def received_until(self) -> float:
         """A time before which every message that reached this process has gone to the sink.
@@ -837,6 +947,12 @@ class MqttIngest:
             Exception: What the sink raised (a bug).
         """
         link = _Link(self.settings, self._client_id, self._deliver, self._clock)
+        link.paused = self._full
+        # Messages come from CONNACK on (a resumed session's queue before our SUBSCRIBE).
+        self._active = link
+        if not self._ack_after_store:
+            # Every accepted message counts as stored once the sink has it.
+            self._committed = 1 << 62
         try:
             try:
                 async with asyncio.timeout(self.settings.connect_timeout):
@@ -855,7 +971,16 @@ class MqttIngest:
             self.stats.connects_total += 1
             if self.stats.connects_total > 1:
                 self.stats.reconnects_total += 1
-            log.info("MQTT ingest connected to %s as %s", self.settings.address, self._client_id)
+            if link.session_present:
+                self.stats.sessions_resumed_total += 1
+            log.info(
+                "MQTT ingest connected to %s as %s (%s)",
+                self.settings.address,
+                self._client_id,
+                "session resumed"
+                if link.session_present
+                else ("new session" if not self.settings.clean_session else "clean session"),
+            )
             async with asyncio.TaskGroup() as tasks:
                 keepalive = tasks.create_task(link.keepalive(), name="mqtt-ingest-keepalive")
                 closing = tasks.create_task(self._closing.wait(), name="mqtt-ingest-closing")
@@ -869,8 +994,11 @@ class MqttIngest:
                     exc.up_seconds = time.monotonic() - up_since
                     raise
         finally:
-            self._link = None
+            self._link = self._active = None
             self.stats.connected = False
+            # What this link did not acknowledge the broker sends again on the next one.
+            self._acks.clear()
+            self.stats.acks_pending = 0
             await link.close()
 
     async def aclose(self) -> None:

@@ -127,8 +127,6 @@ class MqttSettings:
         connect_timeout: Seconds for TCP, TLS, CONNACK and SUBACK together.
         reconnect_min_seconds: First retry delay after a failure (before jitter).
         reconnect_max_seconds: Cap of the exponentially growing retry delay.
-        clean_session: False keeps the session (subscriptions, QoS 1 messages queued while
-            disconnected) at the broker for ``client_id`` (needs a fixed ``client_id``).
         schools: Only these schools' topics; None for every school of ``district``.
     """
 
@@ -169,8 +167,6 @@ class MqttSettings:
             raise ConfigError("mqtt.connect_timeout must be positive")
         if not 0 < self.reconnect_min_seconds <= self.reconnect_max_seconds:
             raise ConfigError("mqtt.reconnect_min_seconds must be in (0, reconnect_max_seconds]")
-        if not self.clean_session and self.client_id is None:
-            raise ConfigError("mqtt: a persistent session (clean_session off) needs a client_id")
         for school in self.schools or ():
             if not is_valid_id(school):
                 raise ConfigError(f"mqtt.schools: {school!r} is not a valid id")

@@ -11,6 +11,7 @@ carry the exact times the agent polled at.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import os
@@ -26,9 +27,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import pytest
 
 from tests.agents.support import PrivateBroker
+from tests.fixtures.databases import PostgresServer, run_in_thread
 from tests.fixtures.ports import free_tcp_port
 from tests.fixtures.snmpd import Snmpd
 
@@ -37,8 +40,8 @@ DRAIN_PER_SECOND = 10  # slow enough that the agent can be killed in the middle 
 SECRET_COMMUNITY_ENV = "T_SA_COMMUNITY"
 
 
-def _when(text: str) -> float:
-    return datetime.strptime(text, "%Y-%m-%d %H:%M:%S.%f").replace(tzinfo=UTC).timestamp()
+def _when(value: datetime) -> float:
+    return value.replace(tzinfo=value.tzinfo or UTC).timestamp()
 
 
 def _wait(
@@ -52,7 +55,7 @@ def _wait(
             assert proc.poll() is None, f"{proc.args} exited ({proc.returncode}) waiting for {what}"
         try:
             last = check()
-        except sqlite3.OperationalError:  # the collector has not created its tables yet
+        except asyncpg.UndefinedTableError:  # the collector has not created its tables yet
             last = None
         if last:
             return last
@@ -61,14 +64,21 @@ def _wait(
 
 
 class Db:
-    """Read-only looks into the collector's SQLite file (WAL: readers do not block it)."""
+    """Looks into the collector's PostgreSQL database while it runs (a running edumon holds a
+    SQLite file for itself: docs/storage.md)."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
+    def __init__(self, url: str) -> None:
+        self.url = url
 
-    def rows(self, sql: str, *args: Any) -> list[tuple[Any, ...]]:
-        with sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=10) as db:
-            return db.execute(sql, args).fetchall()
+    def rows(self, sql: str) -> list[tuple[Any, ...]]:
+        async def fetch() -> list[tuple[Any, ...]]:
+            conn = await asyncpg.connect(self.url)
+            try:
+                return [tuple(row) for row in await conn.fetch(sql)]
+            finally:
+                await conn.close()
+
+        return asyncio.run(fetch())
 
     def reports(self) -> dict[tuple[str, int], tuple[float, float, bool]]:
         """(boot, seq) -> (observed_at, received_at, historical) of the switch's reports."""
@@ -112,7 +122,9 @@ def terminal_port() -> Iterator[int]:
         yield int(listener.getsockname()[1])
 
 
-def _district(tmp_path: Path, snmpd: Snmpd, broker_port: int, api_port: int) -> Path:
+def _district(
+    tmp_path: Path, snmpd: Snmpd, broker_port: int, api_port: int, database_url: str
+) -> Path:
     config = tmp_path / "district.toml"
     config.write_text(
         f"""
@@ -121,7 +133,7 @@ code = "sa-fault"
 name = "学校代理故障测试县"
 
 [storage]
-url = "sqlite:///{tmp_path / "edumon.db"}"
+url = "{database_url}"
 flush_seconds = 0.2
 
 [api]
@@ -176,9 +188,17 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
             proc.wait(timeout=10)
 
 
+@pytest.fixture
+def postgres_url(postgres_server: PostgresServer) -> Iterator[str]:
+    """A database of its own on the test PostgreSQL server, dropped afterwards."""
+    name = run_in_thread(postgres_server.create_database)
+    yield postgres_server.url(name)
+    run_in_thread(lambda: postgres_server.drop_database(name))
+
+
 @pytest.mark.timeout(360)
 def test_broker_outage_then_agent_killed_mid_drain_stores_every_poll_once(
-    snmpd: Snmpd, tmp_path: Path, terminal_port: int
+    snmpd: Snmpd, tmp_path: Path, terminal_port: int, postgres_url: str
 ) -> None:
     broker_dir = tmp_path / "broker"
     broker_dir.mkdir()
@@ -193,7 +213,7 @@ def test_broker_outage_then_agent_killed_mid_drain_stores_every_poll_once(
     broker.start()
     api_port = free_tcp_port()
     api = f"http://127.0.0.1:{api_port}"
-    district = _district(tmp_path, snmpd, broker.port, api_port)
+    district = _district(tmp_path, snmpd, broker.port, api_port, postgres_url)
     env = dict(os.environ, **{SECRET_COMMUNITY_ENV: snmpd.community})
     env["EDUMON_AGENT_MQTT_PASSWORD"] = "school-a-password"
 
@@ -229,7 +249,7 @@ def test_broker_outage_then_agent_killed_mid_drain_stores_every_poll_once(
         f"tcp_port = {terminal_port}\n",
         encoding="utf-8",
     )
-    db = Db(tmp_path / "edumon.db")
+    db = Db(postgres_url)
     collector = _start(["run", "-c", str(district)], env, tmp_path / "collector.log")
     procs = [collector]
     try:

@@ -500,28 +500,33 @@ class Collector:
         # Only a heartbeat the state accepted is a sample (not a duplicate, not an old session).
         if st.heartbeats > heartbeats_before and type(msg) is Heartbeat:
             late = received_at - msg.observed_at
-            sample = TerminalSample(
-                # A heartbeat the broker held while we were away is stored at its own time
-                # (bounded); the state's "now" stays the receive time.
-                at=msg.observed_at
+            # A heartbeat the broker held while we were away is stored at its own time
+            # (bounded); the state's "now" stays the receive time.
+            at = (
+                msg.observed_at
                 if backlog and LATE_AFTER_SECONDS < late <= LATE_WINDOW_SECONDS
-                else received_at,
-                school=msg.school,
-                terminal=msg.terminal,
-                classroom=st.ref.classroom,
-                boot_id=msg.boot_id,
-                seq=msg.seq,
-                uptime_seconds=msg.uptime_seconds,
-                link_speed_mbps=msg.link_speed_mbps,
-                cpu_percent=msg.cpu_percent,
-                memory_used_bytes=msg.memory_used_bytes,
-                disk_used_bytes=msg.disk_used_bytes,
+                else received_at
             )
-            if self._terminal_thinner.keep(sample):
-                self._pending.terminal_samples.append(sample)
-            else:
+            if not self._terminal_thinner.keep_values(
+                msg.school, msg.terminal, at, msg.boot_id, msg.link_speed_mbps
+            ):
                 self.stats.not_stored_total["terminal"] += 1
                 return
+            self._pending.terminal_samples.append(
+                TerminalSample(
+                    at=at,
+                    school=msg.school,
+                    terminal=msg.terminal,
+                    classroom=st.ref.classroom,
+                    boot_id=msg.boot_id,
+                    seq=msg.seq,
+                    uptime_seconds=msg.uptime_seconds,
+                    link_speed_mbps=msg.link_speed_mbps,
+                    cpu_percent=msg.cpu_percent,
+                    memory_used_bytes=msg.memory_used_bytes,
+                    disk_used_bytes=msg.disk_used_bytes,
+                )
+            )
             if not events:
                 self._note_position(st, msg, received_at)
             self._shed()

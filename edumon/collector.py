@@ -25,7 +25,7 @@ from edumon.domain.rollups import (
     TerminalSampleThinner,
 )
 from edumon.domain.state import NetworkState
-from edumon.domain.terminals import DEFAULT_TIMEOUT_SECONDS, TerminalsState
+from edumon.domain.terminals import DEFAULT_TIMEOUT_SECONDS, TerminalsState, TerminalState
 from edumon.errors import StoreError
 from edumon.store import StoreProtocol
 from edumon.store.protocol import SenderPosition
@@ -122,6 +122,10 @@ class CollectorStats:
     school: loss is counted, never silent."""
     duplicates_total: dict[str, int] = field(default_factory=lambda: collections.Counter())
     """Messages received again (a ``(boot, seq)`` already stored: a redelivery), by school."""
+    resume_gap_messages_total: dict[str, int] = field(default_factory=lambda: collections.Counter())
+    """Messages between a sender's stored position and its first message after a restart, by
+    school: acknowledged ones that produced no row (their position is not stored) or ones lost
+    at the broker; ambiguous, so not counted as lost (docs/wire-protocol.md)."""
     committed_messages: int = 0
     """Terminal messages whose rows are committed (what the ingest may acknowledge)."""
     not_stored_total: dict[str, int] = field(default_factory=lambda: collections.Counter())
@@ -280,6 +284,9 @@ class Collector:
         # Each terminal's newest (session, seq, observed_at, received_at) not yet written: stored
         # with the rows it covers.
         self._positions: dict[tuple[str, str], _Position] = {}
+        # Senders whose position came from the store and who have sent nothing new since: the
+        # gap before their first new message is ambiguous (restore_positions).
+        self._resumed: set[tuple[str, str]] = set()
         self._unlogged_loss = 0
         self._loss_logged_at = -_LOSS_LOG_EVERY_SECONDS
 
@@ -309,6 +316,11 @@ class Collector:
 
         A message the broker delivers again after a crash between our commit and its
         acknowledgement is then a duplicate, not a second row. Returns how many were loaded.
+
+        A stored position is that of the sender's newest message that produced rows; messages
+        after it that produced none were acknowledged without one. So the gap between it and
+        the sender's first new message is not counted as loss but as a resume gap
+        (``resume_gap_messages_total``); later gaps are loss as always.
         """
         if self.terminals is None:
             return 0
@@ -317,6 +329,7 @@ class Collector:
             if p.role == _TERMINAL_ROLE and self.terminals.restore_position(
                 p.school, p.sender, (p.boot_id, p.birth_seq), p.seq, p.observed_at
             ):
+                self._resumed.add((p.school, p.sender))
                 loaded += 1
         return loaded
 
@@ -469,14 +482,8 @@ class Collector:
         events = terminals.apply(msg, received_at)
         if events:
             self._record(events)
-        if st is not None and st.session is not None and st.last_seq is not None:
-            # Plain tuples on the hot path; SenderPosition only for the write (_take_positions).
-            self._positions[(msg.school, msg.terminal)] = (
-                st.session,
-                st.last_seq,
-                st.last_observed_at if st.last_observed_at is not None else msg.observed_at,
-                received_at,
-            )
+            if st is not None:
+                self._note_position(st, msg, received_at)
         if st is None:
             unknown = terminals.unknown.get(msg.district, msg.school, msg.terminal)
             if unknown is not None and unknown.messages == 1:
@@ -493,29 +500,54 @@ class Collector:
         # Only a heartbeat the state accepted is a sample (not a duplicate, not an old session).
         if st.heartbeats > heartbeats_before and type(msg) is Heartbeat:
             late = received_at - msg.observed_at
-            sample = TerminalSample(
-                # A heartbeat the broker held while we were away is stored at its own time
-                # (bounded); the state's "now" stays the receive time.
-                at=msg.observed_at
+            # A heartbeat the broker held while we were away is stored at its own time
+            # (bounded); the state's "now" stays the receive time.
+            at = (
+                msg.observed_at
                 if backlog and LATE_AFTER_SECONDS < late <= LATE_WINDOW_SECONDS
-                else received_at,
-                school=msg.school,
-                terminal=msg.terminal,
-                classroom=st.ref.classroom,
-                boot_id=msg.boot_id,
-                seq=msg.seq,
-                uptime_seconds=msg.uptime_seconds,
-                link_speed_mbps=msg.link_speed_mbps,
-                cpu_percent=msg.cpu_percent,
-                memory_used_bytes=msg.memory_used_bytes,
-                disk_used_bytes=msg.disk_used_bytes,
+                else received_at
             )
-            if self._terminal_thinner.keep(sample):
-                self._pending.terminal_samples.append(sample)
-            else:
+            if not self._terminal_thinner.keep_values(
+                msg.school, msg.terminal, at, msg.boot_id, msg.link_speed_mbps
+            ):
                 self.stats.not_stored_total["terminal"] += 1
                 return
+            self._pending.terminal_samples.append(
+                TerminalSample(
+                    at=at,
+                    school=msg.school,
+                    terminal=msg.terminal,
+                    classroom=st.ref.classroom,
+                    boot_id=msg.boot_id,
+                    seq=msg.seq,
+                    uptime_seconds=msg.uptime_seconds,
+                    link_speed_mbps=msg.link_speed_mbps,
+                    cpu_percent=msg.cpu_percent,
+                    memory_used_bytes=msg.memory_used_bytes,
+                    disk_used_bytes=msg.disk_used_bytes,
+                )
+            )
+            if not events:
+                self._note_position(st, msg, received_at)
             self._shed()
+
+    def _note_position(
+        self, st: TerminalState, msg: Heartbeat | Status, received_at: float
+    ) -> None:
+        """Keep the sender's position to be written with the rows this message produced.
+
+        Only messages that produced rows (events, samples) need one: a redelivery of any
+        other stores nothing twice (a heartbeat's sample is unique by (school, terminal, boot,
+        seq) in the database), so the per-message upserts of the thinned heartbeats, the bulk of
+        a district's traffic, are not written (docs/wire-protocol.md, "Collector session").
+        """
+        if st.session is not None and st.last_seq is not None:
+            self._positions[(msg.school, msg.terminal)] = (
+                st.session,
+                st.last_seq,
+                st.last_observed_at if st.last_observed_at is not None else msg.observed_at,
+                received_at,
+            )
 
     def _store_historical(self, classroom: str, msg: Heartbeat) -> None:
         """A heartbeat observed earlier (docs/wire-protocol.md, "Historical heartbeats"):
@@ -543,6 +575,19 @@ class Collector:
         self, msg: Heartbeat | Status, session: tuple[str, int], last_seq: int
     ) -> None:
         """Count a gap in ``seq`` within the current session as loss, a repeat as a duplicate."""
+        resumed = self._resumed
+        if resumed and (msg.boot_id != session[0] or msg.seq > last_seq):
+            key = (msg.school, msg.terminal)
+            if key in resumed:
+                # The first new message since the stored position (restore_positions).
+                resumed.discard(key)
+                if (
+                    msg.boot_id == session[0]
+                    and msg.birth_seq == session[1]
+                    and msg.seq > last_seq + 1
+                ):
+                    self.stats.resume_gap_messages_total[msg.school] += msg.seq - last_seq - 1
+                return
         if msg.boot_id != session[0]:
             return
         if msg.seq <= last_seq:

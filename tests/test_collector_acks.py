@@ -72,20 +72,29 @@ async def test_messages_are_committed_only_with_their_rows_and_positions(
     assert await collector.flush()
     assert commits == [2]
     assert [s.seq for s in store.terminal_samples] == [1]
+    # The position is that of the newest message that produced rows: a redelivery of the
+    # thinned one would store nothing twice.
     position = store.positions[("S1", "terminal", "S1-101")]
-    assert (position.boot_id, position.birth_seq, position.seq) == ("b1", 1, 2)
-    # A message with no row at all still gets its commit (and its position is stored).
+    assert (position.boot_id, position.birth_seq, position.seq) == ("b1", 1, 1)
+    # A message with no row at all still gets its commit, and no write at all.
+    batches = len(store.batches)
     collector.submit_terminal(heartbeat(3), 1003.0)
     await collector.drain()
     assert commits == [2, 3]
-    assert store.positions[("S1", "terminal", "S1-101")].seq == 3
+    assert len(store.batches) == batches
+    assert store.positions[("S1", "terminal", "S1-101")].seq == 1
+    # One that produces a row moves it.
+    collector.submit_terminal(replace(heartbeat(4), link_speed_mbps=100), 1004.0)
+    await collector.drain()
+    assert commits == [2, 3, 4]
+    assert store.positions[("S1", "terminal", "S1-101")].seq == 4
 
 
 async def test_a_redelivery_after_a_restart_is_a_duplicate_not_a_row(config: Config) -> None:
     store = RecordingStore()
     collector, _ = collector_of(config, store)
     collector.submit_terminal(replace(heartbeat(1), link_speed_mbps=100), 1001.0)
-    collector.submit_terminal(heartbeat(2), 1002.0)
+    collector.submit_terminal(heartbeat(2), 1002.0)  # the speed changed back: a row
     await collector.drain()
     stored = list(store.positions.values())
 
@@ -97,7 +106,49 @@ async def test_a_redelivery_after_a_restart_is_a_duplicate_not_a_row(config: Con
     await restarted.drain()
     assert [s.seq for s in store.terminal_samples[before:]] == [3]
     assert restarted.stats.duplicates_total == {"S1": 1}
+    assert restarted.stats.lost_messages_total == {}
     assert commits == [2]
+
+
+async def test_a_redelivered_message_that_stored_nothing_stores_no_second_row(
+    config: Config,
+) -> None:
+    store = RecordingStore()
+    collector, _ = collector_of(config, store)
+    collector.submit_terminal(heartbeat(1), 1001.0)
+    collector.submit_terminal(heartbeat(2), 1002.0)  # thinned: no row, no position
+    await collector.drain()
+    restarted, commits = collector_of(config, store)
+    assert restarted.restore_positions(list(store.positions.values())) == 1
+    restarted.submit_terminal(heartbeat(1), 1100.0)  # redelivered: a duplicate
+    restarted.submit_terminal(heartbeat(2), 1100.0)  # redelivered: new to this process
+    restarted.submit_terminal(heartbeat(2), 1100.0)  # and again: now a duplicate
+    await restarted.drain()
+    keys = [(s.boot_id, s.seq) for s in store.terminal_samples]
+    assert len(keys) == len(set(keys))  # each (boot, seq) stored at most once
+    assert restarted.stats.duplicates_total == {"S1": 2}
+    assert restarted.stats.lost_messages_total == {}
+    assert commits == [3]
+
+
+async def test_the_first_gap_after_a_restart_is_a_resume_gap_later_ones_are_loss(
+    config: Config,
+) -> None:
+    store = RecordingStore()
+    collector, _ = collector_of(config, store)
+    collector.submit_terminal(heartbeat(1), 1001.0)
+    for seq in (2, 3, 4):  # thinned, acknowledged, no position: the stored one stays at 1
+        collector.submit_terminal(heartbeat(seq), 1001.0 + seq)
+    await collector.drain()
+    assert collector.stats.lost_messages_total == {}
+    restarted, _ = collector_of(config, store)
+    assert restarted.restore_positions(list(store.positions.values())) == 1
+    restarted.submit_terminal(heartbeat(5), 1100.0)  # 2 to 4 were stored-nothing, not lost
+    restarted.submit_terminal(heartbeat(6), 1101.0)
+    restarted.submit_terminal(heartbeat(9), 1102.0)  # 7 and 8 never came: loss
+    await restarted.drain()
+    assert restarted.stats.resume_gap_messages_total == {"S1": 3}
+    assert restarted.stats.lost_messages_total == {"S1": 2}
 
 
 async def test_a_gap_in_seq_within_a_session_is_counted_as_loss(config: Config) -> None:

@@ -242,8 +242,16 @@ class TerminalSampleThinner:
         return len(self._last)
 
     def keep(self, sample: TerminalSample) -> bool:
-        key = (sample.school, sample.terminal)
-        now = (bucket_of(sample.at, self.seconds), sample.boot_id, sample.link_speed_mbps)
+        return self.keep_values(
+            sample.school, sample.terminal, sample.at, sample.boot_id, sample.link_speed_mbps
+        )
+
+    def keep_values(
+        self, school: str, terminal: str, at: float, boot_id: str, link_speed_mbps: float | None
+    ) -> bool:
+        """``keep`` of the sample with these values (the collector builds only kept ones)."""
+        key = (school, terminal)
+        now = (bucket_of(at, self.seconds), boot_id, link_speed_mbps)
         if self._last.get(key) != now:
             self._last[key] = now
             return True

@@ -433,8 +433,10 @@ class ProcessCollector:
         )
         unacked.add(stats.acks_pending)
         collector_stats = self._runtime.collector.stats
-        schools: set[str] = set(collector_stats.lost_messages_total) | set(
-            collector_stats.duplicates_total
+        schools: set[str] = (
+            set(collector_stats.lost_messages_total)
+            | set(collector_stats.duplicates_total)
+            | set(collector_stats.resume_gap_messages_total)
         )
         terminals = self._runtime.terminals
         if terminals is not None:
@@ -451,10 +453,19 @@ class ProcessCollector:
             "each was recognised and stored once.",
             "school",
         )
+        resume_gaps = _counter(
+            "edumon_mqtt_resume_gap_messages",
+            "Messages between a terminal's stored position and its first message after a "
+            "restart, by school: acknowledged ones that stored nothing, or lost at the broker "
+            "(the two cannot be told apart, so they are not counted as lost; "
+            "docs/wire-protocol.md).",
+            "school",
+        )
         for school in sorted(schools):
             lost.add(collector_stats.lost_messages_total.get(school, 0), school=school)
             duplicates.add(collector_stats.duplicates_total.get(school, 0), school=school)
-        yield from (resumed, unacked, lost, duplicates)
+            resume_gaps.add(collector_stats.resume_gap_messages_total.get(school, 0), school=school)
+        yield from (resumed, unacked, lost, duplicates, resume_gaps)
         if stats.last_message_at is not None:
             last = _gauge(
                 "edumon_mqtt_last_message_timestamp_seconds",

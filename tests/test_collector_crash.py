@@ -122,10 +122,6 @@ def config_text(tmp_path: Path, url: str, district: str, api_port: int, mqtt_por
         f'terminal = "T{i:03d}"\n'
         for i in range(TERMINALS)
     )
-    if url.startswith("sqlite"):
-        # The test reads the file while the daemon runs: the default VFS, not the daemon's
-        # own "unix-excl", which refuses every other process (edumon/store/repository.py).
-        url += "?vfs=unix"
     return f"""
 [district]
 code = "{district}"

@@ -100,6 +100,23 @@ class HistoricalObservation:
     observation: Observation
 
 
+def _sample_of(msg: Heartbeat, classroom: str, at: float) -> TerminalSample:
+    """The terminal sample a heartbeat is stored as, dated ``at``."""
+    return TerminalSample(
+        at=at,
+        school=msg.school,
+        terminal=msg.terminal,
+        classroom=classroom,
+        boot_id=msg.boot_id,
+        seq=msg.seq,
+        uptime_seconds=msg.uptime_seconds,
+        link_speed_mbps=msg.link_speed_mbps,
+        cpu_percent=msg.cpu_percent,
+        memory_used_bytes=msg.memory_used_bytes,
+        disk_used_bytes=msg.disk_used_bytes,
+    )
+
+
 @dataclass(slots=True)
 class CollectorStats:
     """The collector's own health, read by the metrics exporter at scrape time."""
@@ -512,21 +529,7 @@ class Collector:
             ):
                 self.stats.not_stored_total["terminal"] += 1
                 return
-            self._pending.terminal_samples.append(
-                TerminalSample(
-                    at=at,
-                    school=msg.school,
-                    terminal=msg.terminal,
-                    classroom=st.ref.classroom,
-                    boot_id=msg.boot_id,
-                    seq=msg.seq,
-                    uptime_seconds=msg.uptime_seconds,
-                    link_speed_mbps=msg.link_speed_mbps,
-                    cpu_percent=msg.cpu_percent,
-                    memory_used_bytes=msg.memory_used_bytes,
-                    disk_used_bytes=msg.disk_used_bytes,
-                )
-            )
+            self._pending.terminal_samples.append(_sample_of(msg, st.ref.classroom, at))
             if not events:
                 self._note_position(st, msg, received_at)
             self._shed()
@@ -552,19 +555,7 @@ class Collector:
     def _store_historical(self, classroom: str, msg: Heartbeat) -> None:
         """A heartbeat observed earlier (docs/wire-protocol.md, "Historical heartbeats"):
         a sample at its own timestamp; the terminal's current state is not touched."""
-        sample = TerminalSample(
-            at=msg.observed_at,
-            school=msg.school,
-            terminal=msg.terminal,
-            classroom=classroom,
-            boot_id=msg.boot_id,
-            seq=msg.seq,
-            uptime_seconds=msg.uptime_seconds,
-            link_speed_mbps=msg.link_speed_mbps,
-            cpu_percent=msg.cpu_percent,
-            memory_used_bytes=msg.memory_used_bytes,
-            disk_used_bytes=msg.disk_used_bytes,
-        )
+        sample = _sample_of(msg, classroom, msg.observed_at)
         if self._historical_thinner.keep(sample):
             self._pending.terminal_samples.append(sample)
             self._shed()

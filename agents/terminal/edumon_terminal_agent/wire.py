@@ -622,12 +622,7 @@ def parse_status(parts: TopicParts, payload: bytes) -> Status:
         WireError: With one of ``REASONS``; nothing else for any input.
     """
     data = _load(parts, payload, KIND_STATUS)
-    state: Any = data.get("state")
-    if not _one_of(state, _STATES):
-        raise _bad("state", state)
-    reason: Any = data.get("reason")
-    if not _one_of(reason, _REASONS_OF_STATE[state]):
-        raise _bad("reason", reason)
+    state, reason = _state_and_reason(data)
     return Status(
         district=parts.district,
         school=parts.school,
@@ -640,6 +635,21 @@ def parse_status(parts: TopicParts, payload: bytes) -> Status:
         observed_at=_float(data, "ts", _MAX_TS),
         agent_version=_str(data, "agent", _VERSION),
     )
+
+
+def _state_and_reason(data: dict[str, Any]) -> tuple[Any, Any]:
+    """A status payload's ``state`` and the ``reason`` that state allows (any role).
+
+    Raises:
+        WireError: ``bad_field`` for either.
+    """
+    state: Any = data.get("state")
+    if not _one_of(state, _STATES):
+        raise _bad("state", state)
+    reason: Any = data.get("reason")
+    if not _one_of(reason, _REASONS_OF_STATE[state]):
+        raise _bad("reason", reason)
+    return state, reason
 
 
 def parse_message(topic: str, payload: bytes) -> Heartbeat | Status:
@@ -674,12 +684,7 @@ def parse_agent_status(parts: TopicParts, payload: bytes) -> AgentStatus:
     """
     _require_agent(parts, KIND_STATUS)
     data = _load(parts, payload, KIND_STATUS, id_key=_AGENT_ID_KEY)
-    state: Any = data.get("state")
-    if not _one_of(state, _STATES):
-        raise _bad("state", state)
-    reason: Any = data.get("reason")
-    if not _one_of(reason, _REASONS_OF_STATE[state]):
-        raise _bad("reason", reason)
+    state, reason = _state_and_reason(data)
     return AgentStatus(
         district=parts.district,
         school=parts.school,

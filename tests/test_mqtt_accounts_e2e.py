@@ -22,6 +22,7 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
+from edumon.demo.agent import SimulatedSwitch
 from tests.agents.support import make_pki
 from tests.test_daemon import free_tcp_port, get, wait_until
 from tests.test_terminals_e2e import AGENT_DIR, config_text, terminal
@@ -44,7 +45,7 @@ def new_account(school: str) -> tuple[str, str]:
 
 @pytest.fixture
 def locked_daemon(
-    tmp_path: Path,
+    tmp_path: Path, uplink_switch: SimulatedSwitch
 ) -> Iterator[tuple[str, str, int, str, Path, subprocess.Popen[bytes]]]:
     district = f"acc-{uuid.uuid4().hex[:8]}"
     api_port, broker_port = free_tcp_port(), free_tcp_port()
@@ -57,7 +58,9 @@ def locked_daemon(
         f"{entry}\n"
     )
     config = tmp_path / "edumon.toml"
-    config.write_text(config_text(tmp_path, district, api_port, mqtt_table), encoding="utf-8")
+    config.write_text(
+        config_text(tmp_path, district, api_port, mqtt_table, uplink_switch.port), encoding="utf-8"
+    )
     log = (tmp_path / "edumon.log").open("w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "edumon", "run", "-c", str(config)],
@@ -154,7 +157,7 @@ def test_an_exposed_anonymous_broker_is_refused(tmp_path: Path) -> None:
     config = tmp_path / "edumon.toml"
     mqtt_table = '[mqtt]\nbroker = "embedded"\nlisten = "0.0.0.0:1884"\n'
     config.write_text(
-        config_text(tmp_path, "exposed", free_tcp_port(), mqtt_table), encoding="utf-8"
+        config_text(tmp_path, "exposed", free_tcp_port(), mqtt_table, 9), encoding="utf-8"
     )
     run = subprocess.run(
         [sys.executable, "-m", "edumon", "run", "-c", str(config)],

@@ -18,13 +18,17 @@ from typing import Any
 
 import pytest
 
+from edumon.demo.agent import SimulatedSwitch
+from tests.fixtures.simswitch import SIM_COMMUNITY, UPLINK_PORT
 from tests.test_daemon import free_tcp_port, get, wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
 AGENT_DIR = ROOT / "agents" / "terminal"
 
 
-def config_text(tmp_path: Path, district: str, api_port: int, mqtt: str) -> str:
+def config_text(tmp_path: Path, district: str, api_port: int, mqtt: str, switch_port: int) -> str:
+    """A one-classroom district whose uplink switch answers (a simulated one on ``switch_port``):
+    the terminal alone decides the classroom's state."""
     return f"""
 [district]
 code = "{district}"
@@ -37,21 +41,24 @@ flush_seconds = 0.2
 [api]
 listen = "127.0.0.1:{api_port}"
 
+[polling]
+interval_seconds = 2  # the switch is polled during the test, and answers
+
 {mqtt}
 
 [[switches]]
 id = "core"
 host = "127.0.0.1"
-port = 9
-timeout_seconds = 0.2
-retries = 0
-snmp = {{ version = "2c", community = "unused" }}
+port = {switch_port}
+timeout_seconds = 1
+retries = 1
+snmp = {{ version = "2c", community = "{SIM_COMMUNITY}" }}
 
 [[schools]]
 code = "S1"
 name = "第一小学"
 kind = "primary"
-uplink = {{ switch = "core", port = "Gi0/1" }}
+uplink = {{ switch = "core", port = "{UPLINK_PORT}" }}
 
 [[schools.classrooms]]
 id = "S1-101"
@@ -62,7 +69,7 @@ terminal = "T101"
 
 @pytest.fixture(params=["embedded", "mosquitto"])
 def daemon_and_broker(
-    request: pytest.FixtureRequest, tmp_path: Path
+    request: pytest.FixtureRequest, tmp_path: Path, uplink_switch: SimulatedSwitch
 ) -> Iterator[tuple[str, str, int]]:
     district = f"e2e-{uuid.uuid4().hex[:8]}"
     api_port = free_tcp_port()
@@ -74,7 +81,9 @@ def daemon_and_broker(
         mqtt = '[mqtt]\nbroker = "external"\nhost = "127.0.0.1"\nport = 1883'
     mqtt += "\nheartbeat_interval_seconds = 1"
     config = tmp_path / "edumon.toml"
-    config.write_text(config_text(tmp_path, district, api_port, mqtt), encoding="utf-8")
+    config.write_text(
+        config_text(tmp_path, district, api_port, mqtt, uplink_switch.port), encoding="utf-8"
+    )
     log = (tmp_path / "edumon.log").open("w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "edumon", "run", "-c", str(config)],

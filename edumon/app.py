@@ -327,7 +327,12 @@ async def _run(
                     agent_schools=config.agent_schools,
                     switch_school={sid: sw.school for sid, sw in config.switches.items()},
                     clock=clock,
+                    ack_after_store=ack_after_store,
                 )
+                # Before the first report: what is recorded already is a duplicate if it comes
+                # again (a crash between the commit and the acknowledgement).
+                boots = await agent_reports.restore()
+                log.info("school agents: %d agent boots' recorded reports loaded", boots)
             poller = await stack.enter_async_context(
                 SnmpPoller(
                     config.centrally_polled(),
@@ -430,7 +435,6 @@ async def _run(
                     workers.append(tg.create_task(notifier.run(), name="notify"))
                 if agent_reports is not None:
                     subscriber = AgentSubscriber(settings, agent_reports, config.district.code)
-                    workers.append(tg.create_task(agent_reports.run(), name="agent-reports"))
                     workers.append(tg.create_task(subscriber.run(), name="agent-subscriber"))
                 api = tg.create_task(server.serve(sockets=[sock]), name="api")
                 if on_ready is not None:

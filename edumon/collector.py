@@ -28,7 +28,7 @@ from edumon.domain.state import NetworkState
 from edumon.domain.terminals import DEFAULT_TIMEOUT_SECONDS, TerminalsState, TerminalState
 from edumon.errors import StoreError
 from edumon.store import StoreProtocol
-from edumon.store.protocol import SenderPosition
+from edumon.store.protocol import AgentReportRow, SenderPosition
 from edumon.wire import Heartbeat, Status
 
 log = logging.getLogger(__name__)
@@ -301,6 +301,9 @@ class Collector:
         # Each terminal's newest (session, seq, observed_at, received_at) not yet written: stored
         # with the rows it covers.
         self._positions: dict[tuple[str, str], _Position] = {}
+        # School agents' reports applied, not yet stored: each recorded with the batch that
+        # completes its rows, then acknowledged (accept_report).
+        self._reports: list[tuple[AgentReportRow, Callable[[], None]]] = []
         # Senders whose position came from the store and who have sent nothing new since: the
         # gap before their first new message is ambiguous (restore_positions).
         self._resumed: set[tuple[str, str]] = set()
@@ -395,6 +398,35 @@ class Collector:
                 log.warning(
                     "collector queue full (%d): dropping terminal messages", self._queue.maxsize
                 )
+
+    def accept_report(
+        self,
+        obs: Observation | None,
+        *,
+        historical: bool,
+        row: AgentReportRow,
+        ack: Callable[[], None],
+    ) -> None:
+        """Apply a school agent's report now, and ``ack`` it once its rows are committed.
+
+        The report's record (``row``) is written in the transaction that completes every row
+        accepted up to it, so a report recorded is a report whose rows are stored: a collector
+        killed before that is sent it again, and one killed after it finds the record at
+        start-up (docs/wire-protocol.md, "School agents"). Reports are few (one per switch
+        and poll), so they skip the queue rather than wait behind a district's heartbeats.
+
+        Args:
+            obs: the poll; None for a report that only needs recording (a terminal probe).
+            historical: an older poll than the newest of its switch (``submit_history``).
+            row: its record.
+            ack: acknowledges it to the broker.
+        """
+        if obs is not None:
+            if historical:
+                self._accept_history(obs)
+            else:
+                self._accept(obs)
+        self._reports.append((row, ack))
 
     def submit_history(self, obs: Observation) -> None:
         """Hand over a poll older than the newest applied for its switch (never blocks).
@@ -827,24 +859,28 @@ class Collector:
         batch = self._pending.take(self._max_write_rows)
         mark: int | None = None
         positions: dict[tuple[str, str], _Position] = {}
+        reports: list[tuple[AgentReportRow, Callable[[], None]]] = []
         if not len(self._pending):
             # The batch holds every row accepted so far: the messages applied up to here are
-            # stored with it, and so are their senders' positions (docs/wire-protocol.md).
+            # stored with it, and so are their senders' positions and the school agents'
+            # reports (docs/wire-protocol.md).
             mark = self._applied
             self._marked = mark
             positions, self._positions = self._positions, {}
-        if not len(batch) and not positions:
+            reports, self._reports = self._reports, []
+        if not len(batch) and not positions and not reports:
             if mark is not None:
                 self._committed(mark)
             return True
         started = time.perf_counter()
         try:
-            if positions:
+            if positions or reports:
                 await self.store.write(
                     batch.interface_rollups,
                     batch.device_samples,
                     batch.events,
                     terminal_samples=batch.terminal_samples,
+                    agent_reports=[row for row, _ in reports],
                     positions=[
                         SenderPosition(
                             school=school,
@@ -868,6 +904,7 @@ class Collector:
                 )
         except StoreError as exc:
             self._put_back_positions(positions)
+            self._reports[:0] = reports
             self._pending.put_back(batch)
             self.stats.write_failures_total += 1
             self.stats.pending_rows = len(self._pending)
@@ -886,6 +923,7 @@ class Collector:
             # Cancelled mid-write (shutdown): keep the rows for drain(); the write either
             # committed (a retry then skips the samples already stored) or did not.
             self._put_back_positions(positions)
+            self._reports[:0] = reports
             self._pending.put_back(batch)
             raise
         elapsed = time.perf_counter() - started
@@ -894,6 +932,8 @@ class Collector:
         self.stats.rows_written_total += len(batch)
         self.stats.last_write_ok_at = self._clock()
         self.stats.pending_rows = len(self._pending)
+        for _, ack in reports:
+            ack()
         if mark is not None:
             self._committed(mark)
         return True

@@ -37,6 +37,7 @@ class FlakyStore:
         self.device_samples: list[DeviceSample] = []
         self.events: list[Event] = []
         self.terminal_samples: list[TerminalSample] = []
+        self.agent_reports: list[object] = []
 
     async def write(
         self,
@@ -46,6 +47,7 @@ class FlakyStore:
         terminal_samples: Sequence[TerminalSample] = (),
         *,
         positions: Sequence[object] = (),
+        agent_reports: Sequence[object] = (),
     ) -> None:
         self.attempts += 1
         if self.down:
@@ -54,6 +56,7 @@ class FlakyStore:
         self.device_samples += device_samples
         self.events += events
         self.terminal_samples += terminal_samples
+        self.agent_reports += agent_reports
 
     async def prune(self, now: float, retention_seconds: float) -> int:
         return 0

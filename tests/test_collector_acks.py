@@ -38,6 +38,7 @@ class RecordingStore:
         terminal_samples: Sequence[TerminalSample] = (),
         *,
         positions: Sequence[SenderPosition] = (),
+        agent_reports: Sequence[object] = (),
     ) -> None:
         if self.down:
             raise StoreError("database unavailable")

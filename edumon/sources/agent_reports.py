@@ -12,8 +12,10 @@ waits at the broker), and:
 - applies a poll newer than any seen for its switch to the current state, and hands an older
   one (replayed history) to the collector as history: stored at its own time, never moving
   "now" nor raising alerts;
-- records every report in the ``agent_reports`` table, each (agent, boot, seq) once, and only
-  then acknowledges it to the broker (a collector killed before that gets it again).
+- records every report in the ``agent_reports`` table, each (agent, boot, seq) once, in the
+  collector's transaction that stores its rows, and only then acknowledges it to the broker:
+  a collector killed before that gets it again, and one killed after finds the record at
+  start-up (``restore``) and takes the report, if it comes again, as a duplicate.
 
 Reports about a switch that is not the reporting school's, or from a school whose switches the
 district polls itself, are refused and counted: a school's agent speaks only for its school.
@@ -24,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import itertools
 import logging
 import ssl
 import time
@@ -37,7 +40,6 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from edumon.domain import observation_codec as codec
 from edumon.domain.models import Observation
-from edumon.errors import StoreError
 from edumon.sources.mqtt.ingest import MqttSettings
 from edumon.store.protocol import AgentReportRow, AgentReportStore
 from edumon.wire import (
@@ -60,16 +62,22 @@ REASON_FOREIGN_DEVICE: Final = "foreign_device"
 """A report about a switch that is not the reporting school's."""
 REASON_BAD_OBSERVATION: Final = "bad_observation"
 _MAX_MISSING: Final = 100_000
-_FLUSH_SECONDS: Final = 0.5
-_RETRY_MAX_SECONDS: Final = 10.0
+RESTORE_LOOKBACK_SECONDS: Final = 7 * 86400.0
+"""How far back ``restore`` reads the record: beyond the broker's session expiry (3 days in the
+shipped Mosquitto config), so anything the broker can deliver again is found."""
 
 
 class ReportSink(Protocol):
     """Where decoded reports go (the collector)."""
 
-    def submit_nowait(self, obs: Observation) -> None: ...
-
-    def submit_history(self, obs: Observation) -> None: ...
+    def accept_report(
+        self,
+        obs: Observation | None,
+        *,
+        historical: bool,
+        row: AgentReportRow,
+        ack: Callable[[], None],
+    ) -> None: ...
 
     def submit_terminal(self, msg: Heartbeat | Status, received_at: float) -> None: ...
 
@@ -90,10 +98,17 @@ class AgentView:
 
 @dataclass(slots=True)
 class _BootSeqs:
-    """The seqs seen from one agent boot: the highest, and those below it not yet received."""
+    """The seqs seen from one agent boot: the highest, and those below it not yet received.
+
+    A boot restored from the store (``AgentReports.restore``) knows only what was recorded
+    within the look-back: seqs below the first one recorded (``floor``) may be a backlog still
+    to come, and are taken once each (``below``) rather than counted as missing.
+    """
 
     high: int = 0
     missing: set[int] = field(default_factory=set)
+    floor: int = 1
+    below: set[int] = field(default_factory=set)
 
 
 @dataclass(slots=True)
@@ -112,7 +127,9 @@ class AgentReportStats:
     """Seqs found missing when a later one arrived (some may arrive late: see ``missing``)."""
     rejected_total: dict[str, int] = field(default_factory=lambda: collections.Counter())
     recorded_total: int = 0
-    record_failures_total: int = 0
+    """Reports recorded with their rows and acknowledged."""
+    restored_boots: int = 0
+    """Agent boots whose recorded seqs were loaded at start-up."""
     connected: bool = False
 
 
@@ -126,6 +143,9 @@ class AgentReports:
         agent_schools: the schools whose switches their agents report.
         switch_school: each switch's school.
         clock: wall clock (Unix seconds).
+        ack_after_store: acknowledge a report only once recorded with its rows (an external
+            broker keeps it until then); else on receipt (the embedded broker dies with the
+            process, so there is nothing to keep, and it stops waiting for an ack after 5 s).
     """
 
     def __init__(
@@ -137,9 +157,11 @@ class AgentReports:
         agent_schools: frozenset[str],
         switch_school: Mapping[str, str | None],
         clock: Callable[[], float] = time.time,
+        ack_after_store: bool = True,
     ) -> None:
         self._sink = sink
         self._store = store
+        self._ack_after_store = ack_after_store
         self._district = district
         self._agent_schools = agent_schools
         self._switch_school = switch_school
@@ -148,13 +170,38 @@ class AgentReports:
         self.agents: dict[str, AgentView] = {}
         self._boots: dict[tuple[str, str], _BootSeqs] = {}
         self._newest: dict[str, float] = {}
-        self._pending: list[tuple[AgentReportRow, Callable[[], None]]] = []
-        self._wake = asyncio.Event()
 
     @property
     def missing(self) -> int:
         """Seqs below an agent boot's highest that never arrived: loss, unless they still do."""
         return sum(len(b.missing) for b in self._boots.values())
+
+    async def restore(self, lookback_seconds: float = RESTORE_LOOKBACK_SECONDS) -> int:
+        """Load what is recorded of the reports polled within the look-back (at start-up).
+
+        A report recorded before a crash but not acknowledged comes again: it is then a
+        duplicate. Seqs between two recorded runs of a boot are missing, as they were before
+        the crash. Returns the number of agent boots loaded.
+
+        Raises:
+            StoreError: the database failed.
+        """
+        recorded = await self._store.agent_reports_recorded(self._clock() - lookback_seconds)
+        runs: dict[tuple[str, str], list[tuple[int, int]]] = collections.defaultdict(list)
+        for run in recorded.runs:
+            runs[(run.agent, run.boot_id)].append((run.first, run.last))
+        for key, spans in runs.items():
+            spans.sort()
+            boot = self._boots.setdefault(key, _BootSeqs())
+            boot.floor = spans[0][0]
+            boot.high = max(boot.high, spans[-1][1])
+            for (_, last), (first, _) in itertools.pairwise(spans):
+                if len(boot.missing) + first - last - 1 <= _MAX_MISSING:
+                    boot.missing.update(range(last + 1, first))
+        for subject, at in recorded.newest.items():
+            self._newest[subject] = max(at, self._newest.get(subject, at))
+        self.stats.restored_boots = len(runs)
+        return len(runs)
 
     def handle(
         self, topic: str, payload: bytes, received_at: float, ack: Callable[[], None]
@@ -222,6 +269,9 @@ class AgentReports:
             boot.missing.discard(seq)
             self.stats.filled_late_total += 1
             return True
+        if seq < boot.floor and seq not in boot.below and len(boot.below) < _MAX_MISSING:
+            boot.below.add(seq)
+            return True
         return False
 
     def _report(self, msg: PollReport, received_at: float, ack: Callable[[], None]) -> None:
@@ -235,6 +285,8 @@ class AgentReports:
             self._reject(REASON_BAD_OBSERVATION, f"{msg.agent}: {exc}")
             ack()
             return
+        obs: Observation | None = None
+        historical = False
         if isinstance(item, codec.TerminalProbe):
             subject = item.terminal
             self._probe(msg, item, received_at)
@@ -244,13 +296,13 @@ class AgentReports:
                 self._reject(REASON_FOREIGN_DEVICE, f"{msg.agent}: {subject}")
                 ack()
                 return
+            obs = item
             newest = self._newest.get(subject)
             if newest is None or item.at > newest:
                 self._newest[subject] = item.at
-                self._sink.submit_nowait(item)
             else:
+                historical = True
                 self.stats.historical_total += 1
-                self._sink.submit_history(item)
         self.stats.accepted_total += 1
         view = self.agents.setdefault(msg.agent, AgentView(msg.school))
         view.reports += 1
@@ -265,8 +317,16 @@ class AgentReports:
             received_at,
             msg.historical,
         )
-        self._pending.append((row, ack))
-        self._wake.set()
+        stats = self.stats
+        if not self._ack_after_store:
+            ack()
+
+        def recorded() -> None:
+            stats.recorded_total += 1
+            if self._ack_after_store:
+                ack()
+
+        self._sink.accept_report(obs, historical=historical, row=row, ack=recorded)
 
     def _probe(self, msg: PollReport, probe: codec.TerminalProbe, received_at: float) -> None:
         """A terminal that answered a probe is alive, like one that sent a heartbeat.
@@ -301,32 +361,6 @@ class AgentReports:
             disk_total_bytes=None,
         )
         self._sink.submit_terminal(heartbeat, received_at)
-
-    async def run(self) -> None:
-        """Record the reports received, then acknowledge them; retried while the store fails."""
-        retry = _FLUSH_SECONDS
-        while True:
-            if not self._pending:
-                self._wake.clear()
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(_FLUSH_SECONDS):
-                        await self._wake.wait()
-                continue
-            batch, self._pending = self._pending, []
-            try:
-                added = await self._store.record_agent_reports([row for row, _ in batch])
-            except StoreError as exc:
-                self._pending[:0] = batch
-                self.stats.record_failures_total += 1
-                log.warning("recording %d school agent reports failed: %s", len(batch), exc)
-                await asyncio.sleep(retry)
-                retry = min(retry * 2, _RETRY_MAX_SECONDS)
-                continue
-            retry = _FLUSH_SECONDS
-            self.stats.recorded_total += added
-            for _row, ack in batch:
-                ack()
-            await asyncio.sleep(_FLUSH_SECONDS)
 
 
 class AgentSubscriber:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Protocol
@@ -55,10 +55,33 @@ class AgentReportRow:
     historical: bool
 
 
-class AgentReportStore(Protocol):
-    """Where the record of school agents' reports is kept."""
+@dataclass(frozen=True, slots=True)
+class AgentReportRun:
+    """A run of consecutive seqs of one agent boot recorded in ``agent_reports``."""
 
-    async def record_agent_reports(self, rows: Sequence[AgentReportRow]) -> int: ...
+    agent: str
+    boot_id: str
+    first: int
+    last: int
+
+
+@dataclass(frozen=True, slots=True)
+class AgentReportsRecorded:
+    """What is recorded of school agents' reports observed since a time (loaded at start-up).
+
+    Attributes:
+        runs: each agent boot's recorded seqs, as runs of consecutive ones.
+        newest: each subject's newest poll time (Unix seconds).
+    """
+
+    runs: tuple[AgentReportRun, ...]
+    newest: Mapping[str, float]
+
+
+class AgentReportStore(Protocol):
+    """Where the record of school agents' reports is read (written with the collector's rows)."""
+
+    async def agent_reports_recorded(self, since: float) -> AgentReportsRecorded: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +118,7 @@ class StoreProtocol(Protocol):
         terminal_samples: Sequence[TerminalSample] = (),
         *,
         positions: Sequence[SenderPosition] = (),
+        agent_reports: Sequence[AgentReportRow] = (),
     ) -> None:
         """Store a batch atomically; raise StoreError (keep the batch, retry) on failure."""
         ...

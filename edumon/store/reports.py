@@ -14,7 +14,12 @@ from sqlalchemy import func, select
 from edumon.domain.rollups import InterfaceRollup
 from edumon.store import tables as t
 from edumon.store.base import StoreBase, chunks
-from edumon.store.protocol import ClassroomAvailability, SenderPosition
+from edumon.store.protocol import (
+    AgentReportRun,
+    AgentReportsRecorded,
+    ClassroomAvailability,
+    SenderPosition,
+)
 from edumon.store.reads import rollup_of
 from edumon.store.timestamps import from_db, to_db
 
@@ -123,6 +128,36 @@ class StoreReports(StoreBase):
             )
             for r in rows
         ]
+
+    async def agent_reports_recorded(self, since: float) -> AgentReportsRecorded:
+        """The school agents' reports recorded with a poll time from ``since`` on.
+
+        Seqs come back as runs of consecutive ones (one per boot, unless some are missing), so
+        start-up reads a few rows per agent whatever the number of reports.
+
+        Raises:
+            StoreError: the database failed.
+        """
+        r = t.agent_reports
+        recent = r.c.observed_at >= to_db(since)
+        # Gaps and islands: within a boot, seq minus its rank is constant along a run.
+        rank = func.row_number().over(partition_by=(r.c.agent, r.c.boot_id), order_by=r.c.seq)
+        ranked = (
+            select(r.c.agent, r.c.boot_id, r.c.seq, (r.c.seq - rank).label("run"))
+            .where(recent)
+            .subquery()
+        )
+        runs = select(
+            ranked.c.agent, ranked.c.boot_id, func.min(ranked.c.seq), func.max(ranked.c.seq)
+        ).group_by(ranked.c.agent, ranked.c.boot_id, ranked.c.run)
+        newest = select(r.c.subject, func.max(r.c.observed_at)).where(recent).group_by(r.c.subject)
+        async with self._guard("reading school agents' reports"), self._engine.connect() as conn:
+            run_rows = (await conn.execute(runs)).all()
+            newest_rows = (await conn.execute(newest)).all()
+        return AgentReportsRecorded(
+            runs=tuple(AgentReportRun(a, b, int(lo), int(hi)) for a, b, lo, hi in run_rows),
+            newest={subject: from_db(at) for subject, at in newest_rows},
+        )
 
     async def port_rollups(
         self, ports: Collection[tuple[str, str]], since: float, until: float

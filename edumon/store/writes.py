@@ -205,12 +205,14 @@ class StoreWrites(StoreBase):
         terminal_samples: Sequence[TerminalSample] = (),
         *,
         positions: Sequence[SenderPosition] = (),
+        agent_reports: Sequence[AgentReportRow] = (),
     ) -> None:
         """Store a batch in one transaction: all of it or none of it.
 
         ``positions`` (each MQTT sender's newest message the batch covers) replace the stored
         ones in the same transaction, so a message is never recorded as stored without its
-        rows, nor its rows without it.
+        rows, nor its rows without it. ``agent_reports`` (the school agents' reports whose rows
+        the batch completes) are recorded the same way, each (agent, boot, seq) once.
 
         Samples already stored (same device and time; terminal heartbeats with the same school,
         terminal, boot id and sequence number) are skipped, so a batch retried after an
@@ -343,8 +345,22 @@ class StoreWrites(StoreBase):
                 }
                 for p in positions
             ]
+        report_rows = [
+            {
+                "agent": r.agent,
+                "boot_id": r.boot_id,
+                "seq": r.seq,
+                "school": r.school,
+                "subject": r.subject,
+                "observed_at": to_db(r.observed_at),
+                "received_at": to_db(r.received_at),
+                "historical": r.historical,
+            }
+            for r in agent_reports
+        ]
         total = (
             len(position_rows)
+            + len(report_rows)
             + len(position_tuples)
             + len(iface_rows)
             + len(device_rows)
@@ -362,6 +378,7 @@ class StoreWrites(StoreBase):
                 (self._insert_ignore(t.terminal_samples), terminal_rows),
                 (t.events.insert(), event_rows),
                 (self._upsert(t.sender_positions), position_rows),
+                (self._insert_ignore(t.agent_reports), report_rows),
             ):
                 for chunk in chunks(rows, WRITE_CHUNK_ROWS):
                     await conn.execute(stmt, list(chunk))
@@ -371,40 +388,6 @@ class StoreWrites(StoreBase):
                 await conn.exec_driver_sql(_SQLITE_POSITION_UPSERT, list(tuples))
         # Only after the commit: a failed batch must insert its interfaces when retried.
         self._seen_interfaces.update(new_interfaces)
-
-    async def record_agent_reports(self, rows: Sequence[AgentReportRow]) -> int:
-        """Record school agents' poll reports, each (agent, boot, seq) once; the rows new.
-
-        Raises:
-            StoreError: the database failed; nothing was recorded and the caller may retry.
-        """
-        if not rows:
-            return 0
-        values = [
-            {
-                "agent": r.agent,
-                "boot_id": r.boot_id,
-                "seq": r.seq,
-                "school": r.school,
-                "subject": r.subject,
-                "observed_at": to_db(r.observed_at),
-                "received_at": to_db(r.received_at),
-                "historical": r.historical,
-            }
-            for r in rows
-        ]
-        added = 0
-        stmt = self._insert_ignore(t.agent_reports)
-        async with (
-            self._guard(f"recording {len(rows)} agent reports"),
-            self._engine.begin() as conn,
-        ):
-            for chunk in chunks(values, WRITE_CHUNK_ROWS):
-                # One statement per row: rowcount then says which were new on both backends.
-                for row in chunk:
-                    result = await conn.execute(stmt, row)
-                    added += max(result.rowcount, 0)
-        return added
 
     async def upsert_availability(self, rows: Sequence[ClassroomAvailability]) -> None:
         """Insert daily availability rows, replacing those of the same day and classroom.

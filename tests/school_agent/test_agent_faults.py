@@ -12,6 +12,7 @@ carry the exact times the agent polled at.
 from __future__ import annotations
 
 import asyncio
+import collections
 import itertools
 import json
 import os
@@ -23,6 +24,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -196,10 +198,42 @@ def postgres_url(postgres_server: PostgresServer) -> Iterator[str]:
     run_in_thread(lambda: postgres_server.drop_database(name))
 
 
-@pytest.mark.timeout(360)
-def test_broker_outage_then_agent_killed_mid_drain_stores_every_poll_once(
-    snmpd: Snmpd, tmp_path: Path, terminal_port: int, postgres_url: str
-) -> None:
+@dataclass
+class Rig:
+    """A school agent, its district's collector and a broker of their own, ready to start."""
+
+    broker: PrivateBroker
+    api: str
+    district: Path
+    agent_toml: Path
+    spool: Path
+    env: dict[str, str]
+    db: Db
+    logs: Path
+
+    def collector(self) -> subprocess.Popen[bytes]:
+        return _start(["run", "-c", str(self.district)], self.env, self.logs / "collector.log")
+
+    def agent(self) -> subprocess.Popen[bytes]:
+        return _start(
+            ["school-agent", "-c", str(self.agent_toml)], self.env, self.logs / "agent.log"
+        )
+
+    def outage(
+        self, seconds: float, procs: list[subprocess.Popen[bytes]]
+    ) -> tuple[float, dict[tuple[str, int], float]]:
+        """Stop the broker for ``seconds``; when it ends, what the agent's spool holds (read
+        before the broker returns, then restarted): (stopped at, spooled)."""
+        self.broker.stop()
+        stopped_at = time.time()
+        _wait("the outage", lambda: time.time() - stopped_at >= seconds, procs, seconds + 10)
+        waiting = spool_entries(self.spool)
+        self.broker.start()
+        return stopped_at, waiting
+
+
+@pytest.fixture
+def rig(snmpd: Snmpd, tmp_path: Path, terminal_port: int, postgres_url: str) -> Iterator[Rig]:
     broker_dir = tmp_path / "broker"
     broker_dir.mkdir()
     broker = PrivateBroker(
@@ -212,7 +246,6 @@ def test_broker_outage_then_agent_killed_mid_drain_stores_every_poll_once(
     )
     broker.start()
     api_port = free_tcp_port()
-    api = f"http://127.0.0.1:{api_port}"
     district = _district(tmp_path, snmpd, broker.port, api_port, postgres_url)
     env = dict(os.environ, **{SECRET_COMMUNITY_ENV: snmpd.community})
     env["EDUMON_AGENT_MQTT_PASSWORD"] = "school-a-password"
@@ -249,43 +282,66 @@ def test_broker_outage_then_agent_killed_mid_drain_stores_every_poll_once(
         f"tcp_port = {terminal_port}\n",
         encoding="utf-8",
     )
-    db = Db(postgres_url)
-    collector = _start(["run", "-c", str(district)], env, tmp_path / "collector.log")
+    try:
+        yield Rig(
+            broker,
+            f"http://127.0.0.1:{api_port}",
+            district,
+            agent_toml,
+            spool,
+            env,
+            Db(postgres_url),
+            tmp_path,
+        )
+    finally:
+        broker.stop()
+
+
+def _steady(rig: Rig, collector: subprocess.Popen[bytes]) -> subprocess.Popen[bytes]:
+    """Start the agent once the collector listens, and wait for reports and the probed terminal."""
+    # The collector's persistent session exists before the agent publishes anything (what is
+    # published before any subscriber exists, a broker drops).
+    _wait(
+        "the collector subscribed to agents' topics",
+        lambda: metric(rig.api, "edumon_agent_reports_connected") == 1,
+        [collector],
+        60,
+    )
+    agent = rig.agent()
+    procs = [collector, agent]
+    _wait("first reports", lambda: len(rig.db.reports()) >= 6, procs, 60)
+    _wait(
+        "the probed terminal online",
+        lambda: rig.db.rows("SELECT 1 FROM events WHERE kind = 'terminal_online'"),
+        procs,
+        30,
+    )
+    return agent
+
+
+def _gaps(stored: dict[tuple[str, int], tuple[float, float, bool]]) -> list[int]:
+    """Seqs missing in any boot's sequence (the first boot's included): silent loss."""
+    gaps = []
+    for boot in {b for b, _ in stored}:
+        seqs = sorted(s for b, s in stored if b == boot)
+        gaps += [s for s in range(1, seqs[-1] + 1) if s not in set(seqs)]
+    return gaps
+
+
+@pytest.mark.timeout(360)
+def test_broker_outage_then_agent_killed_mid_drain_stores_every_poll_once(rig: Rig) -> None:
+    db, spool, api = rig.db, rig.spool, rig.api
+    collector = rig.collector()
     procs = [collector]
     try:
-        # The collector's persistent session exists before the agent publishes anything (what
-        # is published before any subscriber exists, a broker drops).
-        _wait(
-            "the collector subscribed to agents' topics",
-            lambda: metric(api, "edumon_agent_reports_connected") == 1,
-            procs,
-            60,
-        )
-        agent = _start(["school-agent", "-c", str(agent_toml)], env, tmp_path / "agent.log")
+        agent = _steady(rig, collector)
         procs = [collector, agent]
-        # Steady state: reports recorded and the probed terminal online.
-        _wait("first reports", lambda: len(db.reports()) >= 6, procs, 60)
-        _wait(
-            "the probed terminal online",
-            lambda: db.rows("SELECT 1 FROM events WHERE kind = 'terminal_online'"),
-            procs,
-            30,
-        )
 
         # (a) The broker goes away for OUTAGE_SECONDS; the agent keeps polling into its spool.
-        broker.stop()
-        stopped_at = time.time()
-        _wait(
-            "the outage",
-            lambda: time.time() - stopped_at >= OUTAGE_SECONDS,
-            procs,
-            OUTAGE_SECONDS + 10,
-        )
-        waiting = spool_entries(spool)  # what the agent holds, read before the broker returns
+        stopped_at, waiting = rig.outage(OUTAGE_SECONDS, procs)
+        restarted_at = time.time()
         during = {k: ts for k, ts in waiting.items() if ts >= stopped_at}
         assert len(during) >= OUTAGE_SECONDS * 1.5  # a switch poll and a probe each second
-        broker.start()
-        restarted_at = time.time()
 
         # (b) SIGKILL in the middle of the drain, then the agent starts again (a new boot).
         def some_drained() -> bool:
@@ -298,7 +354,7 @@ def test_broker_outage_then_agent_killed_mid_drain_stores_every_poll_once(
         agent.send_signal(signal.SIGKILL)
         agent.wait(timeout=10)
         assert left_in_spool > 0, "the drain finished before the kill: slow it down"
-        agent = _start(["school-agent", "-c", str(agent_toml)], env, tmp_path / "agent.log")
+        agent = rig.agent()
         procs = [collector, agent]
 
         def all_stored() -> bool:
@@ -314,11 +370,7 @@ def test_broker_outage_then_agent_killed_mid_drain_stores_every_poll_once(
         # Exactly once, at the original time: every poll that waited is recorded, at its ts.
         lost = [k for k in waiting if k not in stored]
         wrong_time = [k for k, ts in waiting.items() if abs(stored[k][0] - ts) > 2e-6]
-        # Nothing missing in any boot's sequence (the first boot's included): no silent loss.
-        gaps = []
-        for boot in {b for b, _ in stored}:
-            seqs = sorted(s for b, s in stored if b == boot)
-            gaps += [s for s in range(1, seqs[-1] + 1) if s not in set(seqs)]
+        gaps = _gaps(stored)
         # In order: the replayed history of the first boot was received in seq order.
         replayed = sorted((s, stored[(b, s)][1]) for b, s in waiting if stored[(b, s)][2])
         out_of_order = sum(1 for a, b in itertools.pairwise(replayed) if b[1] < a[1])
@@ -356,8 +408,100 @@ def test_broker_outage_then_agent_killed_mid_drain_stores_every_poll_once(
     finally:
         for proc in procs:
             _stop(proc)
-        broker.stop()
 
 
 def _near(at: float, times: set[float]) -> bool:
     return any(abs(at - t) <= 2e-6 for t in times)
+
+
+COLLECTOR_DOWN_SECONDS = 30.0  # "restarted 30 s later"
+
+
+@pytest.mark.timeout(360)
+def test_collector_killed_mid_drain_records_every_poll_once(rig: Rig) -> None:
+    """The collector is SIGKILLed while the agent drains its spool and restarted 30 s later.
+
+    What it had recorded comes again (committed, not acknowledged) and is a duplicate; what the
+    agent published meanwhile waited at the broker; seqs recorded before the crash are not
+    counted missing after it (they are loaded at start-up).
+    """
+    db, spool, api = rig.db, rig.spool, rig.api
+    collector = rig.collector()
+    procs = [collector]
+    try:
+        agent = _steady(rig, collector)
+        procs = [collector, agent]
+        _, waiting = rig.outage(20.0, procs)
+        assert len(waiting) >= 20
+
+        def some_drained() -> int:
+            stored = db.reports()
+            return sum(1 for k in waiting if k in stored) >= 10
+
+        _wait("the drain under way", some_drained, procs, 60)
+        collector.send_signal(signal.SIGKILL)
+        collector.wait(timeout=10)
+        killed_at = time.time()
+        recorded_at_kill = len(db.reports())
+        procs = [agent]
+        _wait(
+            f"the collector down {COLLECTOR_DOWN_SECONDS:.0f} s",
+            lambda: time.time() - killed_at >= COLLECTOR_DOWN_SECONDS,
+            procs,
+            COLLECTOR_DOWN_SECONDS + 10,
+        )
+        collector = rig.collector()
+        procs = [collector, agent]
+
+        def all_stored() -> bool:
+            stored = db.reports()
+            return all(k in stored for k in waiting) and not spool_entries(spool)
+
+        _wait("every spooled poll stored", all_stored, procs, 120)
+        # Everything the agent published before the restart has come through the broker's
+        # queue: the newest seq recorded is past what was published while the collector was
+        # down, and no seq of any boot is missing below it.
+        high_at_restart = max(s for _, s in db.reports())
+        _wait(
+            "the collector caught up with the agent",
+            lambda: max(s for _, s in db.reports()) >= high_at_restart + 3,
+            procs,
+            60,
+        )
+        stored = db.reports()
+        gaps = _gaps(stored)
+        lost = [k for k in waiting if k not in stored]
+        duplicates = metric(api, "edumon_agent_reports_duplicates_total")
+        missing = metric(api, "edumon_agent_reports_missing")
+        _stop(collector)  # writes the open roll-ups
+        procs = [agent]
+        # A poll counted twice in an interface roll-up would show as more polls in a 5-minute
+        # bucket than the switch's reports of that bucket.
+        reports_per_bucket = collections.Counter(
+            int(_when(at) // 300)
+            for (at,) in db.rows("SELECT observed_at FROM agent_reports WHERE subject = 'sw-a'")
+        )
+        rollups = {
+            int(_when(start) // 300): int(polls)
+            for start, polls in db.rows(
+                "SELECT bucket_start, polls FROM interface_rollups WHERE device_id = 'sw-a'"
+            )
+        }
+        over = {
+            b: (p, reports_per_bucket[b]) for b, p in rollups.items() if p > reports_per_bucket[b]
+        }
+        print(
+            f"\ncollector SIGKILL mid-drain: {len(waiting)} polls spooled during a 20 s outage, "
+            f"{recorded_at_kill} reports recorded at the kill, down {COLLECTOR_DOWN_SECONDS:.0f} "
+            f"s; afterwards {len(stored)} recorded, lost {len(lost)}, seq gaps {len(gaps)}, "
+            f"missing metric {missing:.0f}, redeliveries recognised as duplicates "
+            f"{duplicates:.0f}, roll-up buckets over-counted {len(over)}"
+        )
+        assert lost == []
+        assert gaps == []
+        assert missing == 0
+        assert rollups
+        assert over == {}
+    finally:
+        for proc in procs:
+            _stop(proc)

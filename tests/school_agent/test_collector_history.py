@@ -6,8 +6,9 @@ import pytest
 
 from edumon.collector import Collector
 from edumon.config import inventory_of, parse_config
-from edumon.domain.models import DeviceUnreachable, OperStatus
+from edumon.domain.models import DeviceUnreachable, Observation, OperStatus
 from edumon.domain.state import NetworkState
+from edumon.store.protocol import AgentReportRow
 from tests.domain.conftest import DISTRICT
 from tests.domain.readings import port, reading
 from tests.test_collector import FlakyStore
@@ -47,3 +48,27 @@ async def test_history_is_stored_without_moving_the_present() -> None:
     assert [(r.bucket_start, r.polls) for r in past] == [(0.0, 2), (600.0, 1)]
     assert past[0].in_bps == pytest.approx(1e8)
     assert collector.stats.historical_observations_total == 4
+
+
+async def test_a_school_agents_report_is_acknowledged_only_with_its_rows_stored() -> None:
+    store = FlakyStore()
+    state = NetworkState(inventory_of(parse_config(DISTRICT)))
+    collector = Collector(state, store, clock=lambda: 2000.0)
+    acked: list[int] = []
+
+    def report(seq: int, obs: Observation, historical: bool = False) -> None:
+        row = AgentReportRow("agent", "boot", seq, "S1", obs.device_id, obs.at, 2000.0, historical)
+        collector.accept_report(obs, historical=historical, row=row, ack=lambda: acked.append(seq))
+
+    report(1, reading("acc", 1000.0, 100_000, port(2, "Gi0/2", octets=0)))
+    report(2, DeviceUnreachable("acc", 900.0, "timeout"), historical=True)
+    assert state.devices["acc"].reachable is True  # applied at once; the past did not move it
+    store.down = True
+    assert not await collector.flush()
+    assert acked == []  # nothing stored: nothing may be acknowledged
+    store.down = False
+    assert await collector.flush()
+    assert acked == [1, 2]
+    # The reports were recorded in the same write as the samples they produced.
+    assert [r.seq for r in store.agent_reports] == [1, 2]  # type: ignore[attr-defined]
+    assert sorted(s.at for s in store.device_samples) == [900.0, 1000.0]

@@ -512,13 +512,9 @@ class ProcessCollector:
             ),
             (
                 "edumon_agent_reports_recorded",
-                "Poll reports recorded in the agent_reports table.",
+                "Poll reports recorded in the agent_reports table, in the transaction that "
+                "stores their rows (then acknowledged).",
                 stats.recorded_total,
-            ),
-            (
-                "edumon_agent_reports_record_failures",
-                "Failed attempts to record poll reports (retried).",
-                stats.record_failures_total,
             ),
         ):
             family = _counter(name, doc)

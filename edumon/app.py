@@ -29,7 +29,7 @@ from edumon.ports import ClusterView
 from edumon.reports.availability import Sources
 from edumon.reports.rollup import keep_availability
 from edumon.runtime import Runtime
-from edumon.sources.agent_reports import AgentReports, AgentSubscriber
+from edumon.sources.agent_reports import AgentReports, agent_subscribers
 from edumon.sources.mqtt.broker import EmbeddedBroker, ServerTls
 from edumon.sources.mqtt.ingest import MqttIngest, MqttSettings, MqttTls
 from edumon.sources.snmp.poller import SnmpPoller
@@ -434,8 +434,14 @@ async def _run(
                 if notifier is not None:
                     workers.append(tg.create_task(notifier.run(), name="notify"))
                 if agent_reports is not None:
-                    subscriber = AgentSubscriber(settings, agent_reports, config.district.code)
-                    workers.append(tg.create_task(subscriber.run(), name="agent-subscriber"))
+                    for subscriber in agent_subscribers(
+                        settings, agent_reports, config.district.code, shards
+                    ):
+                        workers.append(
+                            tg.create_task(
+                                subscriber.run(), name=f"agent-subscriber-{subscriber.client_id}"
+                            )
+                        )
                 api = tg.create_task(server.serve(sockets=[sock]), name="api")
                 if on_ready is not None:
                     on_ready(runtime, url_of(sock))

@@ -30,7 +30,7 @@ import itertools
 import logging
 import ssl
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Final, Protocol
 
@@ -130,7 +130,13 @@ class AgentReportStats:
     """Reports recorded with their rows and acknowledged."""
     restored_boots: int = 0
     """Agent boots whose recorded seqs were loaded at start-up."""
-    connected: bool = False
+    sessions: dict[str, bool] = field(default_factory=dict)
+    """Whether each subscription (by client id) is connected now."""
+
+    @property
+    def connected(self) -> bool:
+        """Every subscription is connected (one per held shard in a cluster, else one)."""
+        return bool(self.sessions) and all(self.sessions.values())
 
 
 class AgentReports:
@@ -163,7 +169,7 @@ class AgentReports:
         self._store = store
         self._ack_after_store = ack_after_store
         self._district = district
-        self._agent_schools = agent_schools
+        self.agent_schools = agent_schools
         self._switch_school = switch_school
         self._clock = clock
         self.stats = AgentReportStats()
@@ -214,7 +220,7 @@ class AgentReports:
             self._reject(exc.reason, topic)
             ack()
             return
-        if msg.district != self._district or msg.school not in self._agent_schools:
+        if msg.district != self._district or msg.school not in self.agent_schools:
             self._reject(REASON_NOT_AGENT_SCHOOL, topic)
             ack()
             return
@@ -363,6 +369,28 @@ class AgentReports:
         self._sink.submit_terminal(heartbeat, received_at)
 
 
+def agents_shard_client_id(district: str, shard: int) -> str:
+    """The client id of a shard's subscription to its school agents, the same on every
+    collector."""
+    return f"edumon-agents-{district}-shard-{shard}"
+
+
+def agent_subscribers(
+    settings: MqttSettings,
+    reports: AgentReports,
+    district: str,
+    shards: Mapping[int, Sequence[str]] | None,
+) -> list[AgentSubscriber]:
+    """One subscription for the district, or in a cluster one per held shard with agents."""
+    if shards is None:
+        return [AgentSubscriber(settings, reports, district)]
+    return [
+        AgentSubscriber(settings, reports, district, shard=(shard, agents))
+        for shard, schools in sorted(shards.items())
+        if (agents := [code for code in schools if code in reports.agent_schools])
+    ]
+
+
 class AgentSubscriber:
     """The MQTT subscription to school agents' topics (paho in its own network thread).
 
@@ -370,14 +398,30 @@ class AgentSubscriber:
     ``edumon-agents-{district}``), so reports published while the collector is away are kept by
     the broker (within its ``max_queued_messages``) and delivered when it returns. Reports are
     acknowledged only once recorded (paho's manual acknowledgement).
+
+    In a cluster each held shard has a subscription of its own (``shard``), to its schools'
+    topics only, with the shard's client id: the same on every collector, so what the broker
+    queued for a dead collector's shard goes to the collector that takes the shard over, and no
+    two collectors share (and fight over) one session (docs/city-deployment.md).
     """
 
-    def __init__(self, settings: MqttSettings, reports: AgentReports, district: str) -> None:
+    def __init__(
+        self,
+        settings: MqttSettings,
+        reports: AgentReports,
+        district: str,
+        *,
+        shard: tuple[int, Sequence[str]] | None = None,
+    ) -> None:
         self._settings = settings
         self._reports = reports
         self._district = district
         base = settings.client_id or f"edumon-agents-{district}"
         self.client_id = base if settings.client_id is None else f"{base}-agents"
+        self._schools: Sequence[str] = ("+",)
+        if shard is not None:
+            self.client_id = agents_shard_client_id(district, shard[0])
+            self._schools = tuple(shard[1])
 
     def _client(self, loop: asyncio.AbstractEventLoop) -> mqtt.Client:
         s = self._settings
@@ -408,22 +452,25 @@ class AgentSubscriber:
         reports = self._reports
         stats = reports.stats
         filters = [
-            (agent_filter(KIND_STATUS, self._district), 1),
-            (agent_filter(KIND_POLL, self._district), 1),
+            (agent_filter(kind, self._district, school), 1)
+            for school in self._schools
+            for kind in (KIND_STATUS, KIND_POLL)
         ]
+        sessions = stats.sessions
+        client_id = self.client_id
 
         def on_connect(c: mqtt.Client, _u: object, _f: object, rc: ReasonCode, _p: object) -> None:
             if rc.is_failure:
                 log.warning("agent reports: broker refused the connection: %s", rc)
                 return
             c.subscribe(filters)
-            loop.call_soon_threadsafe(setattr, stats, "connected", True)
+            loop.call_soon_threadsafe(sessions.__setitem__, client_id, True)
             log.info("agent reports: subscribed to school agents' topics")
 
         def on_disconnect(
             _c: mqtt.Client, _u: object, _f: object, rc: ReasonCode, _p: object
         ) -> None:
-            loop.call_soon_threadsafe(setattr, stats, "connected", False)
+            loop.call_soon_threadsafe(sessions.__setitem__, client_id, False)
             log.warning("agent reports: broker connection lost (%s); reconnecting", rc)
 
         def on_message(c: mqtt.Client, _u: object, message: mqtt.MQTTMessage) -> None:

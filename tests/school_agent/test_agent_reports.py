@@ -72,12 +72,19 @@ class Store:
         return AgentReportsRecorded(tuple(runs), newest)
 
 
-def poll(seq: int, at: float, device: str = "sw-a", school: str = "A", hist: bool = False):
+def poll(
+    seq: int,
+    at: float,
+    device: str = "sw-a",
+    school: str = "A",
+    hist: bool = False,
+    district: str = "d",
+) -> tuple[str, bytes]:
     obs = DeviceUnreachable(device, at, "timeout", 1.0)
     report = PollReport(
-        "d", school, f"{school}-agent", "boot1", seq, at, "0.1.0", hist, codec.encode(obs)
+        district, school, f"{school}-agent", "boot1", seq, at, "0.1.0", hist, codec.encode(obs)
     )
-    return agent_topic("d", school, f"{school}-agent", KIND_POLL), encode_poll(report)
+    return agent_topic(district, school, f"{school}-agent", KIND_POLL), encode_poll(report)
 
 
 def agent_reports(sink: Sink, store: Store, **options: Any) -> AgentReports:

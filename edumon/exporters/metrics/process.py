@@ -535,7 +535,8 @@ class ProcessCollector:
         missing.add(reports.missing)
         connected = _gauge(
             "edumon_agent_reports_connected",
-            "Whether the subscription to school agents' topics is connected (1) or not (0).",
+            "Whether every subscription to school agents' topics (one per held shard in a "
+            "cluster) is connected (1) or not (0).",
         )
         connected.add(1 if stats.connected else 0)
         up = _gauge(

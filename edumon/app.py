@@ -40,6 +40,9 @@ log = logging.getLogger(__name__)
 
 FULL_COLLECTION_EVERY = 1_000
 """Middle-generation garbage collections before a full one (Python's default: 10)."""
+SILENT_AGENT_POLLS = 3
+"""Poll intervals without a report before an agent school's switches are unreachable from the
+district (one lost report never raises a school alert)."""
 
 
 def bind_listener(listen: str, *, fallback_to_free_port: bool = False) -> socket.socket:
@@ -327,6 +330,7 @@ async def _run(
                     agent_schools=config.agent_schools,
                     switch_school={sid: sw.school for sid, sw in config.switches.items()},
                     clock=clock,
+                    silence_seconds=SILENT_AGENT_POLLS * config.polling.interval_seconds,
                     ack_after_store=ack_after_store,
                 )
                 # Before the first report: what is recorded already is a duplicate if it comes
@@ -434,6 +438,11 @@ async def _run(
                 if notifier is not None:
                     workers.append(tg.create_task(notifier.run(), name="notify"))
                 if agent_reports is not None:
+                    workers.append(
+                        tg.create_task(
+                            agent_reports.watch_silence(tick_seconds), name="agent-silence"
+                        )
+                    )
                     for subscriber in agent_subscribers(
                         settings, agent_reports, config.district.code, shards
                     ):

@@ -39,7 +39,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from paho.mqtt.reasoncodes import ReasonCode
 
 from edumon.domain import observation_codec as codec
-from edumon.domain.models import Observation
+from edumon.domain.models import DeviceUnreachable, Observation
 from edumon.sources.mqtt.ingest import MqttSettings
 from edumon.store.protocol import AgentReportRow, AgentReportStore
 from edumon.wire import (
@@ -62,6 +62,8 @@ REASON_FOREIGN_DEVICE: Final = "foreign_device"
 """A report about a switch that is not the reporting school's."""
 REASON_BAD_OBSERVATION: Final = "bad_observation"
 _MAX_MISSING: Final = 100_000
+DEFAULT_SILENCE_SECONDS: Final = 180.0
+"""Three polls at the default interval (the daemon passes 3 × ``[polling] interval_seconds``)."""
 RESTORE_LOOKBACK_SECONDS: Final = 7 * 86400.0
 """How far back ``restore`` reads the record: beyond the broker's session expiry (3 days in the
 shipped Mosquitto config), so anything the broker can deliver again is found."""
@@ -69,6 +71,8 @@ shipped Mosquitto config), so anything the broker can deliver again is found."""
 
 class ReportSink(Protocol):
     """Where decoded reports go (the collector)."""
+
+    def submit_nowait(self, obs: Observation) -> None: ...
 
     def accept_report(
         self,
@@ -149,6 +153,8 @@ class AgentReports:
         agent_schools: the schools whose switches their agents report.
         switch_school: each switch's school.
         clock: wall clock (Unix seconds).
+        silence_seconds: a switch of an agent school with no report for this long (while the
+            subscription is connected) is unreachable from the district (``watch_silence``).
         ack_after_store: acknowledge a report only once recorded with its rows (an external
             broker keeps it until then); else on receipt (the embedded broker dies with the
             process, so there is nothing to keep, and it stops waiting for an ack after 5 s).
@@ -163,6 +169,7 @@ class AgentReports:
         agent_schools: frozenset[str],
         switch_school: Mapping[str, str | None],
         clock: Callable[[], float] = time.time,
+        silence_seconds: float = DEFAULT_SILENCE_SECONDS,
         ack_after_store: bool = True,
     ) -> None:
         self._sink = sink
@@ -176,6 +183,14 @@ class AgentReports:
         self.agents: dict[str, AgentView] = {}
         self._boots: dict[tuple[str, str], _BootSeqs] = {}
         self._newest: dict[str, float] = {}
+        self._silence = silence_seconds
+        self._agent_switches = tuple(
+            sorted(sw for sw, school in switch_school.items() if school in agent_schools)
+        )
+        self._heard: dict[str, float] = {}  # each agent switch's last report (receive time)
+        self._sighted_at: float | None = None  # since when every subscription is connected
+        self.silent: set[str] = set()
+        """Agent switches declared unreachable for their agent's silence, until it reports."""
 
     @property
     def missing(self) -> int:
@@ -208,6 +223,55 @@ class AgentReports:
             self._newest[subject] = max(at, self._newest.get(subject, at))
         self.stats.restored_boots = len(runs)
         return len(runs)
+
+    def silence(self, now: float) -> list[DeviceUnreachable]:
+        """The agent switches that just became unreachable: no report for ``silence_seconds``.
+
+        From the district, a school whose agent says nothing is a school it cannot see (a cut
+        uplink, a dead agent host): like a centrally polled switch that does not answer, and
+        with the same consequences (one school alert; its classrooms unknown rather than each
+        one offline). Silence counts only while every subscription to the agents is connected,
+        and from when it last connected: the collector's own broker link down is not the
+        school's doing. Each switch is declared once, until its agent reports again.
+        """
+        if not self.stats.connected:
+            self._sighted_at = None
+            return []
+        if self._sighted_at is None:
+            self._sighted_at = now
+        out = []
+        for switch in self._agent_switches:
+            heard = max(self._heard.get(switch, self._sighted_at), self._sighted_at)
+            if switch not in self.silent and now - heard > self._silence:
+                self.silent.add(switch)
+                quiet = now - heard
+                out.append(
+                    DeviceUnreachable(
+                        switch,
+                        now,
+                        f"学校代理 {quiet:.0f} 秒无报告（学校断网或代理停止？）/ "
+                        f"no report from the school agent for {quiet:.0f} s "
+                        "(school cut off or agent stopped?)",
+                    )
+                )
+        return out
+
+    async def watch_silence(self, every_seconds: float = 1.0) -> None:
+        """Declare silent agent switches unreachable (``silence``), every ``every_seconds``."""
+        while True:
+            for obs in self.silence(self._clock()):
+                log.warning(
+                    "交换机 %s 的学校代理无报告 / school agent silent for switch %s: %s",
+                    obs.device_id,
+                    obs.device_id,
+                    obs.reason,
+                    extra={
+                        "device": obs.device_id,
+                        "school": self._switch_school.get(obs.device_id),
+                    },
+                )
+                self._sink.submit_nowait(obs)
+            await asyncio.sleep(every_seconds)
 
     def handle(
         self, topic: str, payload: bytes, received_at: float, ack: Callable[[], None]
@@ -303,6 +367,8 @@ class AgentReports:
                 ack()
                 return
             obs = item
+            self._heard[subject] = received_at
+            self.silent.discard(subject)
             newest = self._newest.get(subject)
             if newest is None or item.at > newest:
                 self._newest[subject] = item.at

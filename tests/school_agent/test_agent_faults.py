@@ -505,3 +505,49 @@ def test_collector_killed_mid_drain_records_every_poll_once(rig: Rig) -> None:
     finally:
         for proc in procs:
             _stop(proc)
+
+
+def _connectivity(api: str, school: str) -> dict[str, Any]:
+    with urllib.request.urlopen(f"{api}/api/v1/schools/{school}", timeout=5) as response:
+        return dict(json.load(response)["connectivity"])
+
+
+@pytest.mark.timeout(240)
+def test_a_silent_school_agent_makes_its_school_unreachable_until_it_reports(rig: Rig) -> None:
+    """From the district, a school whose agent says nothing (3 poll intervals) is cut off, like
+    a centrally polled school whose uplink switch does not answer; it is back at the agent's
+    next report."""
+    db, api = rig.db, rig.api
+    collector = rig.collector()
+    procs = [collector]
+    try:
+        agent = _steady(rig, collector)
+        _wait("school A connected", lambda: _connectivity(api, "A")["state"] == "ok", procs, 30)
+        agent.send_signal(signal.SIGKILL)
+        agent.wait(timeout=10)
+        killed_at = time.time()
+        cut = _wait(
+            "school A unreachable",
+            lambda: (c := _connectivity(api, "A"))["state"] == "unreachable" and c,
+            procs,
+            30,
+        )
+        cut_after = time.time() - killed_at
+        assert "学校代理" in cut["reason"]
+        assert "school agent" in cut["reason_en"]
+        unreachable = lambda: db.rows(  # noqa: E731
+            "SELECT message FROM events WHERE kind = 'device_unreachable' AND device_id = 'sw-a'"
+        )
+        (event,) = _wait("the stored event", unreachable, procs, 30)
+        assert "no report from the school agent" in event[0]
+        agent = rig.agent()
+        procs = [collector, agent]
+        _wait("school A back", lambda: _connectivity(api, "A")["state"] == "ok", procs, 60)
+        assert db.rows(
+            "SELECT 1 FROM events WHERE kind = 'device_reachable' AND device_id = 'sw-a'"
+        )
+        assert len(unreachable()) == 1  # declared once for the whole silence
+        print(f"\nsilent school agent: school unreachable {cut_after:.1f} s after the agent died")
+    finally:
+        for proc in procs:
+            _stop(proc)

@@ -44,6 +44,9 @@ class Sink:
     def submit_terminal(self, msg: Heartbeat | Status, received_at: float) -> None:
         self.terminal.append(msg)
 
+    def submit_nowait(self, obs: Observation) -> None:
+        self.current.append(obs)
+
     def commit(self) -> None:
         for row, ack in self.uncommitted:
             self.rows.setdefault((row.agent, row.boot_id, row.seq), row)
@@ -173,3 +176,32 @@ async def test_a_backlog_below_the_first_recorded_seq_is_taken_once() -> None:
     sink.commit()
     assert sorted(k[2] for k in sink.rows) == list(range(1, 50))
     assert after.stats.duplicates_total == 2  # 10 again, and 50
+
+
+def test_a_silent_agents_switches_become_unreachable_once_while_the_link_is_up() -> None:
+    reports = AgentReports(
+        Sink(),
+        Store(),
+        district="d",
+        agent_schools=frozenset({"A"}),
+        switch_school={"sw-a": "A", "sw-a2": "A", "sw-b": "B"},
+        silence_seconds=180.0,
+    )
+    assert reports.silence(0.0) == []  # not connected: nothing can be heard, nothing is silent
+    reports.stats.sessions["agents"] = True
+    assert reports.silence(1000.0) == []  # connected now: the window starts here
+    reports.handle(*poll(1, 1100.0), 1100.0, lambda: None)  # sw-a reports
+    declared = reports.silence(1181.0)
+    assert [(o.device_id, o.at) for o in declared] == [("sw-a2", 1181.0)]  # never the B switch
+    assert "学校代理 181 秒无报告" in declared[0].reason
+    assert reports.silence(1190.0) == []  # declared once
+    assert [o.device_id for o in reports.silence(1281.0)] == ["sw-a"]
+    # The collector's link drops: silence says nothing; back up, every switch gets a new window.
+    reports.stats.sessions["agents"] = False
+    assert reports.silence(5000.0) == []
+    reports.stats.sessions["agents"] = True
+    reports.handle(*poll(2, 5000.0), 5000.0, lambda: None)
+    assert reports.silent == {"sw-a2"}  # sw-a reported: it may be declared again
+    assert reports.silence(5100.0) == []
+    assert reports.silence(5181.0) == []  # the window began when the link was seen back (5100)
+    assert [o.device_id for o in reports.silence(5281.0)] == ["sw-a"]

@@ -543,8 +543,13 @@ def test_a_silent_school_agent_makes_its_school_unreachable_until_it_reports(rig
         agent = rig.agent()
         procs = [collector, agent]
         _wait("school A back", lambda: _connectivity(api, "A")["state"] == "ok", procs, 60)
-        assert db.rows(
-            "SELECT 1 FROM events WHERE kind = 'device_reachable' AND device_id = 'sw-a'"
+        _wait(
+            "the stored reachable event",
+            lambda: db.rows(
+                "SELECT 1 FROM events WHERE kind = 'device_reachable' AND device_id = 'sw-a'"
+            ),
+            procs,
+            30,
         )
         assert len(unreachable()) == 1  # declared once for the whole silence
         print(f"\nsilent school agent: school unreachable {cut_after:.1f} s after the agent died")

@@ -46,6 +46,7 @@ import contextlib
 import dataclasses
 import json
 import os
+import signal
 import socket
 import statistics
 import subprocess
@@ -78,6 +79,9 @@ SUBSCRIBERS = ("mosquitto_sub", "ingest", "aiomqtt", "paho-thread")
 CLASSROOMS_PER_SCHOOL = 40
 IDLE_SECONDS = 10.0  # no progress for this long: the run stalled
 SETTLE_SECONDS = 0.3
+CONNECT_SECONDS = 10.0  # the publisher's TCP connect and CONNACK
+SUBSCRIBE_SECONDS = 120.0  # until the subscriber receives its first probe message
+STOP_SECONDS = 60.0  # a subscriber's exit: edumon's drain of pending rows and its stats
 FIRST_SEQ = 1_000_000_000  # ten digits until 9,999,999,999: every packet of a terminal is one size
 SEQ_MARK = b"9876543210"  # where the seq goes in a pre-encoded payload
 
@@ -237,13 +241,17 @@ async def child(args: argparse.Namespace) -> None:
         collector, store = owned
         stats["pending_at_stop"] = len(collector._pending) + collector.queue_depth
         drain_started = time.perf_counter()
-        await collector.drain()
+        # Within the parent's STOP_SECONDS: a drain that cannot finish fails here, with its
+        # traceback on stderr, rather than when the parent kills this process.
+        async with asyncio.timeout(STOP_SECONDS / 2):
+            await collector.drain()
         stats["drain_seconds"] = round(time.perf_counter() - drain_started, 3)
         assert collector_task is not None
         collector_task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await collector_task
-        await store.aclose()
+        async with asyncio.timeout(STOP_SECONDS / 4):
+            with contextlib.suppress(asyncio.CancelledError):
+                await collector_task
+            await store.aclose()
     stats.update(extra_stats())
     stats["cpu_seconds"] = time.process_time()  # the whole process, every thread
     workdir.cleanup()
@@ -409,13 +417,21 @@ class Publisher:
         self._acks: asyncio.Task[None] | None = None
 
     async def connect(self, host: str, port: int) -> None:
-        reader, writer = await asyncio.open_connection(host, port)
-        client_id = _string(f"bench-pub-{uuid.uuid4().hex[:8]}")
-        # MQTT 3.1.1, clean session, keepalive off (the publisher may idle while a subscriber
-        # starts).
-        variable = _string("MQTT") + bytes([4, 0x02]) + (0).to_bytes(2, "big")
-        writer.write(bytes([0x10]) + _varint(len(variable) + len(client_id)) + variable + client_id)
-        connack = await reader.readexactly(4)
+        try:
+            async with asyncio.timeout(CONNECT_SECONDS):
+                reader, writer = await asyncio.open_connection(host, port)
+                client_id = _string(f"bench-pub-{uuid.uuid4().hex[:8]}")
+                # MQTT 3.1.1, clean session, keepalive off (the publisher may idle while a
+                # subscriber starts).
+                variable = _string("MQTT") + bytes([4, 0x02]) + (0).to_bytes(2, "big")
+                writer.write(
+                    bytes([0x10]) + _varint(len(variable) + len(client_id)) + variable + client_id
+                )
+                connack = await reader.readexactly(4)
+        except TimeoutError:
+            raise RuntimeError(
+                f"the publisher got no CONNACK from {host}:{port} within {CONNECT_SECONDS:g} s"
+            ) from None
         if connack[0] != 0x20 or connack[3] != 0:
             raise RuntimeError(f"broker refused the publisher: {connack!r}")
         self._writer = writer
@@ -450,20 +466,34 @@ class Publisher:
     async def publish(self, count: int) -> None:
         assert self._writer is not None
         self._writer.write(self.packets(count))
-        await self._writer.drain()
+        try:
+            async with asyncio.timeout(IDLE_SECONDS):
+                await self._writer.drain()
+        except TimeoutError:
+            raise RuntimeError(
+                f"the broker read none of the publisher's packets for {IDLE_SECONDS:g} s"
+            ) from None
 
     async def aclose(self) -> None:
-        if self._writer is not None:
-            self._writer.write(b"\xe0\x00")  # DISCONNECT
-            with contextlib.suppress(ConnectionError):
-                await self._writer.drain()
-            self._writer.close()
-            with contextlib.suppress(ConnectionError):
-                await self._writer.wait_closed()
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            writer.write(b"\xe0\x00")  # DISCONNECT
+            try:
+                # A broker that stopped reading would hold drain() and, with data unsent,
+                # wait_closed() for ever: abort instead.
+                async with asyncio.timeout(CONNECT_SECONDS):
+                    with contextlib.suppress(ConnectionError):
+                        await writer.drain()
+                    writer.close()
+                    with contextlib.suppress(ConnectionError):
+                        await writer.wait_closed()
+            except TimeoutError:
+                writer.transport.abort()
         if self._acks is not None:
             self._acks.cancel()
-            with contextlib.suppress(asyncio.CancelledError, ConnectionError):
-                await self._acks
+            await asyncio.wait({self._acks}, timeout=CONNECT_SECONDS)
+            if self._acks.done() and not self._acks.cancelled():
+                self._acks.exception()  # a reset connection at the end: nothing to report
 
 
 # -- the parent: flow control and figures ---------------------------------------------------------
@@ -562,27 +592,69 @@ async def windowed(
             raise RuntimeError(f"no progress for {IDLE_SECONDS:g} s: messages were lost")
 
 
+def kill_group(process: asyncio.subprocess.Process, sig: int = signal.SIGKILL) -> None:
+    """Signal the process group a subscriber leads (it was started in a session of its own)."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, sig)
+
+
+async def stop_subscriber(name: str, subscriber: asyncio.subprocess.Process) -> None:
+    """Stop a subscriber and wait for its exit, killing its process group if it lingers."""
+    assert subscriber.stdin is not None
+    if subscriber.returncode is None:
+        if name == "mosquitto_sub":
+            # Killed, not terminated: mosquitto_sub's SIGTERM handler calls
+            # mosquitto_disconnect_v5(), which takes libmosquitto's mutexes and allocates, in the
+            # signal handler; a SIGTERM landing while a message is being handled can deadlock it
+            # (seen: once in 300 stops during a stream of messages, asleep in a futex for good),
+            # and the wait for it had no end. Its count is taken already and it has nothing to
+            # flush (it flushes every line).
+            kill_group(subscriber)
+        else:
+            subscriber.stdin.close()  # edumon's subscriber drains, prints its stats and exits
+    try:
+        async with asyncio.timeout(STOP_SECONDS):
+            await subscriber.wait()
+    except TimeoutError:
+        print(
+            f"{name} (pid {subscriber.pid}) did not exit within {STOP_SECONDS:g} s of being "
+            "stopped: killing its process group",
+            file=sys.stderr,
+            flush=True,
+        )
+        kill_group(subscriber)
+        async with asyncio.timeout(CONNECT_SECONDS):
+            await subscriber.wait()
+
+
 async def measure(name: str, args: argparse.Namespace, qos: int, round_: int) -> Result:
     publisher = Publisher(args.district, args.ids, qos)
+    # A process group of its own, so that it can be killed with whatever it started.
     subscriber = await asyncio.create_subprocess_exec(
         *subscriber_command(name, args, qos),
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
+        start_new_session=True,
     )
     assert subscriber.stdout is not None
     assert subscriber.stderr is not None
-    assert subscriber.stdin is not None
     received = Received()
     reader = asyncio.create_task(received.read(subscriber.stdout), name="read-progress")
     errors = asyncio.create_task(subscriber.stderr.read(), name="read-stats")
-    await publisher.connect(args.host, args.port)
     try:
+        await publisher.connect(args.host, args.port)
         # Probes until the subscriber is subscribed (messages before that are not delivered).
-        async with asyncio.timeout(120):
-            while received.count == 0:
-                await publisher.publish(1)
-                await received.wait_change(0.2)
+        try:
+            async with asyncio.timeout(SUBSCRIBE_SECONDS):
+                while received.count == 0:
+                    await publisher.publish(1)
+                    await received.wait_change(0.2)
+        except TimeoutError:
+            raise RuntimeError(
+                f"the subscriber received none of {publisher.sent} probes in "
+                f"{SUBSCRIBE_SECONDS:g} s"
+            ) from None
         # Warm-up: every terminal heartbeats once (and comes online); then quiet until the
         # messages in flight have landed.
         warm = publisher.sent
@@ -607,13 +679,13 @@ async def measure(name: str, args: argparse.Namespace, qos: int, round_: int) ->
         cpu_stopped = sum(process.cpu_times()[:2])
     finally:
         await publisher.aclose()
-        if name == "mosquitto_sub":
-            subscriber.terminate()
-        else:
-            subscriber.stdin.close()
-        await subscriber.wait()
-        await reader
-    stats_text = (await errors).decode(errors="replace").strip().splitlines()
+        await stop_subscriber(name, subscriber)
+        # The process is gone: its pipes end (asyncio's wait() has waited for them already).
+        await asyncio.wait({reader, errors}, timeout=CONNECT_SECONDS)
+    if reader.done():
+        reader.result()  # re-raises a failure to parse its progress
+    output = errors.result() if errors.done() else b""
+    stats_text = output.decode(errors="replace").strip().splitlines()
     child_stats: dict[str, Any] = {}
     if stats_text and stats_text[-1].startswith("{"):
         child_stats = json.loads(stats_text[-1])
@@ -708,7 +780,7 @@ def own_broker(workdir: Path) -> Any:
         ["mosquitto", "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     try:
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + CONNECT_SECONDS
         while True:
             try:
                 socket.create_connection(("127.0.0.1", port), timeout=1).close()
@@ -721,7 +793,14 @@ def own_broker(workdir: Path) -> Any:
         yield port
     finally:
         proc.terminate()
-        proc.wait(10)
+        try:
+            proc.wait(CONNECT_SECONDS)
+        except subprocess.TimeoutExpired:
+            print(
+                f"the bench's Mosquitto (pid {proc.pid}) ignored SIGTERM: killed", file=sys.stderr
+            )
+            proc.kill()
+            proc.wait(CONNECT_SECONDS)
 
 
 async def parent(args: argparse.Namespace) -> None:

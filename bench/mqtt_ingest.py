@@ -656,14 +656,17 @@ async def measure(name: str, args: argparse.Namespace, qos: int, round_: int) ->
                 f"{SUBSCRIBE_SECONDS:g} s"
             ) from None
         # Warm-up: every terminal heartbeats once (and comes online); then quiet until the
-        # messages in flight have landed.
-        warm = publisher.sent
+        # messages in flight have landed. Counted from here: the probes published before the
+        # subscription were never delivered, and would otherwise stay "outstanding" in the
+        # window for good (with a small --window, a stall although nothing was lost).
+        base = received.count
+        publisher.sent = 0
         await windowed(
             publisher,
             received,
-            0,
+            base,
             args.window,
-            lambda: publisher.sent - warm >= len(args.ids),
+            lambda: publisher.sent >= len(args.ids),
         )
         while await received.wait_change(SETTLE_SECONDS):
             pass

@@ -32,9 +32,16 @@ medians over the rounds, their spread (min-max) and the ratio of the medians, ed
 ``mosquitto_sub``. Two cores are shared by the publisher, the broker and the subscriber: compare
 ratios, not absolute rates.
 
+A round that stops making progress is not waited for: a watchdog reports on stderr which round,
+which side and what it was waiting for, with the counts so far and where the round's code was
+waiting, kills the subscriber's process group and exits with status 3; every wait of the script
+has a deadline (``--stall-seconds``, ``--round-timeout``). If the event loop itself is stuck,
+``faulthandler`` dumps every thread's stack and exits.
+
 Usage: ``python bench/mqtt_ingest.py [--rounds 5] [--seconds 20] [--terminals 20000]
 [--qos 0 1] [--window 1000] [--subscribers mosquitto_sub ingest] [--sink collector|null]
-[--ack store|receipt] [--host 127.0.0.1] [--port PORT]``
+[--ack store|receipt] [--host 127.0.0.1] [--port PORT] [--stall-seconds 30]
+[--round-timeout SECONDS]``
 """
 
 from __future__ import annotations
@@ -44,8 +51,10 @@ import asyncio
 import collections
 import contextlib
 import dataclasses
+import faulthandler
 import json
 import os
+import signal
 import socket
 import statistics
 import subprocess
@@ -54,7 +63,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -78,6 +87,10 @@ SUBSCRIBERS = ("mosquitto_sub", "ingest", "aiomqtt", "paho-thread")
 CLASSROOMS_PER_SCHOOL = 40
 IDLE_SECONDS = 10.0  # no progress for this long: the run stalled
 SETTLE_SECONDS = 0.3
+CONNECT_SECONDS = 10.0  # the publisher's TCP connect and CONNACK
+SUBSCRIBE_SECONDS = 120.0  # until the subscriber receives its first probe message
+STOP_SECONDS = 60.0  # a subscriber's exit: edumon's drain of pending rows and its stats
+STALLED_EXIT = 3  # the exit status when the watchdog stops a round
 FIRST_SEQ = 1_000_000_000  # ten digits until 9,999,999,999: every packet of a terminal is one size
 SEQ_MARK = b"9876543210"  # where the seq goes in a pre-encoded payload
 
@@ -200,6 +213,9 @@ async def collector_sink(
 
 async def child(args: argparse.Namespace) -> None:
     """One subscriber: runs until stdin closes, then prints its stats (JSON) on stderr."""
+    # The parent's watchdog sends SIGUSR1 before it kills a stalled subscriber: every thread's
+    # stack goes to stderr, which the parent prints.
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     progress = Progress()
     sink: Sink = progress.sink
     extra_stats: Callable[[], dict[str, Any]] = dict
@@ -237,13 +253,17 @@ async def child(args: argparse.Namespace) -> None:
         collector, store = owned
         stats["pending_at_stop"] = len(collector._pending) + collector.queue_depth
         drain_started = time.perf_counter()
-        await collector.drain()
+        # Within the parent's STOP_SECONDS: a drain that cannot finish fails here, with its
+        # traceback on stderr, rather than when the parent kills this process.
+        async with asyncio.timeout(STOP_SECONDS / 2):
+            await collector.drain()
         stats["drain_seconds"] = round(time.perf_counter() - drain_started, 3)
         assert collector_task is not None
         collector_task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await collector_task
-        await store.aclose()
+        async with asyncio.timeout(STOP_SECONDS / 4):
+            with contextlib.suppress(asyncio.CancelledError):
+                await collector_task
+            await store.aclose()
     stats.update(extra_stats())
     stats["cpu_seconds"] = time.process_time()  # the whole process, every thread
     workdir.cleanup()
@@ -409,13 +429,21 @@ class Publisher:
         self._acks: asyncio.Task[None] | None = None
 
     async def connect(self, host: str, port: int) -> None:
-        reader, writer = await asyncio.open_connection(host, port)
-        client_id = _string(f"bench-pub-{uuid.uuid4().hex[:8]}")
-        # MQTT 3.1.1, clean session, keepalive off (the publisher may idle while a subscriber
-        # starts).
-        variable = _string("MQTT") + bytes([4, 0x02]) + (0).to_bytes(2, "big")
-        writer.write(bytes([0x10]) + _varint(len(variable) + len(client_id)) + variable + client_id)
-        connack = await reader.readexactly(4)
+        try:
+            async with asyncio.timeout(CONNECT_SECONDS):
+                reader, writer = await asyncio.open_connection(host, port)
+                client_id = _string(f"bench-pub-{uuid.uuid4().hex[:8]}")
+                # MQTT 3.1.1, clean session, keepalive off (the publisher may idle while a
+                # subscriber starts).
+                variable = _string("MQTT") + bytes([4, 0x02]) + (0).to_bytes(2, "big")
+                writer.write(
+                    bytes([0x10]) + _varint(len(variable) + len(client_id)) + variable + client_id
+                )
+                connack = await reader.readexactly(4)
+        except TimeoutError:
+            raise RuntimeError(
+                f"the publisher got no CONNACK from {host}:{port} within {CONNECT_SECONDS:g} s"
+            ) from None
         if connack[0] != 0x20 or connack[3] != 0:
             raise RuntimeError(f"broker refused the publisher: {connack!r}")
         self._writer = writer
@@ -450,20 +478,34 @@ class Publisher:
     async def publish(self, count: int) -> None:
         assert self._writer is not None
         self._writer.write(self.packets(count))
-        await self._writer.drain()
+        try:
+            async with asyncio.timeout(IDLE_SECONDS):
+                await self._writer.drain()
+        except TimeoutError:
+            raise RuntimeError(
+                f"the broker read none of the publisher's packets for {IDLE_SECONDS:g} s"
+            ) from None
 
     async def aclose(self) -> None:
-        if self._writer is not None:
-            self._writer.write(b"\xe0\x00")  # DISCONNECT
-            with contextlib.suppress(ConnectionError):
-                await self._writer.drain()
-            self._writer.close()
-            with contextlib.suppress(ConnectionError):
-                await self._writer.wait_closed()
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            writer.write(b"\xe0\x00")  # DISCONNECT
+            try:
+                # A broker that stopped reading would hold drain() and, with data unsent,
+                # wait_closed() for ever: abort instead.
+                async with asyncio.timeout(CONNECT_SECONDS):
+                    with contextlib.suppress(ConnectionError):
+                        await writer.drain()
+                    writer.close()
+                    with contextlib.suppress(ConnectionError):
+                        await writer.wait_closed()
+            except TimeoutError:
+                writer.transport.abort()
         if self._acks is not None:
             self._acks.cancel()
-            with contextlib.suppress(asyncio.CancelledError, ConnectionError):
-                await self._acks
+            await asyncio.wait({self._acks}, timeout=CONNECT_SECONDS)
+            if self._acks.done() and not self._acks.cancelled():
+                self._acks.exception()  # a reset connection at the end: nothing to report
 
 
 # -- the parent: flow control and figures ---------------------------------------------------------
@@ -551,69 +593,328 @@ def subscriber_command(name: str, args: argparse.Namespace, qos: int) -> list[st
 
 
 async def windowed(
-    publisher: Publisher, received: Received, base: int, window: int, until: Callable[[], bool]
+    publisher: Publisher,
+    received: Received,
+    base: int,
+    window: int,
+    until: Callable[[], bool],
+    watch: Watch,
 ) -> None:
     """Publish, at most ``window`` messages ahead of the subscriber, until ``until()``."""
     while not until():
-        room = min(window - (publisher.sent - (received.count - base)), 200)
+        outstanding = publisher.sent - (received.count - base)
+        room = min(window - outstanding, 200)
         if room > 0:
+            watch.waiting_for = "the publisher: the broker to take its packets (drain)"
             await publisher.publish(room)
-        elif not await received.wait_change(IDLE_SECONDS):
-            raise RuntimeError(f"no progress for {IDLE_SECONDS:g} s: messages were lost")
+        else:
+            watch.waiting_for = (
+                f"the subscriber to report messages (through the broker; {outstanding} "
+                f"outstanding, window {window})"
+            )
+            if not await received.wait_change(IDLE_SECONDS):
+                raise RuntimeError(f"no progress for {IDLE_SECONDS:g} s: messages were lost")
+
+
+class Stalled(Exception):
+    """The watchdog stopped a round (its report is on stderr already)."""
+
+
+class Watch:
+    """What a round is doing, for its watchdog: the phase, what it waits for, the counts.
+
+    Progress is a change of the subscriber's count; each phase has a limit on how long it may
+    go without (``enter``), and the whole round has a budget.
+    """
+
+    def __init__(self, what: str, stall_seconds: float, budget: float) -> None:
+        self.what = what
+        self.stall_seconds = stall_seconds
+        self.budget = budget
+        self.started = self.last_progress = time.monotonic()
+        self.phase = "starting the subscriber"
+        self.waiting_for = "the subscriber's process to start"
+        self.limit = stall_seconds
+        self.base = 0
+        self.last_count = 0
+        self.stopping = False
+        self.subscriber: asyncio.subprocess.Process | None = None
+        self.received = Received()
+        self.publisher: Publisher | None = None
+        self.stderr = bytearray()
+        self.stderr_changed = asyncio.Event()
+
+    def enter(self, phase: str, waiting_for: str, limit: float | None = None) -> None:
+        self.phase, self.waiting_for = phase, waiting_for
+        self.limit = self.stall_seconds if limit is None else limit
+        self.base = self.received.count
+        self.last_progress = time.monotonic()
+
+    def problem(self, now: float) -> str | None:
+        """Why the round should be stopped now, or None."""
+        if self.received.count != self.last_count:
+            self.last_count, self.last_progress = self.received.count, now
+        subscriber = self.subscriber
+        if subscriber is not None and subscriber.returncode is not None and not self.stopping:
+            return f"the subscriber exited with status {subscriber.returncode}"
+        if now - self.last_progress > self.limit:
+            return f"no messages counted for {now - self.last_progress:.0f} s"
+        if now - self.started > self.budget:
+            return (
+                f"the round has run {now - self.started:.1f} s, over its budget of "
+                f"{self.budget:.0f} s (--round-timeout)"
+            )
+        return None
+
+    def report(self, problem: str) -> str:
+        count = self.received.count
+        sent = self.publisher.sent if self.publisher is not None else 0
+        subscriber = self.subscriber
+        pid = subscriber.pid if subscriber is not None else None
+        status = (
+            "running"
+            if subscriber is None or subscriber.returncode is None
+            else (f"exited with status {subscriber.returncode}")
+        )
+        return "\n".join(
+            [
+                f"watchdog: {self.what}: {problem}",
+                f"  phase: {self.phase}, {time.monotonic() - self.started:.0f} s into the round",
+                f"  waiting for {self.waiting_for}",
+                f"  subscriber (pid {pid}, {status}): counted {count} in all, "
+                f"{count - self.base} in this phase",
+                f"  publisher: sent {sent} since its count was last reset (at the start of the "
+                "warm-up and of the measured period)",
+            ]
+        )
+
+
+def kill_group(process: asyncio.subprocess.Process, sig: int = signal.SIGKILL) -> None:
+    """Signal the process group a subscriber leads (it was started in a session of its own)."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, sig)
+
+
+async def read_into(stream: asyncio.StreamReader, sink: bytearray, changed: asyncio.Event) -> None:
+    while chunk := await stream.read(65536):
+        sink += chunk
+        changed.set()
+
+
+async def quiet(changed: asyncio.Event, first: float, then: float) -> None:
+    """Wait up to ``first`` seconds for output, then until none has come for ``then``."""
+    within = first
+    while True:
+        changed.clear()
+        try:
+            async with asyncio.timeout(within):
+                await changed.wait()
+        except TimeoutError:
+            return
+        within = then
+
+
+def awaiting(task: asyncio.Task[Any]) -> list[str]:
+    """Where a task is suspended, outermost first: each coroutine it awaits, down to a future."""
+    where = []
+    coro: Any = task.get_coro()
+    while coro is not None:
+        frame = getattr(coro, "cr_frame", None) or getattr(coro, "gi_frame", None)
+        if frame is None:
+            break
+        code = frame.f_code
+        where.append(f"{code.co_filename}:{frame.f_lineno} in {code.co_name}")
+        coro = getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None)
+    return where
+
+
+async def guarded(watch: Watch, body: Coroutine[Any, Any, Result], python_child: bool) -> Result:
+    """Run a round under its watchdog; on a stall, report, kill the subscriber, raise Stalled."""
+    task = asyncio.create_task(body, name=watch.what)
+    # The last resort, for an event loop that stopped turning (then the watchdog below cannot
+    # run): every thread's stack on stderr, and exit. Children are left behind in that case.
+    faulthandler.dump_traceback_later(watch.budget + 2 * STOP_SECONDS, exit=True)
+    try:
+        while True:
+            done, _ = await asyncio.wait({task}, timeout=0.5)
+            if done:
+                try:
+                    return task.result()
+                except Exception as exc:
+                    print(watch.report(f"the round failed: {exc!r}"), file=sys.stderr)
+                    print_stderr_tail(watch)
+                    raise
+            problem = watch.problem(time.monotonic())
+            if problem is not None:
+                break
+        print(watch.report(problem), file=sys.stderr)
+        print("  the round is waiting at:", file=sys.stderr)
+        for line in awaiting(task):
+            print(f"    {line}", file=sys.stderr)
+        sys.stderr.flush()
+        subscriber = watch.subscriber
+        if subscriber is not None and subscriber.returncode is None:
+            if python_child:
+                # Its stacks first (faulthandler, registered in child()): what it waits for.
+                watch.stderr_changed.clear()
+                kill_group(subscriber, signal.SIGUSR1)
+                await quiet(watch.stderr_changed, first=3.0, then=0.5)
+            kill_group(subscriber)
+            print(
+                f"watchdog: killed the subscriber's process group {subscriber.pid}", file=sys.stderr
+            )
+        task.cancel()
+        done, _ = await asyncio.wait({task}, timeout=STOP_SECONDS)
+        if not done:
+            print("watchdog: the round did not end after being cancelled", file=sys.stderr)
+        elif not task.cancelled() and task.exception() is not None:
+            print(f"watchdog: the round ended with {task.exception()!r}", file=sys.stderr)
+        print_stderr_tail(watch)
+        raise Stalled(f"{watch.what}: {problem}")
+    finally:
+        faulthandler.cancel_dump_traceback_later()
+
+
+def print_stderr_tail(watch: Watch) -> None:
+    tail = watch.stderr.decode(errors="replace").strip().splitlines()[-60:]
+    if tail:
+        print("  the subscriber's stderr (last lines):", file=sys.stderr)
+        print("\n".join(f"    {line}" for line in tail), file=sys.stderr)
+    sys.stderr.flush()
+
+
+def round_budget(args: argparse.Namespace) -> float:
+    """How long a round may take in all: subscribing, warm-up at a slow 1,000 msg/s, the
+    measured period three times over, and stopping."""
+    if args.round_timeout is not None:
+        return float(args.round_timeout)
+    return (
+        SUBSCRIBE_SECONDS + STOP_SECONDS + 3 * (float(args.seconds) + float(args.terminals) / 1000)
+    )
 
 
 async def measure(name: str, args: argparse.Namespace, qos: int, round_: int) -> Result:
+    watch = Watch(f"round {round_ + 1} QoS {qos} {name}", args.stall_seconds, round_budget(args))
+    return await guarded(
+        watch, _measure(name, args, qos, round_, watch), python_child=name != "mosquitto_sub"
+    )
+
+
+async def stop_subscriber(name: str, subscriber: asyncio.subprocess.Process) -> None:
+    """Stop a subscriber and wait for its exit, killing its process group if it lingers."""
+    assert subscriber.stdin is not None
+    if subscriber.returncode is None:
+        if name == "mosquitto_sub":
+            # Killed, not terminated: mosquitto_sub's SIGTERM handler calls
+            # mosquitto_disconnect_v5(), which takes libmosquitto's mutexes and allocates, in the
+            # signal handler; a SIGTERM landing while a message is being handled can deadlock it
+            # (seen: once in 300 stops during a stream of messages, asleep in a futex for good),
+            # and the wait for it had no end. Its count is taken already and it has nothing to
+            # flush (it flushes every line).
+            kill_group(subscriber)
+        else:
+            subscriber.stdin.close()  # edumon's subscriber drains, prints its stats and exits
+    try:
+        async with asyncio.timeout(STOP_SECONDS):
+            await subscriber.wait()
+    except TimeoutError:
+        print(
+            f"{name} (pid {subscriber.pid}) did not exit within {STOP_SECONDS:g} s of being "
+            "stopped: killing its process group",
+            file=sys.stderr,
+            flush=True,
+        )
+        kill_group(subscriber)
+        async with asyncio.timeout(CONNECT_SECONDS):
+            await subscriber.wait()
+
+
+async def _measure(
+    name: str, args: argparse.Namespace, qos: int, round_: int, watch: Watch
+) -> Result:
     publisher = Publisher(args.district, args.ids, qos)
+    watch.publisher = publisher
+    # A process group of its own, so that the watchdog can kill it and whatever it started.
     subscriber = await asyncio.create_subprocess_exec(
         *subscriber_command(name, args, qos),
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
+        start_new_session=True,
     )
+    watch.subscriber = subscriber
     assert subscriber.stdout is not None
     assert subscriber.stderr is not None
-    assert subscriber.stdin is not None
-    received = Received()
+    received = watch.received
     reader = asyncio.create_task(received.read(subscriber.stdout), name="read-progress")
-    errors = asyncio.create_task(subscriber.stderr.read(), name="read-stats")
-    await publisher.connect(args.host, args.port)
+    errors = asyncio.create_task(
+        read_into(subscriber.stderr, watch.stderr, watch.stderr_changed), name="read-stats"
+    )
     try:
+        watch.enter("connecting", "the broker's CONNACK to the publisher")
+        await publisher.connect(args.host, args.port)
         # Probes until the subscriber is subscribed (messages before that are not delivered).
-        async with asyncio.timeout(120):
-            while received.count == 0:
-                await publisher.publish(1)
-                await received.wait_change(0.2)
+        watch.enter(
+            "subscribing",
+            "the subscriber to receive a first probe (one published every 0.2 s)",
+            limit=SUBSCRIBE_SECONDS + IDLE_SECONDS,
+        )
+        try:
+            async with asyncio.timeout(SUBSCRIBE_SECONDS):
+                while received.count == 0:
+                    await publisher.publish(1)
+                    await received.wait_change(0.2)
+        except TimeoutError:
+            raise RuntimeError(
+                f"the subscriber received none of {publisher.sent} probes in "
+                f"{SUBSCRIBE_SECONDS:g} s"
+            ) from None
         # Warm-up: every terminal heartbeats once (and comes online); then quiet until the
-        # messages in flight have landed.
-        warm = publisher.sent
+        # messages in flight have landed. Counted from here: the probes published before the
+        # subscription were never delivered, and would otherwise stay "outstanding" in the
+        # window for good (with a small --window, a stall although nothing was lost).
+        base = received.count
+        publisher.sent = 0
+        watch.enter("warm-up", "the subscriber")
         await windowed(
             publisher,
             received,
-            0,
+            base,
             args.window,
-            lambda: publisher.sent - warm >= len(args.ids),
+            lambda: publisher.sent >= len(args.ids),
+            watch,
         )
+        watch.enter("settling", "the messages in flight to land")
         while await received.wait_change(SETTLE_SECONDS):
             pass
         base = received.count
         publisher.sent = 0
+        watch.enter("measuring", "the subscriber")
         process = psutil.Process(subscriber.pid)
         cpu_started = sum(process.cpu_times()[:2])
         started = time.perf_counter()
         end = started + args.seconds
-        await windowed(publisher, received, base, args.window, lambda: time.perf_counter() >= end)
+        await windowed(
+            publisher, received, base, args.window, lambda: time.perf_counter() >= end, watch
+        )
         seconds = time.perf_counter() - started
         got = received.count - base
         cpu_stopped = sum(process.cpu_times()[:2])
     finally:
+        watch.stopping = True
+        # The stop's own deadlines come first; the watchdog's limit is beyond them.
+        watch.enter(
+            "stopping",
+            f"{name} to exit (and, for edumon, to drain and print its stats)",
+            limit=STOP_SECONDS + 5 * CONNECT_SECONDS,
+        )
         await publisher.aclose()
-        if name == "mosquitto_sub":
-            subscriber.terminate()
-        else:
-            subscriber.stdin.close()
-        await subscriber.wait()
-        await reader
-    stats_text = (await errors).decode(errors="replace").strip().splitlines()
+        await stop_subscriber(name, subscriber)
+        # The process is gone: its pipes end (asyncio's wait() has waited for them already).
+        await asyncio.wait({reader, errors}, timeout=CONNECT_SECONDS)
+    if reader.done():
+        reader.result()  # re-raises a failure to parse its progress
+    stats_text = watch.stderr.decode(errors="replace").strip().splitlines()
     child_stats: dict[str, Any] = {}
     if stats_text and stats_text[-1].startswith("{"):
         child_stats = json.loads(stats_text[-1])
@@ -708,7 +1009,7 @@ def own_broker(workdir: Path) -> Any:
         ["mosquitto", "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     try:
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + CONNECT_SECONDS
         while True:
             try:
                 socket.create_connection(("127.0.0.1", port), timeout=1).close()
@@ -721,7 +1022,14 @@ def own_broker(workdir: Path) -> Any:
         yield port
     finally:
         proc.terminate()
-        proc.wait(10)
+        try:
+            proc.wait(CONNECT_SECONDS)
+        except subprocess.TimeoutExpired:
+            print(
+                f"the bench's Mosquitto (pid {proc.pid}) ignored SIGTERM: killed", file=sys.stderr
+            )
+            proc.kill()
+            proc.wait(CONNECT_SECONDS)
 
 
 async def parent(args: argparse.Namespace) -> None:
@@ -782,6 +1090,19 @@ def main() -> None:
     parser.add_argument(
         "--profile", help="edumon's subscriber writes cProfile stats to PROFILE.<qos>.<pid>"
     )
+    parser.add_argument(
+        "--stall-seconds",
+        type=float,
+        default=30.0,
+        help="stop a round whose subscriber counts no message for this long (default 30)",
+    )
+    parser.add_argument(
+        "--round-timeout",
+        type=float,
+        default=None,
+        help="stop a round that runs longer than this (default: 180 s plus three times the "
+        "measured period and the warm-up at 1,000 msg/s)",
+    )
     parser.add_argument("--child", choices=SUBSCRIBERS[1:], help=argparse.SUPPRESS)
     parser.add_argument("--district", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -796,7 +1117,11 @@ def main() -> None:
         else:
             asyncio.run(child(args))
     else:
-        asyncio.run(parent(args))
+        try:
+            asyncio.run(parent(args))
+        except Stalled as stalled:
+            print(f"stopped by the watchdog: {stalled}", file=sys.stderr)
+            sys.exit(STALLED_EXIT)
 
 
 if __name__ == "__main__":

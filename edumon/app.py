@@ -363,6 +363,7 @@ async def _run(
                 mqtt_broker=f"{broker.host}:{broker.port}"
                 if broker is not None
                 else f"{ingest.settings.host}:{ingest.settings.port}",
+                embedded_broker=broker,
                 notifier=notifier,
                 agent_reports=agent_reports,
                 cluster=cluster,

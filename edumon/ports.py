@@ -2,7 +2,8 @@
 
 The API and /metrics depend on these, not on the classes behind them: the SNMP poller
 (``edumon.sources.snmp.poller.SnmpPoller``), the MQTT ingest
-(``edumon.sources.mqtt.ingest.MqttIngest``) and the notifier
+(``edumon.sources.mqtt.ingest.MqttIngest``), the embedded broker
+(``edumon.sources.mqtt.broker.EmbeddedBroker``) and the notifier
 (``edumon.exporters.notify.Notifier``) satisfy them, and a test may hand in anything shaped
 alike. The statistics are the sources' own counter objects, read at scrape time.
 """
@@ -49,6 +50,14 @@ class IngestView(Protocol):
 
     @property
     def stats(self) -> IngestStats: ...
+
+
+class BrokerView(Protocol):
+    """The embedded MQTT broker (edumon.sources.mqtt.broker.EmbeddedBroker): connections it
+    refused or ended, by reason (edumon_mqtt_broker_refused_total)."""
+
+    @property
+    def refused(self) -> Mapping[str, int]: ...
 
 
 class NotifierView(Protocol):

@@ -12,7 +12,14 @@ from edumon.domain.schedule import NationalCalendar, Schedule
 from edumon.domain.state import NetworkState
 from edumon.domain.terminals import TerminalsState
 from edumon.gcpauses import GcPauses
-from edumon.ports import AccessView, ClusterView, IngestView, NotifierView, PollerView
+from edumon.ports import (
+    AccessView,
+    BrokerView,
+    ClusterView,
+    IngestView,
+    NotifierView,
+    PollerView,
+)
 
 if TYPE_CHECKING:
     from edumon.sources.agent_reports import AgentReports
@@ -57,3 +64,6 @@ class Runtime:
     cluster: ClusterView | None = None
     """This collector's membership of a cluster (docs/city-deployment.md); None: it runs
     every school of the configuration."""
+    embedded_broker: BrokerView | None = None
+    """The embedded MQTT broker when this process runs it (its refusals feed
+    edumon_mqtt_broker_refused_total); None with an external broker."""

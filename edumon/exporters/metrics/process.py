@@ -109,6 +109,7 @@ class ProcessCollector:
         families.extend(self._collector())
         families.extend(self._snmp())
         families.extend(self._mqtt())
+        families.extend(self._broker())
         families.extend(self._agent_reports())
         families.extend(self._notify())
         families.extend(self._gc())
@@ -473,6 +474,23 @@ class ProcessCollector:
             )
             last.add(stats.last_message_at)
             yield last
+
+    def _broker(self) -> Iterator[_Family]:
+        broker = self._runtime.embedded_broker
+        if broker is None:
+            return  # an external broker (Mosquitto) counts its own refusals
+        refused = _counter(
+            "edumon_mqtt_broker_refused",
+            "Connections the embedded MQTT broker refused or ended, by reason: credentials "
+            "(bad user name or password, or none), not_authorized (not the collector's account "
+            "on its internal listener), will (a Will on a topic not the account's), client_id "
+            "(another account's session), too_large (a packet or message over the limit), "
+            "protocol (the first packet is not a CONNECT).",
+            "reason",
+        )
+        for reason, count in sorted(broker.refused.items()):
+            refused.add(count, reason=reason)
+        yield refused
 
     # -- school agents' reports (edumon/sources/agent_reports.py) ---------------------------
 

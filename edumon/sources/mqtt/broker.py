@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Final, Self
+from typing import Any, Final, Literal, Self
 
 # amqtt ships no type information (no py.typed).
 from amqtt.adapters import StreamReaderAdapter, StreamWriterAdapter  # type: ignore[import-untyped]
@@ -51,6 +51,20 @@ _BAD_CREDENTIALS: Final = 0x04
 _NOT_AUTHORIZED: Final = 0x05
 _REFUSAL_LOG_SECONDS: Final = 60.0
 """A refused login is logged once a minute per reason at most (the rest at DEBUG, counted)."""
+
+RefusalReason = Literal[
+    "credentials", "not_authorized", "will", "client_id", "too_large", "protocol"
+]
+REFUSAL_REASONS: Final[tuple[RefusalReason, ...]] = (
+    "credentials",
+    "not_authorized",
+    "will",
+    "client_id",
+    "too_large",
+    "protocol",
+)
+"""Why a connection was refused or ended: a fixed set, so a label value never carries what a
+client sent (``edumon_mqtt_broker_refused_total{reason}``)."""
 
 MAX_MESSAGE_BYTES: Final = 256 * 1024
 """The largest payload a broker of edumon's should accept: the wire protocol's messages are at
@@ -337,9 +351,10 @@ class EmbeddedBroker:
         self._port: int | None = None
         self._internal_port: int | None = None
         self._connections: set[asyncio.Task[Any]] = set()
-        self.refused: Counter[str] = Counter()
-        """Connections refused or ended, by reason (``credentials``, ``not_authorized``,
-        ``will``, ``client_id``, ``too_large``, ``protocol``)."""
+        # Every reason from 0, so that increase() in Prometheus sees the first refusal.
+        self.refused: Counter[str] = Counter(dict.fromkeys(REFUSAL_REASONS, 0))
+        """Connections refused or ended, by reason (``REFUSAL_REASONS``); exported as
+        ``edumon_mqtt_broker_refused_total``."""
         self._refusal_logged: dict[str, float] = {}
 
     @property
@@ -435,7 +450,7 @@ class EmbeddedBroker:
     async def _internal(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await self._connected(reader, writer, internal=True)
 
-    def _refuse(self, reason: str, detail: str) -> None:
+    def _refuse(self, reason: RefusalReason, detail: str) -> None:
         self.refused[reason] += 1
         now = time.monotonic()
         if now - self._refusal_logged.get(reason, -_REFUSAL_LOG_SECONDS) >= _REFUSAL_LOG_SECONDS:

@@ -357,11 +357,7 @@ def test_broker_outage_then_agent_killed_mid_drain_stores_every_poll_once(rig: R
         agent = rig.agent()
         procs = [collector, agent]
 
-        def all_stored() -> bool:
-            stored = db.reports()
-            return all(k in stored for k in waiting) and not spool_entries(spool)
-
-        _wait("every spooled poll stored", all_stored, procs, 120)
+        rig.wait_drained(waiting, procs)
         stored = db.reports()
         duplicates = metric(api, "edumon_agent_reports_duplicates_total")
         missing = metric(api, "edumon_agent_reports_missing")
@@ -425,7 +421,7 @@ def test_collector_killed_mid_drain_records_every_poll_once(rig: Rig) -> None:
     agent published meanwhile waited at the broker; seqs recorded before the crash are not
     counted missing after it (they are loaded at start-up).
     """
-    db, spool, api = rig.db, rig.spool, rig.api
+    db, api = rig.db, rig.api
     collector = rig.collector()
     procs = [collector]
     try:
@@ -453,11 +449,7 @@ def test_collector_killed_mid_drain_records_every_poll_once(rig: Rig) -> None:
         collector = rig.collector()
         procs = [collector, agent]
 
-        def all_stored() -> bool:
-            stored = db.reports()
-            return all(k in stored for k in waiting) and not spool_entries(spool)
-
-        _wait("every spooled poll stored", all_stored, procs, 120)
+        rig.wait_drained(waiting, procs)
         # Everything the agent published before the restart has come through the broker's
         # queue: the newest seq recorded is past what was published while the collector was
         # down, and no seq of any boot is missing below it.

@@ -219,6 +219,17 @@ class Rig:
             ["school-agent", "-c", str(self.agent_toml)], self.env, self.logs / "agent.log"
         )
 
+    def wait_drained(
+        self, waiting: dict[tuple[str, int], float], procs: list[subprocess.Popen[bytes]]
+    ) -> None:
+        """Wait until every poll that waited in the spool is recorded and the spool is empty."""
+
+        def all_stored() -> bool:
+            stored = self.db.reports()
+            return all(k in stored for k in waiting) and not spool_entries(self.spool)
+
+        _wait("every spooled poll stored", all_stored, procs, 120)
+
     def outage(
         self, seconds: float, procs: list[subprocess.Popen[bytes]]
     ) -> tuple[float, dict[tuple[str, int], float]]:

@@ -189,8 +189,9 @@ class AgentReports:
         )
         self._heard: dict[str, float] = {}  # each agent switch's last report (receive time)
         self._sighted_at: float | None = None  # since when every subscription is connected
-        self.silent: set[str] = set()
-        """Agent switches declared unreachable for their agent's silence, until it reports."""
+        self.silent: dict[str, float] = {}
+        """Agent switches declared unreachable for their agent's silence, and when: until the
+        agent reports a poll newer than that (an older one, sent from its spool, is history)."""
 
     @property
     def missing(self) -> int:
@@ -243,7 +244,7 @@ class AgentReports:
         for switch in self._agent_switches:
             heard = max(self._heard.get(switch, self._sighted_at), self._sighted_at)
             if switch not in self.silent and now - heard > self._silence:
-                self.silent.add(switch)
+                self.silent[switch] = now
                 quiet = now - heard
                 out.append(
                     DeviceUnreachable(
@@ -368,10 +369,12 @@ class AgentReports:
                 return
             obs = item
             self._heard[subject] = received_at
-            self.silent.discard(subject)
-            newest = self._newest.get(subject)
-            if newest is None or item.at > newest:
+            # The current state only moves forward: past the newest poll applied, and past
+            # the moment the switch was declared unreachable for its agent's silence.
+            newest = max(self._newest.get(subject, -1.0), self.silent.get(subject, -1.0))
+            if item.at > newest:
                 self._newest[subject] = item.at
+                self.silent.pop(subject, None)
             else:
                 historical = True
                 self.stats.historical_total += 1

@@ -179,8 +179,9 @@ async def test_a_backlog_below_the_first_recorded_seq_is_taken_once() -> None:
 
 
 def test_a_silent_agents_switches_become_unreachable_once_while_the_link_is_up() -> None:
+    sink = Sink()
     reports = AgentReports(
-        Sink(),
+        sink,
         Store(),
         district="d",
         agent_schools=frozenset({"A"}),
@@ -200,8 +201,13 @@ def test_a_silent_agents_switches_become_unreachable_once_while_the_link_is_up()
     reports.stats.sessions["agents"] = False
     assert reports.silence(5000.0) == []
     reports.stats.sessions["agents"] = True
-    reports.handle(*poll(2, 5000.0), 5000.0, lambda: None)
-    assert reports.silent == {"sw-a2"}  # sw-a reported: it may be declared again
+    # A poll from before the declaration (sent from the agent's spool) is history: the switch
+    # stays unreachable until a newer one comes, and the present never moves back.
+    reports.handle(*poll(2, 1200.0, hist=True), 5000.0, lambda: None)
+    assert set(reports.silent) == {"sw-a", "sw-a2"}
+    assert [o.at for o in sink.history] == [1200.0]
+    reports.handle(*poll(3, 5000.0), 5000.0, lambda: None)
+    assert set(reports.silent) == {"sw-a2"}  # sw-a reported: it may be declared again
     assert reports.silence(5100.0) == []
     assert reports.silence(5181.0) == []  # the window began when the link was seen back (5100)
     assert [o.device_id for o in reports.silence(5281.0)] == ["sw-a"]

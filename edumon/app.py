@@ -40,6 +40,9 @@ log = logging.getLogger(__name__)
 
 FULL_COLLECTION_EVERY = 1_000
 """Middle-generation garbage collections before a full one (Python's default: 10)."""
+LEFT_ONLINE_LOOKBACK_SECONDS = 35 * 86400.0
+"""How far back the events are read for terminals the last run left online (a classroom
+terminal online for longer without a break is not one)."""
 SILENT_AGENT_POLLS = 3
 """Poll intervals without a report before an agent school's switches are unreachable from the
 district (one lost report never raises a school alert)."""
@@ -292,6 +295,12 @@ async def _run(
             # Before the first message: what is stored already is a duplicate if it comes again.
             restored = collector.restore_positions(await store.sender_positions())
             log.info("MQTT: %d senders' stored positions loaded", restored)
+            # Online intervals the last run left open are closed if the terminal is not online
+            # now (availability is rebuilt from the events: docs/availability.md).
+            left = collector.restore_left_online(
+                await store.terminals_left_online(clock() - LEFT_ONLINE_LOOKBACK_SECONDS)
+            )
+            log.info("terminals: %d were online when the last run stopped", left)
             # A QoS 1 message is acknowledged only once its rows are committed, with a
             # persistent session: a crash loses nothing the broker was given
             # (docs/wire-protocol.md, "Collector session"). Not with the embedded broker: it

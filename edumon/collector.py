@@ -353,6 +353,19 @@ class Collector:
                 loaded += 1
         return loaded
 
+    def restore_left_online(self, terminals: Collection[tuple[str, str, float]]) -> int:
+        """Note the terminals the store left online (at start-up, before any message).
+
+        See ``TerminalsState.restore_online``. Returns how many are in the inventory.
+        """
+        if self.terminals is None:
+            return 0
+        now = self._clock()
+        return sum(
+            self.terminals.restore_online(school, terminal, now)
+            for school, terminal, _ in terminals
+        )
+
     @property
     def queue_depth(self) -> int:
         return self._queue.qsize()

@@ -262,6 +262,7 @@ class Publisher:
         self.seq = dict.fromkeys(self.boots, 0)
         self.published: set[Key] = set()
         self.infos: list[mqtt.MQTTMessageInfo] = []
+        self.dead: set[str] = set()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         for terminal, boot in self.boots.items():
@@ -281,7 +282,29 @@ class Publisher:
             topic = terminal_topic(district, SCHOOL, terminal, "status")
             self.infos.append(self.client.publish(topic, encode_status(birth), qos=1, retain=True))
 
+    def will(self, terminal: str) -> None:
+        """The terminal dies: its Will (retained, QoS 1, as the broker publishes it), and no
+        more heartbeats."""
+        self.dead.add(terminal)
+        self.seq[terminal] += 1
+        will = Status(
+            district=self.district,
+            school=SCHOOL,
+            terminal=terminal,
+            state="offline",
+            reason="will",
+            boot_id=self.boots[terminal],
+            seq=self.seq[terminal],
+            birth_seq=1,
+            observed_at=time.time(),
+            agent_version="0.1.0",
+        )
+        topic = terminal_topic(self.district, SCHOOL, terminal, "status")
+        self.infos.append(self.client.publish(topic, encode_status(will), qos=1, retain=True))
+
     def _heartbeat(self, terminal: str) -> None:
+        if terminal in self.dead:
+            return
         self.seq[terminal] += 1
         seq = self.seq[terminal]
         heartbeat = Heartbeat(
@@ -335,24 +358,31 @@ class Publisher:
         self.client.loop_stop()
 
 
-def stored(url: str, district: str) -> tuple[list[Key], int]:
-    """The stored heartbeat samples (one entry per row) and TERMINAL_ONLINE events."""
+def stored(url: str, district: str) -> tuple[list[Key], int, list[tuple[str, str]]]:
+    """The stored heartbeat samples (one entry per row), the number of TERMINAL_ONLINE events,
+    and every terminal event as (terminal, kind) in the order they happened."""
     samples = "SELECT terminal, boot_id, seq FROM terminal_samples WHERE school = 'S1'"
     onlines = "SELECT count(*) FROM events WHERE kind = 'terminal_online'"
+    changes = (
+        "SELECT device_id, kind FROM events WHERE kind IN ('terminal_online', 'terminal_offline') "
+        "ORDER BY at, id"
+    )
     if url.startswith("sqlite"):
         with sqlite3.connect(make_url(url).database or "") as conn:
             rows = [(str(t), str(b), int(s)) for t, b, s in conn.execute(samples)]
             (online,) = conn.execute(onlines).fetchone()
-        return rows, int(online)
+            kinds = [(str(d), str(k)) for d, k in conn.execute(changes)]
+        return rows, int(online), kinds
 
-    async def read() -> tuple[list[Key], int]:
+    async def read() -> tuple[list[Key], int, list[tuple[str, str]]]:
         conn = await asyncpg.connect(url)
         try:
             rows = [(r[0], r[1], int(r[2])) for r in await conn.fetch(samples)]
             online = int(await conn.fetchval(onlines))
+            kinds = [(r[0], r[1]) for r in await conn.fetch(changes)]
         finally:
             await conn.close()
-        return rows, online
+        return rows, online, kinds
 
     return asyncio.run(read())
 
@@ -376,11 +406,15 @@ def test_collector_killed_and_restarted_30_s_later_loses_and_duplicates_nothing(
         wait_subscribed(base, collector, log)
         publisher = Publisher(broker, district)
         publisher.start()
+        # T000 loses power: silent from now, its Will published by the broker only once the
+        # collector is down (its keepalive ran out).
+        publisher.dead.add("T000")
         time.sleep(BEFORE_KILL_SECONDS)  # the stream runs: rows accepted, some not yet written
         before_kill = len(publisher.published)
         collector.send_signal(signal.SIGKILL)
         collector.wait(10)
         killed_at = time.monotonic()
+        publisher.will("T000")
         time.sleep(DOWN_SECONDS)
         collector = start_collector(config, log)
         metrics = wait_subscribed(base, collector, log)
@@ -411,7 +445,7 @@ def test_collector_killed_and_restarted_30_s_later_loses_and_duplicates_nothing(
         _, metrics = get(f"{base}/metrics")
         collector.send_signal(signal.SIGTERM)
         assert collector.wait(30) == 0, log.read_text()[-3000:]
-        rows, online_events = stored(fresh_database_url, district)
+        rows, online_events, changes = stored(fresh_database_url, district)
         seen = witness.snapshot()
         stored_set = set(rows)
         lost = len(published - stored_set)
@@ -437,6 +471,15 @@ def test_collector_killed_and_restarted_30_s_later_loses_and_duplicates_nothing(
         # One ONLINE per terminal before the kill, at most one more after the restart (the
         # restarted collector does not know the terminal was online: docs/availability.md).
         assert TERMINALS <= online_events <= 2 * TERMINALS
+        # The terminal that died while the collector was down: the online interval the killed
+        # collector left open is closed by its Will, received after the restart, so the
+        # stored events (what availability is rebuilt from) end offline as the state does.
+        assert [k for t, k in changes if t == "T000"][-1] == "terminal_offline"
+        assert all(
+            [k for t, k in changes if t == x][-1] == "terminal_online"
+            for x in publisher.boots
+            if x != "T000"
+        )
     finally:
         if publisher is not None and publisher._thread is not None:
             publisher._stop.set()

@@ -158,6 +158,10 @@ def describe(event: Event, names: Names) -> tuple[str, str]:
         why = str(d.get("reason", ""))
         zh_why = f"：{_OFFLINE_ZH[why]}" if why in _OFFLINE_ZH else ""
         en_why = f": {_OFFLINE_EN[why]}" if why in _OFFLINE_EN else ""
+        if d.get("after_restart"):
+            # An interval the last run left open, closed by what this run learnt (its start).
+            zh_why += "（采集服务重启后得知）"
+            en_why += " (learnt after the collector restarted)"
         return (f"{at_zh}终端 {sw} 离线{zh_why}", f"terminal {sw} is offline{en_why}{at_en}")
     if k is EventKind.COLLECTOR_BLIND:
         n = d.get("terminals_unknown")

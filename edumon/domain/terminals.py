@@ -267,6 +267,10 @@ class TerminalState:
     watch_from: float | None = None
     """A timeout counts silence only from here (the link came back): a full window of fresh
     data after a blind spell."""
+    left_online: bool = False
+    """The store's newest event of this terminal says online, and nothing has been heard since
+    the collector started (``TerminalsState.restore_online``): should it turn out offline, an
+    OFFLINE event closes that interval."""
     challenger: tuple[str, int] | None = None
     """A session whose messages are being ignored as old (see ``TAKEOVER_MESSAGES``)."""
     challenger_seq: int = 0
@@ -460,6 +464,25 @@ class TerminalsState:
         st.last_observed_at = observed_at
         return True
 
+    def restore_online(self, school: str, terminal: str, now: float) -> bool:
+        """Note that the store left this terminal online (at start-up, before any message).
+
+        The collector stopped, or was killed, while the terminal was online; what happened
+        since is unknown. Availability is rebuilt from the stored events
+        (``intervals_from_events``), so that interval must be closed if the terminal is not
+        online now: by its Will or shutdown received after the start (queued by the broker, or
+        retained), or by a timeout counted from ``now`` when nothing comes. A heartbeat instead
+        continues the interval.
+
+        Returns False for a terminal not in the inventory (or already heard from).
+        """
+        st = self.terminals.get((school, terminal))
+        if st is None or st.online is not None:
+            return False
+        st.left_online = True
+        st.watch_from = now
+        return True
+
     def classroom_link_speed(self, classroom: str) -> float | None:
         """The classroom terminal's NIC speed (Mbit/s), for the 1000M check without a switch port.
 
@@ -572,7 +595,7 @@ class TerminalsState:
             return ()  # nothing can be heard: silence says nothing
         events: list[Event] = []
         for st in self.terminals.values():
-            if not (st.online or st.unknown_since is not None):
+            if not (st.online or st.unknown_since is not None or st.left_online):
                 continue
             # Silence counts from the last sign of life, or from when the link came back.
             marks = [t for t in (st.last_seen, st.watch_from) if t is not None]
@@ -580,7 +603,9 @@ class TerminalsState:
                 continue
             st.unknown_since = None
             st.watch_from = None
-            if st.online and st.last_seen is not None:
+            if st.left_online:
+                events.append(self._close_left_online(st, "timeout", max(marks), now))
+            elif st.online and st.last_seen is not None:
                 events.append(
                     self._go_offline(
                         st, "timeout", st.last_seen, now, silent_seconds=now - st.last_seen
@@ -611,7 +636,7 @@ class TerminalsState:
         """The link is back: a terminal still unknown is timed out only after a full window."""
         self.blind_since = None
         for st in self.terminals.values():
-            if st.unknown_since is not None or st.online:
+            if st.unknown_since is not None or st.online or st.left_online:
                 st.watch_from = now
 
     def release(self, now: float) -> tuple[Event, ...]:
@@ -749,6 +774,9 @@ class TerminalsState:
         st.unknown_since = None
         st.watch_from = None
         if st.online is None:
+            if st.left_online:
+                # The store left it online when the collector stopped: that interval ends.
+                return (self._close_left_online(st, reason, now, now),)
             # Nothing was online, so no interval ends and no event is due (a retained Will seen
             # when the collector starts at night).
             st.online = False
@@ -777,6 +805,7 @@ class TerminalsState:
 
     def _online(self, st: TerminalState, msg: Heartbeat | Status, now: float) -> Event:
         previous = st.offline_reason
+        st.left_online = False
         st.online = True
         st.online_since = now
         st.offline_since = None
@@ -837,6 +866,44 @@ class TerminalsState:
                 "last_seen": st.last_seen,
                 "detected_at": now,
                 **details,
+            },
+        )
+
+    def _close_left_online(
+        self, st: TerminalState, reason: OfflineReason, since: float, now: float
+    ) -> Event:
+        """The OFFLINE event that ends an interval the store left open (``restore_online``).
+
+        Dated when this run learnt it (the Will's receipt; for a timeout, the start of the
+        window): the time the collector was down is not monitored either way.
+        """
+        st.left_online = False
+        st.online = False
+        st.offline_since = since
+        st.offline_reason = reason
+        st.watch_from = None
+        why = {
+            "will": "its Last Will arrived after the collector restarted",
+            "shutdown": "it had shut down while the collector was stopped",
+            "timeout": "nothing was heard from it after the collector restarted",
+        }[reason]
+        boot, birth_seq = st.session if st.session is not None else (None, None)
+        return Event(
+            at=since,
+            kind=EventKind.TERMINAL_OFFLINE,
+            device_id=st.terminal,
+            school=st.school,
+            classroom=st.classroom,
+            message=f"terminal {st.terminal} of classroom {st.classroom} is offline: {why}",
+            details={
+                "terminal": st.terminal,
+                "reason": reason,
+                "boot": boot,
+                "bd_seq": birth_seq,
+                "online_since": None,
+                "last_seen": None,
+                "detected_at": now,
+                "after_restart": True,
             },
         )
 

@@ -11,6 +11,7 @@ from datetime import date
 
 from sqlalchemy import func, select
 
+from edumon.domain.models import EventKind
 from edumon.domain.rollups import InterfaceRollup
 from edumon.store import tables as t
 from edumon.store.base import StoreBase, chunks
@@ -128,6 +129,31 @@ class StoreReports(StoreBase):
             )
             for r in rows
         ]
+
+    async def terminals_left_online(self, since: float) -> list[tuple[str, str, float]]:
+        """Terminals whose newest TERMINAL_ONLINE/OFFLINE event since ``since`` is ONLINE:
+        (school, terminal, at). Their online interval is open in the store: the daemon stopped
+        (or was killed) while they were online (``TerminalsState.restore_online``).
+
+        Raises:
+            StoreError: the database failed.
+        """
+        e = t.events
+        kinds = (EventKind.TERMINAL_ONLINE.value, EventKind.TERMINAL_OFFLINE.value)
+        newest = func.row_number().over(
+            partition_by=(e.c.school, e.c.device_id), order_by=(e.c.at.desc(), e.c.id.desc())
+        )
+        ranked = (
+            select(e.c.school, e.c.device_id, e.c.kind, e.c.at, newest.label("n"))
+            .where(e.c.kind.in_(kinds), e.c.at >= to_db(since))
+            .subquery()
+        )
+        query = select(ranked.c.school, ranked.c.device_id, ranked.c.at).where(
+            ranked.c.n == 1, ranked.c.kind == EventKind.TERMINAL_ONLINE.value
+        )
+        async with self._guard("reading terminals left online"), self._engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return [(school, terminal, from_db(at)) for school, terminal, at in rows if school]
 
     async def agent_reports_recorded(self, since: float) -> AgentReportsRecorded:
         """The school agents' reports recorded with a poll time from ``since`` on.

@@ -419,8 +419,10 @@ class AgentReports:
             school=msg.school,
             terminal=probe.terminal,
             boot_id=f"probe-{msg.boot_id}"[:64],
+            # Each answer is a session of its own: the agent's seq counts all its reports (and
+            # old probes are not forwarded), so gaps in it are no terminal message lost.
             seq=msg.seq,
-            birth_seq=0,
+            birth_seq=msg.seq,
             observed_at=probe.at,
             uptime_seconds=0.0,
             agent_version=msg.agent_version,

@@ -6,12 +6,16 @@ import pytest
 
 from edumon.collector import Collector
 from edumon.config import inventory_of, parse_config
+from edumon.domain import observation_codec as codec
 from edumon.domain.models import DeviceUnreachable, Observation, OperStatus
 from edumon.domain.state import NetworkState
+from edumon.sources.agent_reports import AgentReports
 from edumon.store.protocol import AgentReportRow
+from edumon.wire import KIND_POLL, PollReport, agent_topic, encode_poll
 from tests.domain.conftest import DISTRICT
 from tests.domain.readings import port, reading
-from tests.test_collector import FlakyStore
+from tests.school_agent.test_agent_reports import Store
+from tests.test_collector import FlakyStore, terminal_collector
 
 
 async def test_history_is_stored_without_moving_the_present() -> None:
@@ -72,3 +76,30 @@ async def test_a_school_agents_report_is_acknowledged_only_with_its_rows_stored(
     # The reports were recorded in the same write as the samples they produced.
     assert [r.seq for r in store.agent_reports] == [1, 2]  # type: ignore[attr-defined]
     assert sorted(s.at for s in store.device_samples) == [900.0, 1000.0]
+
+
+async def test_probe_answers_are_heartbeats_without_a_loss_count() -> None:
+    """A probe's seq is the agent's (it counts every report), and old probes are not passed on:
+    the gaps between the probes of one terminal are no lost terminal message."""
+    config = parse_config(DISTRICT)
+    now = [1000.0]
+    collector = terminal_collector(config, FlakyStore(), now)
+    reports = AgentReports(
+        collector, Store(), district="t", agent_schools=frozenset({"S1"}), switch_school={}
+    )
+    for seq in (5, 9, 14):
+        now[0] = 1000.0 + seq
+        probe = codec.TerminalProbe("S1-101", now[0], True, "tcp", 0.001)
+        report = PollReport(
+            "t", "S1", "S1-agent", "boot1", seq, now[0], "0.1.0", False, codec.encode_probe(probe)
+        )
+        reports.handle(
+            agent_topic("t", "S1", "S1-agent", KIND_POLL), encode_poll(report), now[0], lambda: None
+        )
+    await collector.drain()
+    assert collector.terminals is not None
+    st = collector.terminals.terminal("S1", "S1-101")
+    assert st is not None
+    assert st.online is True
+    assert dict(collector.stats.lost_messages_total) == {}
+    assert dict(collector.stats.duplicates_total) == {}

@@ -234,12 +234,29 @@ class Rig:
         self, seconds: float, procs: list[subprocess.Popen[bytes]]
     ) -> tuple[float, dict[tuple[str, int], float]]:
         """Stop the broker for ``seconds``; when it ends, what the agent's spool holds (read
-        before the broker returns, then restarted): (stopped at, spooled)."""
+        before the broker returns, then restarted): (stopped at, spooled).
+
+        The agent (the last of ``procs``) is held (SIGSTOP) from just before the broker returns
+        until the collector has its subscription back: a broker delivers a session's queued
+        messages interleaved with new ones (Mosquitto does), so an agent that reconnected first
+        would have its drain order blurred by the broker, not by itself.
+        """
         self.broker.stop()
         stopped_at = time.time()
         _wait("the outage", lambda: time.time() - stopped_at >= seconds, procs, seconds + 10)
         waiting = spool_entries(self.spool)
-        self.broker.start()
+        agent = procs[-1]
+        agent.send_signal(signal.SIGSTOP)
+        try:
+            self.broker.start()
+            _wait(
+                "the collector subscribed again",
+                lambda: metric(self.api, "edumon_agent_reports_connected") == 1,
+                procs[:-1],
+                60,
+            )
+        finally:
+            agent.send_signal(signal.SIGCONT)
         return stopped_at, waiting
 
 

@@ -49,6 +49,7 @@ class CountingStore:
         terminal_samples: Sequence[TerminalSample] = (),
         *,
         positions: Sequence[object] = (),
+        agent_reports: Sequence[object] = (),
     ) -> None:
         self.rollups += len(interface_rollups)
         self.devices += len(device_samples)

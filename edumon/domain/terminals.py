@@ -840,33 +840,20 @@ class TerminalsState:
         if st.history.maxlen is not None and len(st.history) == st.history.maxlen:
             st.history_dropped += 1
         st.history.append((start, max(start, since)))
-        st.online = False
-        st.online_since = None
-        st.offline_since = since
-        st.offline_reason = reason
         why = {
             "will": "its connection was lost or its agent was killed (Last Will)",
             "shutdown": "it shut down cleanly",
             "timeout": "its heartbeats stopped (power loss or network cut)",
         }[reason]
-        boot, birth_seq = st.session if st.session is not None else (None, None)
-        return Event(
-            at=since,
-            kind=EventKind.TERMINAL_OFFLINE,
-            device_id=st.terminal,
-            school=st.school,
-            classroom=st.classroom,
-            message=f"terminal {st.terminal} of classroom {st.classroom} is offline: {why}",
-            details={
-                "terminal": st.terminal,
-                "reason": reason,
-                "boot": boot,
-                "bd_seq": birth_seq,
-                "online_since": start,
-                "last_seen": st.last_seen,
-                "detected_at": now,
-                **details,
-            },
+        return self._offline_event(
+            st,
+            reason,
+            since,
+            why,
+            online_since=start,
+            last_seen=st.last_seen,
+            detected_at=now,
+            **details,
         )
 
     def _close_left_online(
@@ -878,15 +865,32 @@ class TerminalsState:
         window): the time the collector was down is not monitored either way.
         """
         st.left_online = False
-        st.online = False
-        st.offline_since = since
-        st.offline_reason = reason
         st.watch_from = None
         why = {
             "will": "its Last Will arrived after the collector restarted",
             "shutdown": "it had shut down while the collector was stopped",
             "timeout": "nothing was heard from it after the collector restarted",
         }[reason]
+        return self._offline_event(
+            st,
+            reason,
+            since,
+            why,
+            online_since=None,
+            last_seen=None,
+            detected_at=now,
+            after_restart=True,
+        )
+
+    @staticmethod
+    def _offline_event(
+        st: TerminalState, reason: OfflineReason, since: float, why: str, **details: object
+    ) -> Event:
+        """Set the terminal offline since ``since`` and return its TERMINAL_OFFLINE event."""
+        st.online = False
+        st.online_since = None
+        st.offline_since = since
+        st.offline_reason = reason
         boot, birth_seq = st.session if st.session is not None else (None, None)
         return Event(
             at=since,
@@ -900,10 +904,7 @@ class TerminalsState:
                 "reason": reason,
                 "boot": boot,
                 "bd_seq": birth_seq,
-                "online_since": None,
-                "last_seen": None,
-                "detected_at": now,
-                "after_restart": True,
+                **details,
             },
         )
 
